@@ -1,0 +1,30 @@
+"""`careeredge-cloud <step>`: one sub-command per pipeline step (dvc.yaml calls these)."""
+from __future__ import annotations
+
+import click
+
+from shared.lazy_cli import LazyGroup
+
+COMMANDS = {
+    "prepare": "cloud.data.prepare:prepare_command",
+    "train-a": "cloud.training.train_a:train_a_command",
+    "evaluate": "cloud.training.evaluate:evaluate_command",
+    "export": "cloud.export.command:export_command",
+    "ingest": "cloud.ingest.command:ingest_command",
+    "normalize": "cloud.ingest.normalize_command:normalize_command",
+    "pseudo-label": "cloud.training.pseudo_label:pseudo_label_command",
+    "train-b": "cloud.training.train_b:train_b_command",
+    "evaluate-b": "cloud.training.evaluate_b:evaluate_b_command",
+    "collect": "cloud.collector.command:collect_command",
+    "publish": "cloud.publisher.command:publish_command",
+}
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS)
+@click.version_option(package_name="careeredge")
+def main() -> None:
+    """careeredge cloud side: data, Model A/B training, export, sync and publishing."""
+
+
+if __name__ == "__main__":
+    main()

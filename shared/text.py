@@ -1,0 +1,90 @@
+"""Text cleaning shared by training and serving.
+
+The trainer and the device call exactly these functions, so what the model saw at training time
+is what it sees on the Pi. Nothing here imports torch, transformers or anything heavy.
+"""
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from pathlib import Path
+
+from shared.stopwords import STOP_WORDS
+
+URL_TOKEN = "[url]"
+EMAIL_TOKEN = "[email]"
+
+_TAG = re.compile(r"<[^>]+>")
+_BLOCK_TAG = re.compile(r"</?(p|div|br|li|ul|ol|h[1-6]|tr|td|section|article)\b[^>]*>", re.I)
+_SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.I | re.S)
+_URL = re.compile(r"(https?://|www\.)\S+", re.I)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b")
+_SPACES = re.compile(r"[ \t\f\v\u00a0]+")
+_NEWLINES = re.compile(r"\s*\n\s*")
+_WORD = re.compile(r"[a-z0-9][a-z0-9+#.\-]*[a-z0-9+#]|[a-z0-9]", re.I)
+
+# Mojibake seen in the 2025 CSV (UTF-8 bytes decoded as cp1252 upstream, e.g. "â€“").
+_MOJIBAKE_MARKERS = ("â€", "Ã©", "Ã¨", "Â ")
+
+
+def repair_mojibake(text: str) -> str:
+    """Undo one round of UTF-8-read-as-cp1252 damage, but only when it round-trips cleanly."""
+    if not any(marker in text for marker in _MOJIBAKE_MARKERS):
+        return text
+    try:
+        return text.encode("cp1252").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+def strip_html(text: str) -> str:
+    """Drop scripts, styles and tags (block tags become line breaks), then decode entities."""
+    text = _SCRIPT_STYLE.sub(" ", text)
+    text = _BLOCK_TAG.sub("\n", text)
+    text = _TAG.sub(" ", text)
+    return html.unescape(text)
+
+
+def clean_text(text: str) -> str:
+    """Canonical cleaning: HTML and entities out, NFKC, URLs/emails masked, whitespace folded.
+
+    Case is kept: the tokenizer lower-cases for uncased encoders, and the skill matcher wants the
+    original spelling for display.
+    """
+    text = repair_mojibake(text)
+    text = strip_html(text)
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    text = _URL.sub(URL_TOKEN, text)
+    text = _EMAIL.sub(EMAIL_TOKEN, text)
+    text = _SPACES.sub(" ", text)
+    text = _NEWLINES.sub("\n", text)
+    return text.strip()
+
+
+def remove_stop_words(text: str) -> str:
+    """Keep only non-stop-word tokens (lower-cased). Used by the TF-IDF baseline and keyword stats.
+
+    The transformer gets the cleaned text *with* stop words: it was pretrained on natural sentences.
+    """
+    return " ".join(w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens of cleaned text (technical tokens such as c++, c#, node.js survive)."""
+    return _WORD.findall(text.lower())
+
+
+def load_tokenizer(path: str | Path, max_length: int):
+    """Load a fast tokenizer from `tokenizer.json` with truncation and padding fixed for the model.
+
+    Both the trainer and the device runtime tokenize through this, so ids match byte for byte.
+    """
+    from tokenizers import Tokenizer  # light: the Rust tokenizers wheel, no transformers
+
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_length=max_length)
+    pad_id = tokenizer.token_to_id("[PAD]")
+    tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
+    return tokenizer
