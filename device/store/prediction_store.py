@@ -1,0 +1,258 @@
+"""The durable prediction buffer every front (CLI, web, TUI, API) writes through.
+
+Concurrency model: the web daemon, a TUI and a CLI may all write the same file at once, from
+different processes. SQLite in WAL mode lets readers run while one writer writes; writers queue on
+the database lock. Every write here is one short transaction (a single INSERT, or one UPDATE/DELETE
+inside BEGIN IMMEDIATE), and each connection waits up to `busy_timeout_ms` for the lock instead of
+failing, so nobody is locked out for longer than another writer's few milliseconds.
+
+Durability: a write is committed before `insert` returns, so once the API has answered 200 the row
+survives the process being killed. `synchronous=NORMAL` in WAL mode is safe against application
+crashes and never corrupts on power loss; a power cut can at worst drop the last few commits.
+
+Within one process the store is shared by waitress' worker threads: one connection, guarded by a
+lock (SQLite serialises writers anyway, and reads here are a few milliseconds).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import uuid as uuid_module
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from sqlite_utils import Database
+
+from device.store.migrate import MIGRATIONS_DIR, migrate, schema_version
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("cli", "web", "tui", "api")
+PRIVACY_MODES = ("full", "hash")
+SNIPPET_CHARS = 120
+TABLE = "predictions"
+
+
+class StoreError(RuntimeError):
+    """The store could not be opened or read."""
+
+
+class StoreWriteError(StoreError):
+    """A write failed (disk full, read-only file, I/O error). The prediction itself is still valid."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+class PredictionStore:
+    def __init__(self, path: str | Path, privacy: str = "full", busy_timeout_ms: int = 5000,
+                 migrations_dir: Path = MIGRATIONS_DIR):
+        if privacy not in PRIVACY_MODES:
+            raise ValueError(f"privacy must be one of {PRIVACY_MODES}, got {privacy!r}")
+        self.path = Path(path)
+        self.privacy = privacy
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self.schema_version = migrate(conn, self.path, migrations_dir)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open prediction store {self.path}: {exc}") from exc
+        self._conn = conn
+        self.db = Database(conn)
+        self.table = self.db[TABLE]
+
+    # --- writing -----------------------------------------------------------------------------
+    def insert(self, record: dict[str, Any]) -> str:
+        """Store one prediction. Returns its uuid; an existing uuid is left as it is (idempotent).
+
+        `record` holds: text, source, model_name, model_version, label, label_name, latency_ms,
+        p0/p1 (or probabilities=[p0, p1]); optional uuid, created_at, input_notes.
+        """
+        row = self._row(record)
+        try:
+            with self._lock:
+                self.table.insert(row, ignore=True)
+        except sqlite3.Error as exc:
+            raise StoreWriteError(f"could not store prediction {row['uuid']} in {self.path}: {exc}") from exc
+        return row["uuid"]
+
+    def insert_prediction(self, prediction: Any, text: str, source: str, model_name: str,
+                          uuid: str | None = None, input_notes: Sequence[str] = ()) -> str:
+        """Store a runtime `Prediction` (device.runtime.base) made from `text`."""
+        return self.insert({
+            "uuid": uuid, "text": text, "source": source, "model_name": model_name,
+            "model_version": prediction.model_version, "label": prediction.label,
+            "label_name": prediction.label_name, "probabilities": prediction.probabilities,
+            "latency_ms": prediction.latency_ms, "input_notes": list(input_notes),
+        })
+
+    def _row(self, record: dict[str, Any]) -> dict[str, Any]:
+        text = record["text"]
+        source = record["source"]
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        p0, p1 = record["probabilities"] if "probabilities" in record else (record["p0"], record["p1"])
+        notes = record.get("input_notes") or None
+        return {
+            "uuid": str(uuid_module.UUID(str(record["uuid"]))) if record.get("uuid") else str(uuid_module.uuid4()),
+            "created_at": record.get("created_at") or utc_now(),
+            "source": source,
+            "model_name": record["model_name"],
+            "model_version": record["model_version"],
+            "text": text if self.privacy == "full" else None,
+            "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "snippet": make_snippet(text),
+            "label": int(record["label"]),
+            "label_name": record["label_name"],
+            "p0": float(p0),
+            "p1": float(p1),
+            "latency_ms": float(record["latency_ms"]),
+            "synced_at": None,
+            "input_notes": json.dumps(list(notes)) if notes else None,
+        }
+
+    def mark_synced(self, uuids: Iterable[str], at: str | None = None) -> int:
+        """Flag rows as delivered to the cloud. Returns how many rows changed."""
+        uuids = list(uuids)
+        if not uuids:
+            return 0
+        at = at or utc_now()
+        changed = 0
+        with self._write_transaction():
+            for start in range(0, len(uuids), 500):  # stay under SQLite's bound-variable limit
+                chunk = uuids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                cursor = self._conn.execute(
+                    f"UPDATE {TABLE} SET synced_at = ? WHERE synced_at IS NULL AND uuid IN ({marks})",
+                    [at, *chunk])
+                changed += cursor.rowcount
+        return changed
+
+    def prune(self, retention_days: int, now: datetime | None = None) -> int:
+        """Delete synced rows older than `retention_days`. Unsynced rows are never deleted.
+
+        `retention_days = 0` means keep everything. Returns the number of rows deleted.
+        """
+        if retention_days <= 0:
+            return 0
+        cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=retention_days))
+        cutoff_text = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        with self._write_transaction():
+            cursor = self._conn.execute(
+                f"DELETE FROM {TABLE} WHERE synced_at IS NOT NULL AND created_at < ?", [cutoff_text])
+        log.info("store.pruned", extra={"fields": {"deleted": cursor.rowcount, "before": cutoff_text}})
+        return cursor.rowcount
+
+    def _write_transaction(self):
+        return _ImmediateTransaction(self._conn, self._lock, self.path)
+
+    # --- reading -----------------------------------------------------------------------------
+    def unsynced(self, limit: int = 500) -> list[dict]:
+        """Oldest undelivered predictions first (what the sync agent ships next)."""
+        with self._lock:
+            return list(self.table.rows_where("synced_at IS NULL", order_by="created_at, rowid",
+                                              limit=limit))
+
+    def count_unsynced(self) -> int:
+        with self._lock:
+            return self.table.count_where("synced_at IS NULL")
+
+    def recent(self, limit: int = 20, offset: int = 0, label: int | None = None) -> list[dict]:
+        """Newest first, optionally only one label (history pages)."""
+        where, args = ("label = ?", [label]) if label is not None else (None, None)
+        with self._lock:
+            return list(self.table.rows_where(where, args, order_by="created_at DESC, rowid DESC",
+                                              limit=limit, offset=offset))
+
+    def count(self, label: int | None = None) -> int:
+        with self._lock:
+            if label is None:
+                return self.table.count
+            return self.table.count_where("label = ?", [label])
+
+    def get(self, uuid: str) -> dict | None:
+        with self._lock:
+            rows = list(self.table.rows_where("uuid = ?", [uuid]))
+        return rows[0] if rows else None
+
+    def size_bytes(self) -> int:
+        """The database file plus its WAL (what the data costs on the SD card)."""
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            candidate = self.path.with_name(self.path.name + suffix)
+            if candidate.exists():
+                total += candidate.stat().st_size
+        return total
+
+    def stats(self) -> dict:
+        with self._lock:
+            by_label = {str(row["label"]): row["n"] for row in self.db.query(
+                f"SELECT label, COUNT(*) AS n FROM {TABLE} GROUP BY label")}
+            last = self._conn.execute(f"SELECT MAX(created_at) FROM {TABLE}").fetchone()[0]
+        return {
+            "path": str(self.path), "schema_version": schema_version(self._conn),
+            "privacy": self.privacy, "rows": sum(by_label.values()), "by_label": by_label,
+            "unsynced": self.count_unsynced(), "size_bytes": self.size_bytes(), "last_prediction_at": last,
+        }
+
+    def integrity_check(self) -> str:
+        with self._lock:
+            return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "PredictionStore":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class _ImmediateTransaction:
+    """BEGIN IMMEDIATE ... COMMIT under the in-process lock: take the write lock up front, so a
+    multi-statement write never fails half-way on a lock upgrade."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock, path: Path):
+        self.conn, self.lock, self.path = conn, lock, path
+
+    def __enter__(self):
+        self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self.lock.release()
+            raise StoreWriteError(f"could not write to {self.path}: {exc}") from exc
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.Error as commit_error:
+                    self.conn.execute("ROLLBACK")
+                    raise StoreWriteError(f"could not write to {self.path}: {commit_error}") from commit_error
+            else:
+                self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreWriteError(f"could not write to {self.path}: {exc}") from exc
+        finally:
+            self.lock.release()
+        return False
