@@ -71,6 +71,7 @@ class AdminConfig:
 @dataclass
 class ProfileConfig:
     skills: list[str] = field(default_factory=list)
+    trends_file: Path = field(default_factory=lambda: _default_data_dir() / "skill_trends.json")
 
 
 @dataclass
