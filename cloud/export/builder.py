@@ -1,0 +1,130 @@
+"""Build a device bundle from a trained HF classifier directory.
+
+    HF dir -> model_fp32.onnx -> model_fp32_fused.onnx -> bundle/model.onnx (INT8)
+                                                        -> parity gate on the test split
+                                                        -> golden.jsonl + manifest.json
+
+The bundle is assembled in a staging directory and renamed into place only after the parity gate
+passes, so a failed export never leaves a bundle the device or the OTA publisher would pick up.
+The FP32 graphs stay in `work_dir` for the inference benchmark.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cloud.artifacts import atomic_directory
+from cloud.export import parity
+from cloud.export.onnx_export import export_onnx
+from cloud.export.optimize import attention_geometry, fuse_transformer
+from cloud.export.quantize import quantize_int8
+from cloud.export.reference import TorchClassifier, load_classifier
+from shared.bundle import GOLDEN_FILE, MODEL_FILE, TOKENIZER_FILE, write_bundle
+from shared.errors import UserError
+
+GOLDEN_PER_CLASS = 4
+FP32_FILE = "model_fp32.onnx"
+FUSED_FILE = "model_fp32_fused.onnx"
+
+
+@dataclass
+class EvalSet:
+    """Postings the parity gate runs on (the test split): raw text and true label."""
+
+    texts: Sequence[str]
+    labels: Sequence[int]
+    ids: Sequence[str] | None = None
+
+
+@dataclass
+class ExportResult:
+    bundle_dir: Path
+    manifest: dict
+    parity: parity.ParityReport
+
+
+def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: str, version: str,
+                  max_length: int, work_dir: Path, base_model: str = "", training_data_hash: str = "",
+                  per_channel: bool = True, reduce_range: bool = False, progress=None) -> ExportResult:
+    step = progress or (lambda message: None)
+    model_dir, out_dir, work_dir = Path(model_dir), Path(out_dir), Path(work_dir)
+    tokenizer_path = model_dir / TOKENIZER_FILE
+    if not tokenizer_path.is_file():
+        raise UserError(f"{model_dir} has no {TOKENIZER_FILE}; the device tokenizes with it")
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    step("loading the FP32 model")
+    model = load_classifier(model_dir)
+    labels = {int(k): v for k, v in model.config.id2label.items()}
+
+    step("exporting to ONNX")
+    export_onnx(model, work_dir / FP32_FILE)
+    step("fusing attention / LayerNorm / GELU")
+    heads, hidden = attention_geometry(model.config)
+    layers = getattr(model.config, "num_hidden_layers", None) or model.config.n_layers
+    fusion = fuse_transformer(work_dir / FP32_FILE, work_dir / FUSED_FILE, heads, hidden, layers)
+
+    with atomic_directory(out_dir) as staging:
+        step("quantizing to INT8")
+        quantization = quantize_int8(work_dir / FUSED_FILE, staging / MODEL_FILE, per_channel, reduce_range)
+        shutil.copyfile(tokenizer_path, staging / TOKENIZER_FILE)
+        common = dict(name=name, version=version, labels=labels, max_length=max_length,
+                      base_model=base_model, training_data_hash=training_data_hash)
+        write_bundle(staging, **common)  # provisional: lets the device runtime load the staged bundle
+
+        step(f"parity check on {len(eval_set.texts)} test postings")
+        fp32_probs = TorchClassifier(model, tokenizer_path, max_length).probabilities(eval_set.texts)
+        int8_probs = _int8_probabilities(staging, eval_set.texts)
+        report = parity.enforce(parity.compare(
+            fp32_probs.argmax(1).tolist(), int8_probs.argmax(1).tolist(), list(eval_set.labels),
+            fp32_probs[:, 1].tolist(), int8_probs[:, 1].tolist(),
+        ))
+        _write_golden(staging / GOLDEN_FILE, eval_set, fp32_probs, int8_probs, labels)
+
+        metrics = {
+            "parity": report.to_dict(),
+            "accuracy_fp32": round(report.accuracy_fp32, 6),
+            "accuracy_int8": round(report.accuracy_int8, 6),
+            "size_fp32_mb": _megabytes(work_dir / FP32_FILE),
+            "size_int8_mb": _megabytes(staging / MODEL_FILE),
+            "fused_operators": fusion,
+            "quantization": quantization,
+        }
+        manifest = write_bundle(staging, **common, metrics=metrics)
+    return ExportResult(out_dir, manifest, report)
+
+
+def _int8_probabilities(bundle_dir: Path, texts: Sequence[str]) -> np.ndarray:
+    from device.runtime import load_backend  # the exact runtime the device will use
+
+    backend = load_backend(bundle_dir)
+    return np.array([p.probabilities for p in backend.predict(list(texts))])
+
+
+def _write_golden(path: Path, eval_set: EvalSet, fp32_probs: np.ndarray, int8_probs: np.ndarray,
+                  labels: dict[int, str]) -> None:
+    """The most confident postings per class on which FP32 and INT8 agree: an OTA smoke test that
+    a healthy model passes with margin, so a failure means a broken model, not a borderline case."""
+    fp32_labels, int8_labels = fp32_probs.argmax(1), int8_probs.argmax(1)
+    rows = []
+    for label in sorted(labels):
+        candidates = [i for i in range(len(fp32_labels)) if fp32_labels[i] == int8_labels[i] == label]
+        candidates.sort(key=lambda i: -fp32_probs[i, label])
+        for i in candidates[:GOLDEN_PER_CLASS]:
+            rows.append({
+                "id": str(eval_set.ids[i]) if eval_set.ids is not None else str(i),
+                "text": eval_set.texts[i],
+                "label": int(label),
+                "label_name": labels[label],
+                "p1": round(float(fp32_probs[i, 1]), 6),
+            })
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def _megabytes(path: Path) -> float:
+    return round(path.stat().st_size / 1e6, 3)

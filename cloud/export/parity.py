@@ -1,0 +1,52 @@
+"""The export's quality gate: the INT8 bundle must decide like the FP32 model it came from."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from shared.errors import UserError
+
+MIN_AGREEMENT = 0.99
+MAX_ACCURACY_DROP_PT = 0.5
+
+
+class ParityError(UserError):
+    """INT8 disagrees with FP32 too often or loses too much accuracy: the export must not ship."""
+
+
+@dataclass
+class ParityReport:
+    examples: int
+    agreement: float            # share of postings where INT8 and FP32 predict the same class
+    accuracy_fp32: float
+    accuracy_int8: float
+    accuracy_drop_pt: float     # (FP32 - INT8) accuracy, in percentage points
+    max_probability_gap: float  # largest |p1_int8 - p1_fp32| over the examples
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def compare(fp32_labels: Sequence[int], int8_labels: Sequence[int], true_labels: Sequence[int],
+            fp32_p1: Sequence[float], int8_p1: Sequence[float]) -> ParityReport:
+    n = len(true_labels)
+    if n == 0 or not (len(fp32_labels) == len(int8_labels) == n):
+        raise ParityError(f"parity check needs matching, non-empty predictions (got {n} labels)")
+    agree = sum(a == b for a, b in zip(fp32_labels, int8_labels)) / n
+    acc_fp32 = sum(a == y for a, y in zip(fp32_labels, true_labels)) / n
+    acc_int8 = sum(b == y for b, y in zip(int8_labels, true_labels)) / n
+    gap = max(abs(a - b) for a, b in zip(fp32_p1, int8_p1))
+    return ParityReport(n, agree, acc_fp32, acc_int8, (acc_fp32 - acc_int8) * 100, gap)
+
+
+def enforce(report: ParityReport, min_agreement: float = MIN_AGREEMENT,
+            max_accuracy_drop_pt: float = MAX_ACCURACY_DROP_PT) -> ParityReport:
+    failures = []
+    if report.agreement < min_agreement:
+        failures.append(f"INT8/FP32 agreement {report.agreement:.2%} < {min_agreement:.0%}")
+    if report.accuracy_drop_pt > max_accuracy_drop_pt:
+        failures.append(f"accuracy drop {report.accuracy_drop_pt:.2f} pt > {max_accuracy_drop_pt} pt "
+                        f"({report.accuracy_fp32:.2%} -> {report.accuracy_int8:.2%})")
+    if failures:
+        raise ParityError(f"parity check failed on {report.examples} test postings: {'; '.join(failures)}")
+    return report

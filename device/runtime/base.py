@@ -1,0 +1,128 @@
+"""The inference backend interface every accelerator plugs into (Frigate-detector style).
+
+A backend turns raw posting texts into `Prediction`s. The base class owns everything that must be
+identical across backends: the same `shared.text.clean_text` the trainer used, the same tokenizer,
+softmax, label names, batching. A subclass only maps token ids to logits.
+"""
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from shared.bundle import TOKENIZER_FILE, label_names
+from shared.text import clean_text, load_tokenizer
+
+DEFAULT_BATCH_SIZE = 16
+
+
+@dataclass
+class Prediction:
+    label: int
+    label_name: str
+    probabilities: list[float]
+    model_version: str
+    latency_ms: float
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+    def to_json(self, id: Any = None) -> dict[str, Any]:
+        return {
+            "id": id,
+            "label": self.label,
+            "label_name": self.label_name,
+            "probabilities": [round(p, 6) for p in self.probabilities],
+            "model_version": self.model_version,
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+@dataclass
+class EncodedBatch:
+    """Token ids of one batch, padded only to the longest text in it (not to max_length)."""
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    token_type_ids: np.ndarray
+
+
+class InferenceBackend(ABC):
+    """Subclasses set `type_key` and implement `logits`. Construct through `device.runtime.load_backend`."""
+
+    type_key: ClassVar[str]
+
+    def __init__(self, bundle_dir: str | Path, manifest: dict[str, Any], threads: int | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE):
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest = manifest
+        self.threads = threads
+        self.batch_size = max(1, int(batch_size))
+        self.labels = label_names(manifest)
+        self.max_length = int(manifest["max_length"])
+        self.tokenizer = load_tokenizer(self.bundle_dir / TOKENIZER_FILE, self.max_length)
+
+    @property
+    def model_name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def model_version(self) -> str:
+        """`name@version`: what answered, unambiguous across Model A and Model B bundles."""
+        return f"{self.manifest['name']}@{self.manifest['version']}"
+
+    @abstractmethod
+    def logits(self, batch: EncodedBatch) -> np.ndarray:
+        """Raw class scores, shape (batch, num_labels)."""
+
+    def encode(self, cleaned_texts: Sequence[str]) -> EncodedBatch:
+        encodings = self.tokenizer.encode_batch(list(cleaned_texts))
+        return EncodedBatch(
+            input_ids=np.array([e.ids for e in encodings], dtype=np.int64),
+            attention_mask=np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            token_type_ids=np.array([e.type_ids for e in encodings], dtype=np.int64),
+        )
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Classify raw texts (cleaned here with `shared.text.clean_text`) in batches.
+
+        Texts are sorted by length before batching so each batch pads to similar lengths, then the
+        results are put back in input order. `latency_ms` is the batch's wall time divided by its
+        size: the per-posting cost a user pays (for a single text it is the full latency).
+        """
+        cleaned = [clean_text(t) for t in texts]
+        order = sorted(range(len(cleaned)), key=lambda i: len(cleaned[i]))
+        results: list[Prediction | None] = [None] * len(cleaned)
+        for start in range(0, len(order), self.batch_size):
+            indices = order[start:start + self.batch_size]
+            began = time.perf_counter()
+            scores = self.logits(self.encode([cleaned[i] for i in indices]))
+            probabilities = softmax(scores)
+            per_item_ms = (time.perf_counter() - began) * 1000 / len(indices)
+            for index, row in zip(indices, probabilities):
+                results[index] = self._prediction(row, per_item_ms)
+        return results  # type: ignore[return-value]
+
+    def _prediction(self, probabilities: np.ndarray, latency_ms: float) -> Prediction:
+        label = int(np.argmax(probabilities))
+        return Prediction(
+            label=label,
+            label_name=self.labels.get(label, str(label)),
+            probabilities=[float(p) for p in probabilities],
+            model_version=self.model_version,
+            latency_ms=latency_ms,
+        )
+
+    def close(self) -> None:
+        """Release accelerator resources (no-op for CPU backends)."""
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64)
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
