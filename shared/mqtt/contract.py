@@ -1,0 +1,344 @@
+"""MQTT contract v1: topics, payload schemas, size limits and their validation.
+
+Both sides import this module: the device encodes with it, the cloud decodes with it, so a schema
+change is one diff in one place. CONTRACT.md beside this file is the human-readable version; keep
+the two in step (tests/sync/test_contract.py checks that every topic here is documented there).
+
+Validation is deliberately hand-rolled and small (no jsonschema dependency on the Pi): every
+payload is size-checked *before* it is parsed, then parsed as strict JSON, then checked field by
+field. Any failure raises `ContractError` whose `reason` is a short machine-readable word the
+collector counts by.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from shared.signing import canonical_json
+
+CONTRACT_VERSION = "v1"
+ROOT = f"careeredge/{CONTRACT_VERSION}"
+
+# Availability payloads are plain strings so Home Assistant / Frigate-style tooling reads them as is.
+STATUS_ONLINE = b"online"
+STATUS_OFFLINE = b"offline"
+
+# Size limits (bytes on the wire). The collector rejects anything larger before parsing it.
+KIB = 1024
+MIB = 1024 * KIB
+MAX_STATUS_BYTES = 16
+MAX_PREDICTION_BATCH_BYTES = 1 * MIB
+MAX_RECORDS_PER_BATCH = 1000
+MAX_TEXT_CHARS = 16_000
+MAX_SNIPPET_CHARS = 512
+MAX_MANIFEST_BYTES = 256 * KIB
+MAX_CHUNK_BYTES = 1 * MIB
+MAX_BUNDLE_BYTES = 1024 * MIB
+MAX_OTA_EVENT_BYTES = 8 * KIB
+MAX_MODEL_STATE_BYTES = 8 * KIB
+
+# Identifiers end up inside topic names, so they must never contain MQTT wildcards or separators.
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+_UUIDISH = re.compile(r"^[0-9A-Za-z-]{8,64}$")
+
+
+class ContractError(ValueError):
+    """A payload or topic that breaks the contract. `reason` is what the collector counts by."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+def check_identifier(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+        raise ContractError(
+            "bad_identifier",
+            f"{what} {value!r} must be 1-64 characters of letters, digits, '_', '-' or '.'",
+        )
+    return value
+
+
+class Topics:
+    """Every topic of contract v1. Placeholders are validated identifiers, never raw user strings."""
+
+    ROOT = ROOT
+    ALL_DEVICE_PREDICTIONS = f"{ROOT}/devices/+/predictions"
+    ALL_DEVICE_OTA_EVENTS = f"{ROOT}/devices/+/ota"
+    ALL_DEVICE_MODEL_STATES = f"{ROOT}/devices/+/model"
+    ALL_DEVICE_STATUSES = f"{ROOT}/devices/+/status"
+
+    @staticmethod
+    def device_status(device_id: str) -> str:
+        return f"{ROOT}/devices/{check_identifier(device_id, 'device_id')}/status"
+
+    @staticmethod
+    def device_predictions(device_id: str) -> str:
+        return f"{ROOT}/devices/{check_identifier(device_id, 'device_id')}/predictions"
+
+    @staticmethod
+    def device_model(device_id: str) -> str:
+        return f"{ROOT}/devices/{check_identifier(device_id, 'device_id')}/model"
+
+    @staticmethod
+    def device_ota_events(device_id: str) -> str:
+        return f"{ROOT}/devices/{check_identifier(device_id, 'device_id')}/ota"
+
+    @staticmethod
+    def model_manifest(channel: str) -> str:
+        return f"{ROOT}/models/{check_identifier(channel, 'channel')}/manifest"
+
+    @staticmethod
+    def model_chunk(channel: str, bundle_id: str, index: int) -> str:
+        return f"{Topics.model_chunk_prefix(channel, bundle_id)}/{int(index)}"
+
+    @staticmethod
+    def model_chunk_prefix(channel: str, bundle_id: str) -> str:
+        if not _HEX16.match(bundle_id):
+            raise ContractError("bad_identifier", f"bundle id {bundle_id!r} must be 16 hex digits")
+        return f"{ROOT}/models/{check_identifier(channel, 'channel')}/bundles/{bundle_id}/chunks"
+
+    @staticmethod
+    def shared(group: str, topic_filter: str) -> str:
+        """An MQTT v5 shared subscription: the broker spreads messages across the group's members."""
+        return f"$share/{check_identifier(group, 'group')}/{topic_filter}"
+
+    @staticmethod
+    def device_id_of(topic: str) -> str:
+        """`careeredge/v1/devices/<id>/<kind>` -> `<id>` (ContractError for anything else)."""
+        parts = topic.split("/")
+        if len(parts) != 5 or "/".join(parts[:3]) != f"{ROOT}/devices":
+            raise ContractError("bad_topic", f"not a device topic: {topic!r}")
+        return check_identifier(parts[3], "device_id")
+
+    @staticmethod
+    def chunk_index_of(topic: str) -> int:
+        index = topic.rsplit("/", 1)[-1]
+        if not index.isdigit():
+            raise ContractError("bad_topic", f"not a chunk topic: {topic!r}")
+        return int(index)
+
+
+def bundle_id(sha256_hex: str) -> str:
+    """Chunk topics are content-addressed by the first 16 hex digits of the packed bundle's sha256."""
+    return sha256_hex[:16]
+
+
+# --- payload schemas ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """One JSON field: its type, whether it must be present, and simple bounds."""
+
+    kind: type | tuple[type, ...]
+    required: bool = True
+    nullable: bool = False
+    max_len: int | None = None  # characters for str, items for list
+    min_len: int = 0
+    pattern: re.Pattern | None = None
+    choices: frozenset | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    items: "Field | dict[str, Field] | None" = None  # list element: a Field or an object schema
+
+
+Schema = dict[str, Field]
+
+
+def _check_value(value: Any, spec: Field, where: str) -> None:
+    if value is None:
+        if spec.nullable:
+            return
+        raise ContractError("schema", f"{where} must not be null")
+    kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+    # bool is an int in Python; JSON true is never a valid number here.
+    if isinstance(value, bool) and bool not in kinds:
+        raise ContractError("schema", f"{where} must be {_kind_name(kinds)}, got a boolean")
+    if not isinstance(value, kinds):
+        raise ContractError("schema", f"{where} must be {_kind_name(kinds)}, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ContractError("schema", f"{where} must be finite")
+    if isinstance(value, (str, list)):
+        if spec.max_len is not None and len(value) > spec.max_len:
+            raise ContractError("oversized_field", f"{where} is longer than {spec.max_len}")
+        if len(value) < spec.min_len:
+            raise ContractError("schema", f"{where} is shorter than {spec.min_len}")
+    if spec.pattern is not None and not spec.pattern.match(value):
+        raise ContractError("schema", f"{where} has an invalid format")
+    if spec.choices is not None and value not in spec.choices:
+        raise ContractError("schema", f"{where} must be one of {sorted(spec.choices)}")
+    if spec.minimum is not None and value < spec.minimum:
+        raise ContractError("schema", f"{where} must be >= {spec.minimum}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise ContractError("schema", f"{where} must be <= {spec.maximum}")
+    if isinstance(value, list) and spec.items is not None:
+        for i, item in enumerate(value):
+            if isinstance(spec.items, dict):
+                validate_object(item, spec.items, f"{where}[{i}]")
+            else:
+                _check_value(item, spec.items, f"{where}[{i}]")
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def validate_object(obj: Any, schema: Schema, where: str) -> dict:
+    """Check `obj` against `schema`. Unknown fields are allowed (forward compatibility within v1)."""
+    if not isinstance(obj, dict):
+        raise ContractError("schema", f"{where} must be a JSON object")
+    for name, spec in schema.items():
+        if name not in obj:
+            if spec.required:
+                raise ContractError("schema", f"{where}.{name} is missing")
+            continue
+        _check_value(obj[name], spec, f"{where}.{name}")
+    return obj
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-finite number {name}")
+
+
+@dataclass(frozen=True)
+class MessageType:
+    """A JSON payload kind: its schema id (the `schema` field), fields and wire size limit."""
+
+    schema_id: str
+    fields: Schema
+    max_bytes: int
+    extra_check: Callable[[dict], None] | None = field(default=None, compare=False)
+
+    def decode(self, raw: bytes) -> dict:
+        """Size check, strict UTF-8 JSON parse, schema id check, field validation. Raises ContractError."""
+        if len(raw) > self.max_bytes:
+            raise ContractError("oversized", f"{len(raw)} bytes > limit {self.max_bytes} for {self.schema_id}")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ContractError("not_utf8", str(exc)) from None
+        try:
+            obj = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise ContractError("malformed_json", str(exc)[:200]) from None
+        return self.validate(obj)
+
+    def validate(self, obj: Any) -> dict:
+        if not isinstance(obj, dict):
+            raise ContractError("schema", "payload must be a JSON object")
+        if obj.get("schema") != self.schema_id:
+            raise ContractError("wrong_schema", f"expected schema {self.schema_id!r}, got {obj.get('schema')!r}")
+        validate_object(obj, self.fields, "payload")
+        if self.extra_check is not None:
+            self.extra_check(obj)
+        return obj
+
+    def encode(self, obj: dict) -> bytes:
+        """Validate then serialise; a payload the device builds must pass the cloud's checks."""
+        self.validate(obj)
+        raw = canonical_json(obj)
+        if len(raw) > self.max_bytes:
+            raise ContractError("oversized", f"{len(raw)} bytes > limit {self.max_bytes} for {self.schema_id}")
+        return raw
+
+
+_NUMBER = (int, float)
+_TIMESTAMP = Field(str, max_len=40, min_len=10)
+
+PREDICTION_RECORD: Schema = {
+    "uuid": Field(str, pattern=_UUIDISH),
+    "created_at": _TIMESTAMP,
+    "source": Field(str, required=False, nullable=True, max_len=64),
+    "model_name": Field(str, nullable=True, max_len=128),
+    "model_version": Field(str, nullable=True, max_len=64),
+    "text_sha256": Field(str, nullable=True, pattern=_HEX64),
+    # Present only when the device's privacy mode is "full"; "hash" devices send null.
+    "text": Field(str, required=False, nullable=True, max_len=MAX_TEXT_CHARS),
+    "snippet": Field(str, required=False, nullable=True, max_len=MAX_SNIPPET_CHARS),
+    "label": Field(int, choices=frozenset({0, 1})),
+    "label_name": Field(str, max_len=64),
+    "probabilities": Field(list, min_len=2, max_len=2, items=Field(_NUMBER, minimum=0.0, maximum=1.0)),
+    "latency_ms": Field(_NUMBER, nullable=True, minimum=0.0),
+}
+
+PREDICTION_BATCH = MessageType(
+    schema_id="careeredge.predictions/1",
+    max_bytes=MAX_PREDICTION_BATCH_BYTES,
+    fields={
+        "device_id": Field(str, pattern=_IDENTIFIER),
+        "batch_id": Field(str, pattern=_UUIDISH),
+        "sent_at": _TIMESTAMP,
+        # Rows the device dropped under its buffer-cap policy since the previous batch.
+        "dropped_rows": Field(int, required=False, minimum=0),
+        "records": Field(list, min_len=1, max_len=MAX_RECORDS_PER_BATCH, items=PREDICTION_RECORD),
+    },
+)
+
+
+def _check_chunk_table(manifest: dict) -> None:
+    expected = math.ceil(manifest["size"] / manifest["chunk_size"])
+    if len(manifest["chunks"]) != expected:
+        raise ContractError(
+            "schema", f"manifest lists {len(manifest['chunks'])} chunks, size/chunk_size needs {expected}"
+        )
+
+
+OTA_MANIFEST = MessageType(
+    schema_id="careeredge.ota.manifest/1",
+    max_bytes=MAX_MANIFEST_BYTES,
+    extra_check=_check_chunk_table,
+    fields={
+        "channel": Field(str, pattern=_IDENTIFIER),
+        # Monotonic per channel; the device refuses anything not newer than what it already accepted.
+        "sequence": Field(int, minimum=1),
+        "name": Field(str, max_len=128),
+        "version": Field(str, max_len=64),
+        "created_at": Field(str, required=False, nullable=True, max_len=40),
+        "published_at": _TIMESTAMP,
+        "size": Field(int, minimum=1, maximum=MAX_BUNDLE_BYTES),
+        "sha256": Field(str, pattern=_HEX64),
+        "chunk_size": Field(int, minimum=1, maximum=MAX_CHUNK_BYTES),
+        "chunks": Field(list, min_len=1, max_len=4096, items=Field(str, pattern=_HEX64)),
+        "metrics": Field(dict, required=False, nullable=True),
+        "key_id": Field(str, pattern=_HEX16),
+        "signature": Field(str, max_len=200),
+    },
+)
+
+OTA_EVENTS = frozenset({"download_started", "download_resumed", "activated", "rejected", "rolled_back"})
+
+OTA_EVENT = MessageType(
+    schema_id="careeredge.ota.event/1",
+    max_bytes=MAX_OTA_EVENT_BYTES,
+    fields={
+        "device_id": Field(str, pattern=_IDENTIFIER),
+        "event": Field(str, choices=OTA_EVENTS),
+        "channel": Field(str, nullable=True, max_len=64),
+        "sequence": Field(int, required=False, nullable=True),
+        "version": Field(str, required=False, nullable=True, max_len=64),
+        "sha256": Field(str, required=False, nullable=True, max_len=64),
+        "reason": Field(str, required=False, nullable=True, max_len=64),
+        "detail": Field(str, required=False, nullable=True, max_len=1024),
+        "at": _TIMESTAMP,
+    },
+)
+
+MODEL_STATE = MessageType(
+    schema_id="careeredge.model.state/1",
+    max_bytes=MAX_MODEL_STATE_BYTES,
+    fields={
+        "device_id": Field(str, pattern=_IDENTIFIER),
+        "active_version": Field(str, nullable=True, max_len=64),
+        "active_sha256": Field(str, nullable=True, max_len=64),
+        "previous_version": Field(str, required=False, nullable=True, max_len=64),
+        "sequence": Field(int, required=False, nullable=True),
+        "at": _TIMESTAMP,
+    },
+)
