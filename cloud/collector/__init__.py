@@ -1,0 +1,1 @@
+"""`careeredge-cloud collect`: prediction logs and OTA reports from the fleet into storage."""

@@ -1,0 +1,1 @@
+"""`careeredge-cloud publish`: pack, sign and publish a model bundle to a channel over MQTT."""
