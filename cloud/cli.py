@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate-b": "cloud.training.evaluate_b:evaluate_b_command",
     "collect": "cloud.collector.command:collect_command",
     "publish": "cloud.publisher.command:publish_command",
+    "keygen": "cloud.publisher.command:keygen_command",
 }
 
 
