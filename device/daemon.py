@@ -1,0 +1,309 @@
+"""The daemon: one loaded model, one prediction store, shared by the web page, the JSON API and
+(in-process) the TUI.
+
+`Daemon` is the service object: it loads the active bundle once, classifies, writes every
+prediction through the store, and reports health. It never refuses to start because of the model:
+without a usable bundle it runs *degraded*, and `/healthz`, the page and the TUI say what is wrong
+and how to fix it. `serve()` runs it under waitress with structured logs and a graceful SIGTERM.
+
+Which bundle is active: `--model` when given; else the over-the-air slot the sync agent activated
+(`[sync] models_dir/active`); else `[model] bundle`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from device.advice import DemandTable, advise
+from device.config import Config
+from device.inputs import prepare_text
+from device.store import PredictionStore, StoreError, StoreWriteError
+from shared.errors import UserError
+from shared.skills import find_skills
+from shared.text import clean_text
+
+log = logging.getLogger(__name__)
+
+WAITRESS_THREADS = 8  # one per concurrent client the bench drives; inference releases the GIL
+
+
+@dataclass
+class Classification:
+    """One answered request: the prediction, whether it was stored, and optional explanations."""
+    prediction: Any                          # device.runtime.base.Prediction
+    uuid: str
+    stored: bool
+    text: str                                # what was classified (after input preparation)
+    cleaned_text: str                        # clean_text(text): what the model saw, for display
+    notes: list[str] = field(default_factory=list)
+    store_error: str | None = None
+    driving_terms: list[tuple[str, float]] | None = None
+    advice: Any = None                       # device.advice.Advice
+    skill_matches: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """The CLI `--json` object, plus `stored` (and the extras the request asked for)."""
+        body = self.prediction.to_json(id=self.uuid)
+        body["stored"] = self.stored
+        if self.notes:
+            body["notes"] = self.notes
+        if self.driving_terms is not None:
+            body["driving_terms"] = [{"term": t, "weight": round(w, 6)} for t, w in self.driving_terms]
+        if self.advice is not None:
+            body["advice"] = self.advice.to_json()
+        return body
+
+
+class ModelUnavailable(RuntimeError):
+    """Raised by `classify` in degraded mode; carries the fix for the user."""
+
+    def __init__(self, reason: str, fix: str):
+        super().__init__(reason)
+        self.reason, self.fix = reason, fix
+
+
+def resolve_bundle(config: Config, pinned: bool = False) -> Path:
+    """The bundle to serve: pinned (`--model`) > active over-the-air slot > `[model] bundle`."""
+    if not pinned:
+        active_link = Path(config.sync.models_dir) / "active"
+        if active_link.is_symlink() and active_link.resolve().is_dir():
+            return active_link.resolve()
+    return Path(config.model.bundle)
+
+
+class Daemon:
+    def __init__(self, config: Config, bundle_dir: Path | None = None, open_store: bool = True,
+                 load_model: bool = True):
+        self.config = config
+        self.started_at = time.time()
+        self.bundle_dir = Path(bundle_dir or resolve_bundle(config))
+        self.backend = None
+        self.model_error: str | None = None
+        self.model_fix: str | None = None
+        self.store: PredictionStore | None = None
+        self.store_error: str | None = None
+        self.demand = DemandTable.load(config.profile.trends_file)
+        self.status_providers: dict[str, Callable[[], dict]] = {"sync": self._sync_state}
+        self._shutdown_hooks: list[Callable[[], None]] = []
+        self._model_lock = threading.Lock()
+        if load_model:
+            self.load_model(self.bundle_dir)
+        if open_store:
+            self._open_store()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def load_model(self, bundle_dir: Path) -> bool:
+        """Load (or swap to) a bundle. On failure keep serving what was loaded, or run degraded."""
+        from device.runtime import load_backend  # onnxruntime import cost paid here, once
+
+        began = time.perf_counter()
+        try:
+            backend = load_backend(bundle_dir, self.config.model.backend, self.config.model.threads)
+        except UserError as exc:  # BundleError is a UserError: missing / corrupt / tampered
+            if self.backend is None:
+                self.model_error = exc.format_message()
+                self.model_fix = (f"Build or install a model bundle at {bundle_dir} (on the build machine: "
+                                  "`make main` or `careeredge-cloud export`, then copy "
+                                  "artifacts/bundles/model_a_v1), or point the daemon at one with "
+                                  "`careeredge serve --model DIR` / [model] bundle in the config, then restart.")
+            log.error("model.unavailable", extra={"fields": {"bundle": str(bundle_dir), "error": exc.format_message()}})
+            return False
+        with self._model_lock:
+            previous, self.backend = self.backend, backend
+            self.bundle_dir, self.model_error, self.model_fix = Path(bundle_dir), None, None
+        if previous is not None:
+            previous.close()
+        log.info("model.loaded", extra={"fields": {
+            "bundle": str(bundle_dir), "model_version": backend.model_version,
+            "backend": backend.type_key, "load_s": round(time.perf_counter() - began, 3)}})
+        return True
+
+    def _open_store(self) -> None:
+        try:
+            self.store = PredictionStore(self.config.store.path, privacy=self.config.store.privacy)
+            log.info("store.opened", extra={"fields": {"path": str(self.store.path),
+                                                       "schema_version": self.store.schema_version}})
+        except StoreError as exc:
+            # Predictions still work without a store (they come back `stored: false`).
+            self.store_error = str(exc)
+            log.error("store.unavailable", extra={"fields": {"error": str(exc)}})
+
+    def add_status_provider(self, name: str, provider: Callable[[], dict]) -> None:
+        """Let another component (the sync agent) add a section to /api/v1/status and the page."""
+        self.status_providers[name] = provider
+
+    def on_shutdown(self, hook: Callable[[], None]) -> None:
+        self._shutdown_hooks.append(hook)
+
+    def close(self) -> None:
+        for hook in reversed(self._shutdown_hooks):
+            try:
+                hook()
+            except Exception:  # one failing hook must not keep the store open
+                log.exception("shutdown.hook_failed")
+        if self.store is not None:
+            self.store.close()
+        if self.backend is not None:
+            self.backend.close()
+
+    # --- work --------------------------------------------------------------------------------
+    @property
+    def degraded(self) -> bool:
+        return self.backend is None
+
+    def classify(self, raw_text: str | bytes, source: str, uuid: str | None = None, explain: bool = False,
+                 with_advice: bool = False, profile_skills: list[str] | None = None) -> Classification:
+        """Prepare, predict, store. Raises UserError for bad input, ModelUnavailable when degraded."""
+        backend = self.backend
+        if backend is None:
+            raise ModelUnavailable(self.model_error or "no model loaded", self.model_fix or "")
+        prepared = prepare_text(raw_text, source="text")
+        prediction = backend.predict([prepared.text])[0]
+        result = Classification(prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text,
+                                cleaned_text=clean_text(prepared.text), notes=list(prepared.notes))
+        self._store(result, backend, source)
+        if explain or with_advice:
+            result.skill_matches = find_skills(result.cleaned_text)
+        if explain:
+            from device.explain import driving_terms
+            result.driving_terms = driving_terms(backend, prepared.text, top_k=5)
+        if with_advice:
+            skills = self.config.profile.skills if profile_skills is None else profile_skills
+            result.advice = advise(result.cleaned_text, prediction.label, prediction.confidence, skills,
+                                   table=self.demand, matches=result.skill_matches)
+        return result
+
+    def _store(self, result: Classification, backend, source: str) -> None:
+        import uuid as uuid_module
+
+        result.uuid = result.uuid or str(uuid_module.uuid4())
+        if self.store is None:
+            result.store_error = self.store_error
+            return
+        try:
+            self.store.insert_prediction(result.prediction, result.text, source, backend.model_name,
+                                         uuid=result.uuid, input_notes=result.notes)
+            result.stored = True
+        except StoreWriteError as exc:
+            # Full disk, read-only file...: the user still gets the answer, flagged as not stored.
+            result.store_error = str(exc)
+            log.error("prediction.not_stored", extra={"fields": {"uuid": result.uuid, "error": str(exc)}})
+
+    # --- reporting ---------------------------------------------------------------------------
+    def uptime_s(self) -> float:
+        return time.time() - self.started_at
+
+    def model_info(self) -> dict:
+        if self.backend is None:
+            return {"loaded": False, "bundle": str(self.bundle_dir), "error": self.model_error, "fix": self.model_fix}
+        manifest = self.backend.manifest
+        return {"loaded": True, "bundle": str(self.bundle_dir), "name": manifest.get("name"),
+                "version": self.backend.model_version, "backend": self.backend.type_key,
+                "created_at": manifest.get("created_at"), "max_length": manifest.get("max_length")}
+
+    def database_info(self) -> dict:
+        if self.store is None:
+            return {"ok": False, "path": str(self.config.store.path), "error": self.store_error}
+        try:
+            return {"ok": True, **self.store.stats()}
+        except Exception as exc:  # a broken DB must show on /healthz, not crash it
+            return {"ok": False, "path": str(self.store.path), "error": str(exc)}
+
+    def health(self) -> tuple[dict, bool]:
+        model, database = self.model_info(), self.database_info()
+        healthy = model["loaded"]
+        body = {"status": "ok" if healthy and database["ok"] else "degraded",
+                "model": {k: model.get(k) for k in ("loaded", "version", "bundle", "error", "fix")},
+                "database": {k: database.get(k) for k in ("ok", "path", "rows", "unsynced",
+                                                           "schema_version", "size_bytes", "error")},
+                "uptime_s": round(self.uptime_s(), 1)}
+        return body, healthy
+
+    def status(self) -> dict:
+        sections = {}
+        for name, provider in self.status_providers.items():
+            try:
+                sections[name] = provider()
+            except Exception as exc:
+                sections[name] = {"error": str(exc)}
+        return {
+            "model": self.model_info(),
+            "manifest": self.backend.manifest if self.backend is not None else None,
+            "database": self.database_info(),
+            "uptime_s": round(self.uptime_s(), 1),
+            "started_at": self.started_at,
+            "pid": os.getpid(),
+            "advice_source": self.demand.source,
+            "config": self.config.to_dict(),
+            **sections,
+        }
+
+    def _sync_state(self) -> dict:
+        """Placeholder until the sync agent registers itself; reads its state file when present."""
+        try:
+            from device.sync.status import state
+        except ImportError:
+            return {"enabled": self.config.sync.enabled, "running": False, "state": "sync not installed"}
+        return {"enabled": self.config.sync.enabled, **state(self.config, self.store)}
+
+
+def _start_sync_agent(daemon: Daemon) -> None:
+    """`[sync] enabled = true`: run the MQTT sync agent in this process, sharing the store."""
+    from device.sync.agent import SyncAgent, SyncSettings
+
+    agent = SyncAgent(SyncSettings.from_config(daemon.config), store_factory=lambda: daemon.store,
+                      on_model_activated=daemon.load_model)
+    agent.start()
+    daemon.add_status_provider("sync", lambda: {"enabled": True, **agent.state()})
+    daemon.on_shutdown(agent.stop)
+
+
+def serve(config: Config, pinned_bundle: bool = False, ready: Callable[[str], None] | None = None) -> None:
+    """Run the daemon under waitress until SIGTERM/SIGINT. `ready(url)` is called once listening."""
+    from waitress import create_server
+
+    from device.web import create_app
+
+    daemon = Daemon(config, bundle_dir=resolve_bundle(config, pinned=pinned_bundle))
+    if config.sync.enabled:
+        try:
+            _start_sync_agent(daemon)
+        except Exception as exc:  # sync is optional; the appliance still classifies without it
+            log.error("sync.start_failed", extra={"fields": {"error": str(exc)}})
+    app = create_app(config, daemon=daemon)
+    server = create_server(app, host=config.web.host, port=config.web.port, threads=WAITRESS_THREADS,
+                           max_request_body_size=config.web.max_request_bytes + 4096,
+                           ident="careeredge")
+    url = f"http://{server.effective_host}:{server.effective_port}/"
+
+    def request_shutdown(signum, _frame):
+        log.info("shutdown.requested", extra={"fields": {"signal": signal.Signals(signum).name}})
+        raise SystemExit(0)  # waitress' run() catches it and drains its worker threads
+
+    signal.signal(signal.SIGTERM, request_shutdown)
+    signal.signal(signal.SIGINT, request_shutdown)
+    log.info("daemon.listening", extra={"fields": {
+        "url": url, "degraded": daemon.degraded, "model": daemon.model_info().get("version"),
+        "db": str(config.store.path), "startup_s": round(time.time() - daemon.started_at, 3)}})
+    if ready is not None:
+        ready(url)
+    try:
+        server.run()
+    finally:
+        _flush_responses(server)
+        server.close()
+        daemon.close()
+        log.info("daemon.stopped", extra={"fields": {"uptime_s": round(daemon.uptime_s(), 1)}})
+
+
+def _flush_responses(server, seconds: float = 1.0) -> None:
+    """Give finished requests a moment to write their responses before the sockets close."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(getattr(ch, "total_outbufs_len", 0) for ch in server._map.values()):
+        server.asyncore.loop(timeout=0.05, map=server._map, count=1)

@@ -1,0 +1,35 @@
+"""The LAN web UI and JSON API: a Flask app factory plus blueprints (flaskr style).
+
+    app = create_app(config)                  # builds its own Daemon (model + store)
+    app = create_app(config, daemon=daemon)   # shares one (what `careeredge serve` does)
+
+Blueprints: `pages` (classify, history, status: server-rendered, no JavaScript needed),
+`api` (/api/v1/...), `health` (/healthz). Templates autoescape; all assets are vendored under
+`static/` (hand-written CSS), so the page works with no internet and on a phone.
+"""
+from __future__ import annotations
+
+from flask import Flask
+
+from device.config import Config
+
+
+def create_app(config: Config, daemon=None) -> Flask:
+    from device.daemon import Daemon
+    from device.web import api, errors, health, pages
+
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=config.web.max_request_bytes,
+        # Forms are parsed into memory only up to the same bound as JSON bodies.
+        MAX_FORM_MEMORY_SIZE=config.web.max_request_bytes,
+        JSON_SORT_KEYS=False,
+        CAREEREDGE_CONFIG=config,
+    )
+    app.json.sort_keys = False
+    app.extensions["careeredge"] = daemon if daemon is not None else Daemon(config)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    errors.register(app)
+    return app

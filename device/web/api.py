@@ -1,0 +1,184 @@
+"""JSON API under /api/v1. Every bad request gets a 4xx with {"error": ...}; never a 5xx.
+
+POST /api/v1/predict        {"text": str, "id"?: uuid, "explain"?: bool, "advice"?: bool,
+                             "skills"?: [str]}  -> the CLI --json object + "stored" (+ extras)
+GET  /api/v1/predictions    ?limit=1..200&offset=0&label=0|1 -> {"items", "total", "limit", "offset"}
+GET  /api/v1/status         model, manifest, database, uptime, sync, config (secrets redacted)
+POST /api/v1/admin/prune    {"retention_days"?: int}  (Authorization: Bearer <[admin] token>)
+POST /api/v1/admin/reload-model {"bundle"?: path}     (same token)
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid as uuid_module
+from pathlib import Path
+
+from flask import Blueprint, jsonify, request
+
+from device.daemon import ModelUnavailable
+from device.store import StoreWriteError
+from device.web.context import config, daemon
+from device.web.errors import ApiError
+from shared.errors import UserError
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_PAGE = 200
+
+
+def _json_body() -> dict:
+    if not request.is_json:
+        raise ApiError(415, f"Content-Type must be application/json, got {request.mimetype or 'none'!r}")
+    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    if not raw.strip():
+        raise ApiError(400, "empty request body; send a JSON object like {\"text\": \"...\"}")
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"request body is not valid UTF-8 (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, f"request body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _optional_bool(body: dict, key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise ApiError(400, f"field {key!r} must be true or false")
+    return value
+
+
+def _request_uuid(body: dict) -> str | None:
+    value = body.get("id")
+    if value is None:
+        return None
+    try:
+        return str(uuid_module.UUID(str(value)))
+    except ValueError:
+        raise ApiError(400, "field 'id' must be a UUID (it makes retries idempotent)") from None
+
+
+def _profile_skills(body: dict) -> list[str] | None:
+    skills = body.get("skills")
+    if skills is None:
+        return None
+    if isinstance(skills, str):
+        return [skills]
+    if not isinstance(skills, list) or not all(isinstance(s, str) for s in skills):
+        raise ApiError(400, "field 'skills' must be a list of strings")
+    return skills
+
+
+@bp.post("/predict")
+def predict():
+    body = _json_body()
+    if "text" not in body:
+        raise ApiError(400, "missing field 'text'")
+    if not isinstance(body["text"], str):
+        raise ApiError(400, f"field 'text' must be a string, got {type(body['text']).__name__}")
+    try:
+        result = daemon().classify(body["text"], source="api", uuid=_request_uuid(body),
+                                   explain=_optional_bool(body, "explain"),
+                                   with_advice=_optional_bool(body, "advice"),
+                                   profile_skills=_profile_skills(body))
+    except UserError as exc:
+        raise ApiError(400, exc.format_message()) from None
+    except ModelUnavailable as exc:
+        raise ApiError(503, f"model not loaded: {exc.reason}", fix=exc.fix) from None
+    return jsonify(result.to_json())
+
+
+def _int_arg(name: str, default: int, low: int, high: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"query parameter {name!r} must be an integer, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        raise ApiError(400, f"query parameter {name!r} must be between {low} and {high or 'any'}, got {value}")
+    return value
+
+
+def label_filter(raw: str | None) -> int | None:
+    if raw in (None, "", "all"):
+        return None
+    if raw in ("0", "1"):
+        return int(raw)
+    raise ApiError(400, f"label must be 0, 1 or all, got {raw!r}")
+
+
+@bp.get("/predictions")
+def predictions():
+    store = daemon().store
+    if store is None:
+        raise ApiError(503, f"prediction store unavailable: {daemon().store_error}")
+    limit = _int_arg("limit", 20, 1, MAX_PAGE)
+    offset = _int_arg("offset", 0, 0)
+    label = label_filter(request.args.get("label"))
+    rows = store.recent(limit=limit, offset=offset, label=label)
+    items = [{key: value for key, value in row.items() if key != "text"} for row in rows]
+    return jsonify({"items": items, "total": store.count(label), "limit": limit, "offset": offset,
+                    "label": label})
+
+
+@bp.get("/status")
+def status():
+    return jsonify(daemon().status())
+
+
+def _require_admin() -> None:
+    token = config().admin.token
+    if not token:
+        raise ApiError(403, "admin endpoints are disabled: set [admin] token in the config")
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    # Constant-time comparison: response timing must not reveal how much of a guess was right.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        log.warning("admin.denied", extra={"fields": {"path": request.path, "remote": request.remote_addr}})
+        error = ApiError(401, "missing or wrong admin token (Authorization: Bearer <token>)")
+        raise error
+
+
+def _optional_json_body() -> dict:
+    return _json_body() if request.content_length or request.is_json else {}
+
+
+@bp.post("/admin/prune")
+def admin_prune():
+    _require_admin()
+    body = _optional_json_body()
+    days = body.get("retention_days", config().store.retention_days)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise ApiError(400, "retention_days must be a non-negative integer")
+    store = daemon().store
+    if store is None:
+        raise ApiError(503, f"prediction store unavailable: {daemon().store_error}")
+    try:
+        deleted = store.prune(days)
+    except StoreWriteError as exc:
+        raise ApiError(507, str(exc)) from None
+    log.info("admin.pruned", extra={"fields": {"deleted": deleted, "retention_days": days}})
+    return jsonify({"deleted": deleted, "retention_days": days, "rows": store.count(),
+                    "unsynced": store.count_unsynced()})
+
+
+@bp.post("/admin/reload-model")
+def admin_reload_model():
+    """Load a bundle without restarting (after a manual copy or a rollback)."""
+    _require_admin()
+    body = _optional_json_body()
+    bundle = body.get("bundle")
+    if bundle is not None and not isinstance(bundle, str):
+        raise ApiError(400, "bundle must be a path string")
+    target = Path(bundle) if bundle else daemon().bundle_dir
+    if not daemon().load_model(target):
+        raise ApiError(409, f"could not load {target}; still serving the previous model",
+                       model=daemon().model_info())
+    return jsonify({"model": daemon().model_info()})
