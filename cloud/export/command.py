@@ -1,0 +1,82 @@
+"""`careeredge-cloud export`: Model A/B HF directory -> INT8 device bundle (dvc stage `export`)."""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import click
+
+from shared.errors import UserError
+
+SPLIT_COLUMNS = ("id", "text", "label")
+
+
+@click.command("export")
+@click.option("--model-dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"),
+              show_default=True, help="Trained HF classifier (config.json, model.safetensors, tokenizer.json).")
+@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"),
+              show_default=True, help="Directory with train.csv (hashed) and test.csv (parity gate).")
+@click.option("--name", default="model_a_v1", show_default=True, help="Bundle name.")
+@click.option("--version", "bundle_version", default="1", show_default=True, help="Bundle version.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Bundle directory [default: artifacts/bundles/NAME].")
+@click.option("--work-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the FP32 ONNX graphs are kept for benchmarks [default: artifacts/export/NAME].")
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"),
+              show_default=True, help="Pipeline params (model.max_length, model.base).")
+@click.option("--per-channel/--per-tensor", default=True, show_default=True, help="INT8 weight scales.")
+@click.option("--reduce-range", is_flag=True, help="7-bit weights (only for non-VNNI x86 if parity fails).")
+def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str, out: Path | None,
+                   work_dir: Path | None, params_path: Path, per_channel: bool, reduce_range: bool) -> None:
+    """Export a trained classifier to an INT8 ONNX bundle, gated by an INT8-vs-FP32 parity check."""
+    from cloud.export.builder import EvalSet, export_bundle
+    from cloud.params import load_params
+    from shared.bundle import sha256_file
+
+    if not (model_dir / "config.json").is_file():
+        raise UserError(f"no trained model at {model_dir} (run `careeredge-cloud train-a` first)")
+    params = load_params(params_path)
+    model_params = params.get("model", {})
+    test_csv, train_csv = splits / "test.csv", splits / "train.csv"
+    for path in (test_csv, train_csv):
+        if not path.is_file():
+            raise UserError(f"split file not found: {path} (run `careeredge-cloud prepare` first)")
+    eval_set = read_split(test_csv)
+    out = out or Path("artifacts/bundles") / name
+    work_dir = work_dir or Path("artifacts/export") / name
+
+    result = export_bundle(
+        model_dir, out, eval_set, name=name, version=bundle_version,
+        max_length=int(model_params.get("max_length", 256)), work_dir=work_dir,
+        base_model=str(model_params.get("base", "")), training_data_hash=sha256_file(train_csv),
+        per_channel=per_channel, reduce_range=reduce_range,
+        progress=lambda message: click.echo(f"export: {message}", err=True),
+    )
+    metrics, report = result.manifest["metrics"], result.parity
+    click.echo(
+        f"bundle {result.bundle_dir}: INT8 {metrics['size_int8_mb']:.1f} MB "
+        f"({metrics['size_int8_mb'] / metrics['size_fp32_mb']:.0%} of FP32 {metrics['size_fp32_mb']:.1f} MB); "
+        f"parity on {report.examples} test postings: agreement {report.agreement:.2%}, "
+        f"accuracy {report.accuracy_fp32:.2%} -> {report.accuracy_int8:.2%} "
+        f"(drop {report.accuracy_drop_pt:+.2f} pt)"
+    )
+
+
+def read_split(path: Path) -> EvalSet:
+    from cloud.export.builder import EvalSet
+
+    csv.field_size_limit(sys.maxsize)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in SPLIT_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(f"{path} lacks column(s) {', '.join(missing)}")
+        rows = list(reader)
+    if not rows:
+        raise UserError(f"{path} has no rows: the parity check needs test postings")
+    try:
+        labels = [int(r["label"]) for r in rows]
+    except ValueError as exc:
+        raise UserError(f"{path}: non-integer label ({exc})") from None
+    return EvalSet(texts=[r["text"] for r in rows], labels=labels, ids=[r["id"] for r in rows])

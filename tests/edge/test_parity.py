@@ -1,0 +1,52 @@
+"""The export's parity gate: passes on a good export, fails loudly (and ships nothing) on a bad one."""
+from __future__ import annotations
+
+import pytest
+
+from cloud.export import parity
+
+
+def test_compare_and_enforce_thresholds():
+    truth = [0, 1] * 50
+    good = parity.compare(truth, truth, truth, [0.1] * 100, [0.12] * 100)
+    assert parity.enforce(good).agreement == 1.0 and good.max_probability_gap == pytest.approx(0.02)
+
+    one_flip = list(truth)
+    one_flip[0] = 1
+    report = parity.compare(truth, one_flip, truth, [0.0] * 100, [0.0] * 100)
+    assert report.agreement == 0.99 and report.accuracy_drop_pt == pytest.approx(1.0)
+    with pytest.raises(parity.ParityError, match=r"accuracy drop 1.00 pt > 0.5 pt"):
+        parity.enforce(report)
+
+    two_flips = one_flip[:]
+    two_flips[1] = 0
+    with pytest.raises(parity.ParityError, match=r"agreement 98.00% < 99%"):
+        parity.enforce(parity.compare(truth, two_flips, truth, [0.0] * 100, [0.0] * 100))
+
+
+def test_export_fails_loudly_when_the_int8_model_is_corrupted(tmp_path, monkeypatch, tiny_bundle):
+    """Corrupt the quantized classifier (negated weight scales flip every decision): the export must
+    raise ParityError and leave no bundle behind."""
+    import onnx
+    from onnx import numpy_helper
+
+    from cloud.export import builder
+    from tests.support import tiny_model
+
+    real_quantize = builder.quantize_int8
+
+    def corrupted_quantize(fp32_path, out_path, *args, **kwargs):
+        config = real_quantize(fp32_path, out_path, *args, **kwargs)
+        model = onnx.load(str(out_path))
+        for initializer in model.graph.initializer:
+            if "classifier" in initializer.name and initializer.name.endswith("_scale"):
+                initializer.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(initializer), initializer.name))
+        onnx.save(model, str(out_path))
+        return config
+
+    monkeypatch.setattr(builder, "quantize_int8", corrupted_quantize)
+    out = tmp_path / "bundle"
+    with pytest.raises(parity.ParityError, match="parity check failed on 40 test postings: INT8/FP32 agreement"):
+        tiny_model.build_tiny_bundle(out)
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")], "staging dir left behind"

@@ -1,0 +1,65 @@
+"""The ONNX Runtime backend: labels, batching, padding, threads, registry, lazy Hailo."""
+from __future__ import annotations
+
+import pytest
+
+from device.runtime import available_backends, load_backend
+from shared.errors import UserError
+
+DS_TEXT = "Data Scientist: statistics, pandas, regression and A/B testing on product experiments."
+SWE_TEXT = "Backend engineer: Java, Spring, microservices on Kubernetes with Docker and CI/CD."
+
+
+def test_predicts_the_classes_with_contract_fields(backend):
+    ds, swe = backend.predict([DS_TEXT, SWE_TEXT])
+    assert (ds.label, ds.label_name) == (1, "Data Science")
+    assert (swe.label, swe.label_name) == (0, "Software Engineering")
+    assert sum(ds.probabilities) == pytest.approx(1.0)
+    assert ds.to_json(id="x").keys() == {"id", "label", "label_name", "probabilities", "model_version", "latency_ms"}
+    assert ds.model_version == "tiny_model@1" and ds.latency_ms > 0
+
+
+def test_batching_matches_one_by_one_despite_padding(backend):
+    texts = [DS_TEXT, "sql", SWE_TEXT * 3, "pandas and java", "Rust"]
+    batched = backend.predict(texts)
+    for text, prediction in zip(texts, batched):
+        alone = backend.predict([text])[0]
+        assert prediction.label == alone.label
+        assert prediction.probabilities == pytest.approx(alone.probabilities, abs=2e-3)
+
+
+def test_pads_only_to_the_longest_text_in_the_batch(backend):
+    batch = backend.encode(["short text", "a slightly longer text than that"])
+    assert batch.input_ids.shape[1] < backend.max_length
+    assert batch.attention_mask[0].sum() < batch.input_ids.shape[1] == batch.attention_mask[1].sum()
+
+
+def test_truncates_to_the_bundle_max_length(backend):
+    batch = backend.encode(["word " * 1000])
+    assert batch.input_ids.shape == (1, backend.max_length)
+
+
+def test_thread_count_reaches_the_session(tiny_bundle):
+    engine = load_backend(tiny_bundle, threads=2)
+    assert engine.session.get_session_options().intra_op_num_threads == 2
+
+
+def test_registry_and_backend_errors(tiny_bundle):
+    assert {"onnxruntime", "hailo"} <= set(available_backends())
+    with pytest.raises(UserError, match="unknown backend 'tpu'"):
+        load_backend(tiny_bundle, backend="tpu")
+    with pytest.raises(UserError, match="threads must be a positive integer"):
+        load_backend(tiny_bundle, threads=0)
+
+
+def test_hailo_backend_explains_what_is_missing(tiny_bundle):
+    # The tiny bundle has no model.hef, and this machine has no hailo_platform: both are clear errors.
+    with pytest.raises(UserError, match="has no model.hef"):
+        load_backend(tiny_bundle, backend="hailo")
+    from device.runtime.hailo_backend import import_hailo
+
+    try:
+        import hailo_platform  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match="hailo_platform package, which is not installed"):
+            import_hailo()
