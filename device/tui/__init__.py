@@ -1,0 +1,1 @@
+"""Textual terminal UI for the Pi's own screen (`careeredge tui`)."""
