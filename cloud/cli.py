@@ -7,6 +7,8 @@ from shared.lazy_cli import LazyGroup
 
 COMMANDS = {
     "prepare": "cloud.data.prepare:prepare_command",
+    "label": "cloud.data.prepare:label_command",
+    "cv-a": "cloud.training.cross_validate:cv_command",
     "train-a": "cloud.training.train_a:train_a_command",
     "evaluate": "cloud.training.evaluate:evaluate_command",
     "export": "cloud.export.command:export_command",

@@ -88,3 +88,18 @@ def load_tokenizer(path: str | Path, max_length: int):
     pad_id = tokenizer.token_to_id("[PAD]")
     tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
     return tokenizer
+
+
+# How raw posting text becomes model input. The chosen style is recorded in the model's train log and
+# in the bundle manifest (`preprocessing`), and the device applies the same function before tokenizing.
+PREPROCESSING_STYLES = ("clean", "clean_no_stopwords")
+
+
+def model_input(text: str, preprocessing: str = "clean") -> str:
+    """The exact string the tokenizer sees, for training and for serving."""
+    cleaned = clean_text(text)
+    if preprocessing == "clean":
+        return cleaned
+    if preprocessing == "clean_no_stopwords":
+        return remove_stop_words(cleaned)
+    raise ValueError(f"unknown preprocessing {preprocessing!r}; expected one of {PREPROCESSING_STYLES}")

@@ -1,0 +1,36 @@
+# careeredge developer entry points. Quickstart = `make run` (main job) and `make test` (tests).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test setup pipeline serve tui bench clean-artifacts
+
+## run: set up the venv, build Model A + its INT8 bundle with DVC, print the report and a sample prediction
+run: setup pipeline
+	@$(BIN)/python scripts/show_report.py
+
+## test: set up the venv and run the whole test suite
+test: setup
+	$(BIN)/python -m pytest -q
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -e '.[device,cloud,dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+## pipeline: every DVC stage that is out of date (offline; no remote needed)
+pipeline: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+serve: setup
+	$(BIN)/careeredge serve
+
+tui: setup
+	$(BIN)/careeredge tui
+
+clean-artifacts:
+	rm -rf artifacts data/interim data/processed

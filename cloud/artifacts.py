@@ -1,0 +1,49 @@
+"""Safe writing of pipeline outputs: nothing half-written is ever left where the next step looks.
+
+Every output is written to a temporary sibling and renamed into place, so a crash or a bad input
+leaves the previous artifact (or nothing), never a truncated file a later stage would trust.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from shared.errors import UserError
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create `path` (and parents) and prove we can write there, or raise a one-line UserError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"artifacts directory {path} is not writable: {exc.strerror or exc}") from None
+    return path
+
+
+def write_json_atomic(path: Path, payload: object) -> None:
+    ensure_writable_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_directory(final: Path) -> Iterator[Path]:
+    """Yield a temporary directory; on success it replaces `final` in one rename."""
+    ensure_writable_dir(final.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        yield staging
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,203 @@
+"""The one fine-tuning loop, shared by Model A and Model B (and the cross-validation stage).
+
+Tokenisation goes through `shared.text.load_tokenizer` on the model's own tokenizer.json, the same
+function the device runtime uses, so the ids a model is trained on are the ids it is served.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from shared.labels import LABEL_NAMES
+from shared.text import load_tokenizer, model_input
+
+
+@dataclass
+class FineTuneConfig:
+    base: str = "minilm"
+    max_length: int = 256
+    epochs: int = 6
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    seed: int = 2025
+    threads: int | None = None
+    preprocessing: str = "clean"     # shared.text.model_input style; recorded for the device
+    freeze_embeddings: bool = True   # 12M of MiniLM's 22M params; too few rows to move them usefully
+    progress: bool = True
+
+    @classmethod
+    def from_params(cls, params: dict, **overrides) -> "FineTuneConfig":
+        train, model = params.get("train", {}), params.get("model", {})
+        values = dict(base=model.get("base", "minilm"), max_length=model.get("max_length", 256),
+                      epochs=train.get("epochs", 6), batch_size=train.get("batch_size", 16),
+                      learning_rate=float(train.get("learning_rate", 5e-5)),
+                      weight_decay=float(train.get("weight_decay", 0.01)),
+                      warmup_ratio=float(train.get("warmup_ratio", 0.1)), seed=train.get("seed", 2025),
+                      freeze_embeddings=bool(train.get("freeze_embeddings", True)),
+                      preprocessing=model.get("preprocessing", "clean"))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class FineTuneResult:
+    model: object                       # transformers PreTrainedModel, best epoch by validation macro-F1
+    hf_tokenizer: object                # the fast tokenizer, saved next to the model
+    tokenizer_json: Path                # path of the tokenizer.json used for training
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+def set_seed(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def encode(tokenizer, texts: list[str]):
+    """Token ids + attention mask tensors, padded to the longest text in `texts`."""
+    import torch
+
+    encodings = tokenizer.encode_batch(texts)
+    ids = torch.tensor([e.ids for e in encodings], dtype=torch.long)
+    mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.long)
+    return ids, mask
+
+
+def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    """Softmax probabilities, shape (n, 2). Batches are length-sorted to cut padding work."""
+    import torch
+
+    model.eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
+    batches = range(0, len(order), batch_size)
+    with torch.inference_mode():
+        for start in tqdm(batches, desc="predict", disable=not progress, leave=False):
+            idx = order[start:start + batch_size]
+            ids, mask = encode(tokenizer, [texts[i] for i in idx])
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            out[idx] = torch.softmax(logits.double(), dim=-1).numpy()
+    return out
+
+
+def predict_logits(model, tokenizer, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """Raw logits (n, 2): what temperature scaling needs."""
+    import torch
+
+    model.eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            ids, mask = encode(tokenizer, [texts[i] for i in idx])
+            out[idx] = model(input_ids=ids, attention_mask=mask).logits.double().numpy()
+    return out
+
+
+def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[str], val_labels: list[int],
+              config: FineTuneConfig, sample_weights: list[float] | None = None) -> FineTuneResult:
+    """Fine-tune `config.base` as a 2-class sequence classifier; keep the best epoch on validation
+    (or the last epoch when `val_texts` is empty).
+
+    Texts are raw or cleaned postings; `config.preprocessing` turns them into model input here.
+    """
+    import torch
+    from sklearn.metrics import f1_score
+    from transformers import get_linear_schedule_with_warmup
+
+    from cloud.training.base_models import load_pretrained_classifier
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    set_seed(config.seed)
+    model, hf_tokenizer = load_pretrained_classifier(config.base, 2, dict(LABEL_NAMES))
+    tokenizer_dir = Path(tempfile.mkdtemp(prefix="careeredge-tok-"))
+    hf_tokenizer.save_pretrained(tokenizer_dir)
+    tokenizer_json = tokenizer_dir / "tokenizer.json"
+    tokenizer = load_tokenizer(tokenizer_json, config.max_length)
+    train_texts = [model_input(t, config.preprocessing) for t in train_texts]
+    val_texts = [model_input(t, config.preprocessing) for t in val_texts]
+
+    if config.freeze_embeddings:
+        for parameter in model.get_input_embeddings().parameters():
+            parameter.requires_grad_(False)
+    labels = torch.tensor(train_labels, dtype=torch.long)
+    weights = torch.tensor(sample_weights if sample_weights is not None else [1.0] * len(train_labels))
+    steps_per_epoch = math.ceil(len(train_texts) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
+        {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    history, best_f1, best_state, best_epoch = [], -1.0, None, 0
+    bar = tqdm(total=total_steps, desc=f"fine-tune {Path(str(config.base)).name}", disable=not config.progress)
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        permutation = torch.randperm(len(train_texts), generator=generator).tolist()
+        epoch_loss = 0.0
+        for start in range(0, len(permutation), config.batch_size):
+            idx = permutation[start:start + config.batch_size]
+            ids, mask = encode(tokenizer, [train_texts[i] for i in idx])
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            per_example = torch.nn.functional.cross_entropy(logits, labels[idx], reduction="none")
+            loss = (per_example * weights[idx]).sum() / weights[idx].sum()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            epoch_loss += loss.item() * len(idx)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+        record = {"epoch": epoch, "train_loss": epoch_loss / len(train_texts)}
+        if val_texts:
+            val_pred = predict_proba(model, tokenizer, val_texts).argmax(axis=1)
+            record["val_macro_f1"] = val_f1 = float(f1_score(val_labels, val_pred, average="macro"))
+            record["val_accuracy"] = float((val_pred == np.asarray(val_labels)).mean())
+        else:  # no validation split (e.g. inside a CV fold): the last epoch is the model
+            val_f1 = float(epoch)
+        history.append(record)
+        if val_f1 > best_f1:
+            best_f1, best_epoch = val_f1, epoch
+            best_state = copy.deepcopy(model.state_dict())
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    return FineTuneResult(model=model, hf_tokenizer=hf_tokenizer, tokenizer_json=tokenizer_json,
+                          history=history, best_epoch=best_epoch)
+
+
+@dataclass
+class TrainedClassifier:
+    """A saved classifier ready to score raw postings exactly as it was trained."""
+    model: object
+    tokenizer: object
+    preprocessing: str
+    max_length: int
+
+    def predict_proba(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        inputs = [model_input(t, self.preprocessing) for t in texts]
+        return predict_proba(self.model, self.tokenizer, inputs, batch_size, progress)
+
+    def predict_logits(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        return predict_logits(self.model, self.tokenizer, [model_input(t, self.preprocessing) for t in texts],
+                              batch_size)
