@@ -34,6 +34,8 @@ def ingest_brightdata(inputs_path: Path | None, snapshot_id: str | None, raw_dir
                       discover_by: str | None, base_url: str | None, poll_interval_s: float,
                       poll_timeout_s: float) -> RawBatch:
     inputs = _read_inputs(inputs_path) if inputs_path else []
+    if discover_by is None and inputs and all("keyword" in item for item in inputs):
+        discover_by = "keyword"
     options = {"poll_interval_s": poll_interval_s, "poll_timeout_s": poll_timeout_s}
     if base_url:
         options["base_url"] = base_url
@@ -63,11 +65,14 @@ def _read_inputs(path: Path) -> list[dict]:
               show_default=True, help="Directory for raw/ and manifest.json.")
 @click.option("--file", "files", type=click.Path(path_type=Path), multiple=True,
               help="File drop to ingest (JSON array, JSONL or CSV). Repeatable.")
-@click.option("--brightdata-inputs", type=click.Path(path_type=Path),
-              help="JSON list of inputs for a Bright Data collection (needs $BRIGHTDATA_API_TOKEN).")
+@click.option("--brightdata-inputs", type=click.Path(path_type=Path), envvar="CAREEREDGE_BRIGHTDATA_INPUTS",
+              help="JSON list of inputs for a Bright Data collection (needs $BRIGHTDATA_API_TOKEN). "
+                   "Env: CAREEREDGE_BRIGHTDATA_INPUTS, so a scheduled trainer scrapes while `dvc repro` "
+                   "on a laptop uses the bundled stream only.")
 @click.option("--snapshot-id", help="Resume an already-triggered Bright Data snapshot.")
-@click.option("--discover-by", type=click.Choice(brightdata.DISCOVERY_MODES),
-              help="Discovery mode (type=discover_new); omit to collect job URLs.")
+@click.option("--discover-by", type=click.Choice(brightdata.DISCOVERY_MODES), envvar="CAREEREDGE_BRIGHTDATA_DISCOVER_BY",
+              help="Discovery mode (type=discover_new); default: keyword when the inputs have keywords, "
+                   "else collect the given job URLs.")
 @click.option("--base-url", help=f"API base URL (default ${brightdata.BASE_URL_ENV} or {brightdata.DEFAULT_BASE_URL}).")
 @click.option("--poll-interval", type=float, default=10.0, show_default=True, help="Seconds between progress polls.")
 @click.option("--poll-timeout", type=float, default=1800.0, show_default=True, help="Give up polling after this many seconds.")

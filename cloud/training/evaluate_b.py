@@ -1,0 +1,136 @@
+"""`careeredge-cloud evaluate-b`: Model A vs Model B on the 2025 test split and the 2026 evaluation split.
+
+For each model and split: accuracy and macro-F1, overall and on keyword slices (postings that
+mention LangChain, agentic AI, LLMs, RAG, ... as found by `shared.skills`). The 2026 split is the
+stable-hash hold-out of `stream_split`, labelled by the title taxonomy. The issue's targets are
+checked and printed as they are, pass or fail.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from cloud.artifacts import write_json_atomic
+from cloud.params import load_params
+from cloud.training.pseudo_label import pseudo_label_settings
+from cloud.training.stream_split import split_stream
+from shared.errors import UserError
+
+SLICE_SKILLS = ("LangChain", "LangGraph", "Agentic AI", "LLM", "RAG", "Generative AI", "MCP",
+                "Vector Databases", "Prompt Engineering", "Fine-tuning")
+MIN_SLICE = 5          # smaller slices are reported but flagged as too small to read
+TARGETS = {"b_minus_a_2026_accuracy": 0.10, "a_minus_b_2025_accuracy": 0.02}
+
+
+def metrics(labels, predicted) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    if len(labels) == 0:
+        return {"n": 0, "accuracy": None, "macro_f1": None}
+    return {"n": int(len(labels)), "accuracy": round(float(accuracy_score(labels, predicted)), 4),
+            "macro_f1": round(float(f1_score(labels, predicted, average="macro", labels=[0, 1])), 4)}
+
+
+def keyword_slices(texts: list[str]) -> dict[str, np.ndarray]:
+    """Skill name -> boolean mask of the postings mentioning it."""
+    from shared.skills import skill_names
+
+    mentioned = [set(skill_names(text)) for text in texts]
+    return {skill: np.array([skill in names for names in mentioned], dtype=bool) for skill in SLICE_SKILLS}
+
+
+def evaluate_split(texts: list[str], labels: list[int], predictions: dict[str, np.ndarray]) -> dict:
+    labels = np.asarray(labels)
+    report = {"overall": {model: metrics(labels, pred) for model, pred in predictions.items()}, "slices": {}}
+    for skill, mask in keyword_slices(texts).items():
+        if not mask.any():
+            continue
+        entry = {model: metrics(labels[mask], pred[mask]) for model, pred in predictions.items()}
+        entry["too_small"] = bool(mask.sum() < MIN_SLICE)
+        report["slices"][skill] = entry
+    return report
+
+
+def target_check(report: dict) -> dict:
+    a26, b26 = (report["eval_2026"]["overall"][m]["accuracy"] for m in ("model_a", "model_b"))
+    a25, b25 = (report["test_2025"]["overall"][m]["accuracy"] for m in ("model_a", "model_b"))
+    gain, loss = round(b26 - a26, 4), round(a25 - b25, 4)
+    return {"b_minus_a_2026_accuracy": gain, "gain_target": TARGETS["b_minus_a_2026_accuracy"],
+            "gain_met": gain >= TARGETS["b_minus_a_2026_accuracy"],
+            "a_minus_b_2025_accuracy": loss, "loss_target": TARGETS["a_minus_b_2025_accuracy"],
+            "loss_met": loss <= TARGETS["a_minus_b_2025_accuracy"]}
+
+
+def render_markdown(report: dict) -> str:
+    lines = [f"# Model A vs {report['model_b_name']}", "",
+             "| split | n | A accuracy | B accuracy | A macro-F1 | B macro-F1 |", "|---|---|---|---|---|---|"]
+    for split in ("test_2025", "eval_2026"):
+        a, b = (report[split]["overall"][m] for m in ("model_a", "model_b"))
+        lines.append(f"| {split} | {a['n']} | {a['accuracy']:.3f} | {b['accuracy']:.3f} | "
+                     f"{a['macro_f1']:.3f} | {b['macro_f1']:.3f} |")
+    lines += ["", "Keyword slices (accuracy A -> B, n; * = fewer than 5 postings):", "",
+              "| keyword | 2025 test | 2026 eval |", "|---|---|---|"]
+    skills = sorted(set(report["test_2025"]["slices"]) | set(report["eval_2026"]["slices"]))
+    for skill in skills:
+        cells = []
+        for split in ("test_2025", "eval_2026"):
+            entry = report[split]["slices"].get(skill)
+            cells.append("-" if entry is None else
+                         f"{entry['model_a']['accuracy']:.2f} -> {entry['model_b']['accuracy']:.2f} "
+                         f"(n={entry['model_a']['n']}{'*' if entry['too_small'] else ''})")
+        lines.append(f"| {skill} | {cells[0]} | {cells[1]} |")
+    t = report["targets"]
+    lines += ["", f"- B - A on the 2026 eval split: {t['b_minus_a_2026_accuracy']:+.3f} "
+                  f"(target >= +{t['gain_target']:.2f}: {'met' if t['gain_met'] else 'NOT met'})",
+              f"- A - B on the 2025 test split: {t['a_minus_b_2025_accuracy']:+.3f} "
+              f"(target <= {t['loss_target']:.2f}: {'met' if t['loss_met'] else 'NOT met'})", ""]
+    return "\n".join(lines)
+
+
+@click.command("evaluate-b")
+@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True)
+@click.option("--model-b", type=click.Path(path_type=Path), default=None,
+              help="A model_b_vN directory (default: the latest under --artifacts).")
+@click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True)
+@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
+@click.option("--threads", type=int, default=None)
+@click.option("--gate", is_flag=True, help="Exit 2 when B is more than 2 pt below A on the 2025 test split "
+                                           "(the scheduled trainer then stops before publishing).")
+def evaluate_b_command(model_a, model_b, artifacts, splits, normalized, params_path, threads, gate) -> None:
+    """Score A and B on the 2025 test split and the 2026 eval split; write evaluation.json/.md into B's dir."""
+    from cloud.data.prepare import read_split
+    from cloud.ingest.normalize_command import load_postings
+    from cloud.training.inference import TrainedClassifier
+    from cloud.training.train_b import latest_model_b
+
+    params = load_params(params_path)
+    max_length = params.get("model", {}).get("max_length", 256)
+    model_b_dir = model_b or latest_model_b(artifacts)
+    stream = split_stream(load_postings(normalized), pseudo_label_settings(params)["eval_fraction"])
+    if not stream.evaluation:
+        raise UserError("the 2026 evaluation split is empty; ingest and normalize a 2026 stream first")
+    splits_data = {"test_2025": read_split(splits / "test.csv"),
+                   "eval_2026": ([p.description for p in stream.evaluation], stream.eval_labels)}
+    predictions = {split: {} for split in splits_data}
+    for model_name, hf_dir in (("model_a", model_a), ("model_b", model_b_dir / "hf")):
+        classifier = TrainedClassifier(hf_dir, max_length, threads)
+        for split, (texts, _) in splits_data.items():
+            click.echo(f"evaluate-b: {model_name} on {split} ({len(texts)} postings)", err=True)
+            predictions[split][model_name] = classifier.logits(texts).argmax(axis=1)
+    report = {"model_a": str(model_a), "model_b": str(model_b_dir), "model_b_name": model_b_dir.name,
+              "stream": stream.summary()}
+    for split, (texts, labels) in splits_data.items():
+        report[split] = evaluate_split(texts, labels, predictions[split])
+    report["targets"] = target_check(report)
+    write_json_atomic(model_b_dir / "evaluation.json", report)
+    markdown = render_markdown(report)
+    (model_b_dir / ".evaluation.md.tmp").write_text(markdown, encoding="utf-8")
+    (model_b_dir / ".evaluation.md.tmp").replace(model_b_dir / "evaluation.md")
+    click.echo(markdown)
+    if gate and not report["targets"]["loss_met"]:
+        raise UserError(f"{model_b_dir.name} is {report['targets']['a_minus_b_2025_accuracy']:.3f} below Model A on "
+                        "the 2025 test split (limit 0.02): not publishing it")

@@ -1,0 +1,212 @@
+"""`careeredge-cloud train-b`: Model B = A's architecture, trained on 2025 train + selected 2026 postings.
+
+One B candidate is trained per usable pseudo-label arm (model_a / taxonomy / agreement), with the
+same fine-tuning loop as A (`cloud.training.finetune.fine_tune`). By default B starts from A's
+weights (continual training: a couple of epochs instead of A's six, and the 2025 data is replayed
+so A's knowledge is kept). Each candidate is scored on the 2026 evaluation split; the best one is
+saved as `artifacts/model_b_vN/` and (unless --no-export) exported to `artifacts/bundles/model_b_vN/`.
+`arms.json` beside it reports every arm, winner or not.
+
+Note on selection: the issue fixes the rule "the default arm is the one winning on the 2026
+evaluation split". That makes the 2026 figure of the winning arm optimistically biased (selection
+on the evaluation set); `arms.json` shows all arms so the spread is visible.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from cloud.artifacts import atomic_directory, ensure_writable_dir, write_json_atomic
+from cloud.params import load_params
+from cloud.training.pseudo_label import ARMS, pseudo_label_settings
+from cloud.training.stream_split import split_stream
+from shared.errors import UserError
+
+B_DEFAULTS = {"epochs": 2, "init": "model_a", "learning_rate": 3.0e-5, "arms": list(ARMS)}
+DESCRIPTION = ("Model B is retrained weekly: it starts from Model A and is fine-tuned on the 2025 training "
+               "split plus 2026 postings labelled by the winning pseudo-label arm ({arm}).")
+_VERSION_DIR = re.compile(r"^model_b_v(\d+)$")
+
+
+@dataclass
+class ArmOutcome:
+    arm: str
+    rows_2026: int
+    eval_accuracy: float
+    eval_macro_f1: float
+    val_2025_accuracy: float
+    val_2025_macro_f1: float
+    best_epoch: int
+    result: object = None            # FineTuneResult, dropped once a better arm is found
+
+    def summary(self) -> dict:
+        return {"rows_2026": self.rows_2026, "eval_2026_accuracy": round(self.eval_accuracy, 4),
+                "eval_2026_macro_f1": round(self.eval_macro_f1, 4),
+                "val_2025_accuracy": round(self.val_2025_accuracy, 4),
+                "val_2025_macro_f1": round(self.val_2025_macro_f1, 4), "best_epoch": self.best_epoch}
+
+    def beats(self, other: "ArmOutcome | None") -> bool:
+        key = lambda o: (o.eval_accuracy, o.eval_macro_f1, o.val_2025_accuracy)  # noqa: E731
+        return other is None or key(self) > key(other)
+
+
+def next_version(artifacts: Path) -> int:
+    versions = [int(m.group(1)) for p in artifacts.glob("model_b_v*") if (m := _VERSION_DIR.match(p.name))]
+    return max(versions, default=0) + 1
+
+
+def read_pseudo_labels(path: Path) -> tuple[list[str], list[int]]:
+    if not path.is_file():
+        return [], []
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [r["text"] for r in rows], [int(r["label"]) for r in rows]
+
+
+def score(model, tokenizer, texts: list[str], labels: list[int]) -> tuple[float, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from cloud.training.finetune import predict_proba
+
+    predicted = predict_proba(model, tokenizer, texts).argmax(axis=1)
+    return float(accuracy_score(labels, predicted)), float(f1_score(labels, predicted, average="macro"))
+
+
+def write_training_csv(path: Path, texts: list[str], labels: list[int]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, labels))
+    return path
+
+
+def train_arms(arms, pseudo_dir, train, val, evaluation, config, log=click.echo) -> tuple[ArmOutcome, list[ArmOutcome], dict]:
+    """Train one B candidate per usable arm; keep only the best model in memory."""
+    from cloud.training.finetune import fine_tune
+    from shared.text import load_tokenizer
+
+    best, outcomes, skipped = None, [], {}
+    for arm in arms:
+        texts, labels = read_pseudo_labels(pseudo_dir / f"{arm}.csv")
+        if len(set(labels)) < 2:
+            skipped[arm] = "no usable pseudo-labels (missing, empty or one class)"
+            log(f"train-b: arm {arm}: skipped ({skipped[arm]})", err=True)
+            continue
+        log(f"train-b: arm {arm}: {len(train[0])} 2025 + {len(texts)} 2026 postings", err=True)
+        result = fine_tune(train[0] + texts, train[1] + labels, val[0], val[1], config)
+        tokenizer = load_tokenizer(result.tokenizer_json, config.max_length)
+        accuracy, macro_f1 = score(result.model, tokenizer, evaluation[0], evaluation[1])
+        history = result.history[result.best_epoch - 1]
+        outcome = ArmOutcome(arm, len(texts), accuracy, macro_f1, history["val_accuracy"],
+                             history["val_macro_f1"], result.best_epoch, result)
+        log(f"train-b: arm {arm}: 2026 eval accuracy {accuracy:.3f}, macro-F1 {macro_f1:.3f}; "
+            f"2025 val accuracy {outcome.val_2025_accuracy:.3f}", err=True)
+        outcomes.append(outcome)
+        if outcome.beats(best):
+            if best is not None:
+                best.result = None
+            best = outcome
+        else:
+            outcome.result = None
+    if best is None:
+        raise UserError(f"no pseudo-label arm is usable ({skipped}); run pseudo-label on a stream with both classes")
+    return best, outcomes, skipped
+
+
+@click.command("train-b")
+@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@click.option("--pseudo-labels", "pseudo_dir", type=click.Path(path_type=Path), default=Path("data/pseudo_labels"),
+              show_default=True)
+@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
+@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True)
+@click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True)
+@click.option("--version", "version", default="auto", show_default=True, help="N for model_b_vN, or 'auto' (next free).")
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
+@click.option("--arm", "only_arms", multiple=True, type=click.Choice(ARMS), help="Train only these arms.")
+@click.option("--epochs", type=int, default=None, help="Override train_b.epochs.")
+@click.option("--threads", type=int, default=None, help="torch threads (default: all cores).")
+@click.option("--export/--no-export", default=True, show_default=True, help="Export the INT8 bundle too.")
+def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version, params_path, only_arms, epochs,
+                    threads, export) -> None:
+    """Train one Model B candidate per pseudo-label arm; keep the one best on the 2026 eval split."""
+    from cloud.data.prepare import read_split
+    from cloud.ingest.normalize_command import load_postings
+    from cloud.training.finetune import FineTuneConfig
+    from cloud.training.model_io import save_classifier
+
+    params = load_params(params_path)
+    settings = {**B_DEFAULTS, **(params.get("train_b") or {})}
+    version_number = next_version(artifacts) if version == "auto" else _parse_version(version)
+    name = f"model_b_v{version_number}"
+    base = str(model_a) if settings["init"] == "model_a" else settings["init"]
+    if settings["init"] == "model_a" and not (model_a / "config.json").is_file():
+        raise UserError(f"{model_a}: Model A not found; run `careeredge-cloud train-a` first (B starts from A)")
+    config = FineTuneConfig.from_params(params, base=base, epochs=epochs or settings["epochs"],
+                                        learning_rate=float(settings["learning_rate"]), threads=threads)
+
+    train, val = read_split(splits / "train.csv"), read_split(splits / "val.csv")
+    stream = split_stream(load_postings(normalized), pseudo_label_settings(params)["eval_fraction"])
+    if len(set(stream.eval_labels)) < 2:
+        raise UserError("the 2026 evaluation split has fewer than two classes; cannot pick an arm on it")
+    evaluation = ([p.description for p in stream.evaluation], stream.eval_labels)
+    best, outcomes, skipped = train_arms(list(only_arms) or settings["arms"], pseudo_dir, train, val,
+                                         evaluation, config)
+
+    ensure_writable_dir(artifacts)
+    out_dir = artifacts / name
+    with tempfile.TemporaryDirectory(prefix="careeredge-train-b-") as scratch:
+        best_texts, best_labels = read_pseudo_labels(pseudo_dir / f"{best.arm}.csv")
+        train_csv = write_training_csv(Path(scratch) / f"train_{best.arm}.csv", train[0] + best_texts,
+                                       train[1] + best_labels)
+        with atomic_directory(out_dir) as staging:
+            save_classifier(best.result, config, staging, name, train_csv, DESCRIPTION.format(arm=best.arm))
+            write_json_atomic(staging / "arms.json", {
+                "name": name, "default_arm": best.arm, "selection": "highest 2026 eval accuracy",
+                "init": settings["init"], "epochs": config.epochs, "eval_2026_postings": len(evaluation[1]),
+                "arms": {o.arm: o.summary() for o in outcomes}, "skipped": skipped,
+            })
+    click.echo(f"train-b: {name} <- arm {best.arm} (2026 eval accuracy {best.eval_accuracy:.3f}) -> {out_dir}")
+    for outcome in outcomes:
+        click.echo(f"  arm {outcome.arm:9s} 2026 eval acc {outcome.eval_accuracy:.3f} F1 {outcome.eval_macro_f1:.3f}"
+                   f" | 2025 val acc {outcome.val_2025_accuracy:.3f} | {outcome.rows_2026} 2026 rows")
+    if export:
+        export_b(out_dir, artifacts / "bundles" / name, splits, config.max_length, version_number,
+                 base_model=str(params.get("model", {}).get("base", "")))
+
+
+def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, version_number: int,
+             base_model: str) -> None:
+    """Export through the edge export code (INT8 + parity gate on the 2025 test split), named like
+    `careeredge-cloud export` names Model A's bundle (name = the model directory's name)."""
+    from cloud.data.prepare import read_split
+    from cloud.export.builder import EvalSet, export_bundle
+
+    test_texts, test_labels = read_split(splits / "test.csv")
+    training_hash = json.loads((model_dir / "train_log.json").read_text("utf-8"))["training_data_sha256"]
+    with tempfile.TemporaryDirectory(prefix="careeredge-export-b-") as work:
+        result = export_bundle(model_dir / "hf", bundle_dir, EvalSet(test_texts, test_labels),
+                               name=model_dir.name, version=str(version_number), max_length=max_length,
+                               work_dir=Path(work), base_model=base_model, training_data_hash=training_hash,
+                               progress=lambda message: click.echo(f"export-b: {message}", err=True))
+    click.echo(f"export-b: bundle {result.bundle_dir} (INT8 accuracy on the 2025 test split "
+               f"{result.manifest['metrics'].get('accuracy_int8', float('nan')):.3f})")
+
+
+def _parse_version(value: str) -> int:
+    if not str(value).isdigit() or int(value) < 1:
+        raise UserError(f"--version must be a positive integer or 'auto', got {value!r}")
+    return int(value)
+
+
+def latest_model_b(artifacts: Path) -> Path:
+    version = next_version(artifacts) - 1
+    if version < 1:
+        raise UserError(f"no model_b_vN under {artifacts}; run `careeredge-cloud train-b` first")
+    return artifacts / f"model_b_v{version}"
+

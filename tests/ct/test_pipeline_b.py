@@ -1,0 +1,122 @@
+"""pseudo-label -> train-b -> evaluate-b end to end on a tiny real model (seconds, not minutes).
+
+Model A here is the 2-layer test BERT from tests/support/tiny_model.py, trained on synthetic
+keyword postings; the 2026 stream is synthetic postings with taxonomy-placeable titles. The test
+checks the mechanics and contracts (files, versions, every arm reported, bundle verifies, nothing
+half-written on failure), not the study's figures, which need the real Model A.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import pytest
+from click.testing import CliRunner
+
+from cloud.cli import main as cloud_cli
+from shared.bundle import verify_bundle
+from shared.posting import make_posting
+from tests.support.tiny_model import synthetic_postings, train_tiny_classifier
+
+pytestmark = pytest.mark.slow
+
+SWE_TITLES = ["Backend Software Engineer", "Frontend Developer", "Platform Engineer", "DevOps Engineer"]
+DS_TITLES = ["Data Scientist", "Data Analyst", "Statistician", "Senior Data Scientist"]
+PARAMS = """
+model: {base: minilm, max_length: 64}
+train: {epochs: 1, batch_size: 16, learning_rate: 1.0e-3, seed: 1}
+pseudo_label: {threshold: 0.6, max_class_ratio: 3.0, eval_fraction: 0.3}
+train_b: {epochs: 1, init: model_a, learning_rate: 1.0e-3}
+"""
+
+
+def write_split(path, texts, labels):
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "title", "text", "label"])
+        writer.writerows((i, "t", text, label) for i, (text, label) in enumerate(zip(texts, labels)))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline_b")
+    model_a = train_tiny_classifier(root / "model_a" / "hf", seed=3)
+    splits = root / "splits"
+    splits.mkdir()
+    for name, count, seed in (("train", 48, 10), ("val", 24, 11), ("test", 24, 12)):
+        write_split(splits / f"{name}.csv", *synthetic_postings(count, seed))
+    rng = random.Random(5)
+    texts, labels = synthetic_postings(160, 13)
+    postings = []
+    for i, (text, label) in enumerate(zip(texts, labels)):
+        extra = " We also use LangChain and RAG." if i % 7 == 0 else ""
+        posting = make_posting("linkedin_uk_2026", f"44{i:08d}", rng.choice(DS_TITLES if label else SWE_TITLES),
+                               text + extra)
+        posting.extra["batch"] = "week-a" if i % 3 else "week-b"
+        postings.append(posting.to_record())
+    normalized = root / "normalized"
+    normalized.mkdir()
+    (normalized / "postings.jsonl").write_text("".join(json.dumps(p) + "\n" for p in postings))
+    (root / "params.yaml").write_text(PARAMS)
+    return root, model_a
+
+
+def run(*args):
+    result = CliRunner().invoke(cloud_cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def test_pseudo_label_train_b_evaluate_b(workspace):
+    root, model_a = workspace
+    params, pseudo, artifacts = root / "params.yaml", root / "pseudo", root / "artifacts"
+    common = ["--params", params, "--normalized", root / "normalized", "--splits", root / "splits"]
+    run("pseudo-label", *common, "--model-a", model_a, "--out", pseudo, "--threads", 1)
+    report = json.loads((pseudo / "report.json").read_text())
+    assert report["calibration"]["temperature"] > 0
+    assert set(report["arms"]) == {"model_a", "taxonomy", "agreement"}
+    for arm, entry in report["arms"].items():
+        rows = list(csv.DictReader((pseudo / f"{arm}.csv").open()))
+        assert len(rows) == entry["kept"]
+        assert sum(entry["kept_per_class"].values()) == entry["kept"]
+    eval_ids = {p["source_id"] for p in map(json.loads, (root / "normalized" / "postings.jsonl").read_text().splitlines())} \
+        - {r["id"] for arm in ("model_a", "taxonomy", "agreement") for r in csv.DictReader((pseudo / f"{arm}.csv").open())}
+    assert eval_ids                                    # the hold-out never reaches a training CSV
+
+    run("train-b", *common, "--model-a", model_a, "--pseudo-labels", pseudo, "--artifacts", artifacts, "--threads", 1)
+    model_b = artifacts / "model_b_v1"
+    arms = json.loads((model_b / "arms.json").read_text())
+    assert arms["default_arm"] in arms["arms"] and len(arms["arms"]) == 3
+    best = max(arms["arms"].values(), key=lambda a: a["eval_2026_accuracy"])["eval_2026_accuracy"]
+    assert arms["arms"][arms["default_arm"]]["eval_2026_accuracy"] == best
+    assert (model_b / "hf" / "model.safetensors").is_file() and (model_b / "model_b_v1.pth").is_file()
+    manifest = verify_bundle(artifacts / "bundles" / "model_b_v1")
+    assert manifest["name"] == "model_b_v1" and manifest["version"] == "1"
+
+    result = run("evaluate-b", *common, "--model-a", model_a, "--artifacts", artifacts, "--threads", 1)
+    evaluation = json.loads((model_b / "evaluation.json").read_text())
+    for split in ("test_2025", "eval_2026"):
+        assert set(evaluation[split]["overall"]) == {"model_a", "model_b"}
+    assert "LangChain" in evaluation["eval_2026"]["slices"]
+    assert {"gain_met", "loss_met"} <= set(evaluation["targets"])
+    assert "B - A on the 2026 eval split" in result.output
+
+    # Next week: a new version, the previous one untouched.
+    run("train-b", *common, "--model-a", model_a, "--pseudo-labels", pseudo, "--artifacts", artifacts,
+        "--threads", 1, "--arm", "taxonomy", "--no-export")
+    assert (artifacts / "model_b_v2" / "arms.json").is_file() and (artifacts / "model_b_v1" / "evaluation.json").is_file()
+
+
+def test_train_b_without_usable_labels_leaves_no_model(workspace, tmp_path):
+    root, model_a = workspace
+    pseudo = tmp_path / "pseudo"
+    pseudo.mkdir()
+    for arm in ("model_a", "taxonomy", "agreement"):
+        (pseudo / f"{arm}.csv").write_text("id,title,text,label,confidence,batch,source\n1,x,java api,0,1,w,s\n")
+    result = CliRunner().invoke(cloud_cli, ["train-b", "--params", str(root / "params.yaml"), "--normalized",
+                                            str(root / "normalized"), "--splits", str(root / "splits"),
+                                            "--model-a", str(model_a), "--pseudo-labels", str(pseudo),
+                                            "--artifacts", str(tmp_path / "artifacts")])
+    assert result.exit_code == 2 and "no pseudo-label arm is usable" in result.output
+    assert not list((tmp_path / "artifacts").glob("*model_b*")) if (tmp_path / "artifacts").exists() else True
