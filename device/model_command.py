@@ -1,0 +1,63 @@
+"""`careeredge model status` and `careeredge model rollback`: the model slots by hand."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _slots(config_path: Path | None):
+    from device.config import load_config
+    from device.sync.slots import ModelSlots
+
+    config = load_config(config_path)
+    return config, ModelSlots(Path(config.sync.models_dir))
+
+
+_config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                              default=None, help="Device config TOML.")
+
+
+@click.group("model")
+def model() -> None:
+    """Inspect or switch the installed model bundles (over-the-air slots)."""
+
+
+@model.command("status")
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(config_path: Path | None, as_json: bool) -> None:
+    """Show the active and previous model and the last over-the-air event."""
+    config, slots = _slots(config_path)
+    active, previous = slots.active(), slots.previous()
+    state_path = slots.models_dir / "ota_state.json"
+    last_event = json.loads(state_path.read_text()).get("last_event") if state_path.is_file() else None
+    info = {
+        "models_dir": str(slots.models_dir),
+        "active": slots.describe(active),
+        "previous": slots.describe(previous),
+        "fallback_bundle": str(config.model.bundle),
+        "last_ota_event": last_event,
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    describe = lambda d: f"{d['name']} {d['version']} ({d['slot']})" if d else "none"  # noqa: E731
+    click.echo(f"active:   {describe(info['active'])}")
+    if info["active"] is None:
+        click.echo(f"          (no over-the-air model yet: the daemon serves {config.model.bundle})")
+    click.echo(f"previous: {describe(info['previous'])}")
+    if last_event:
+        reason = f" ({last_event['reason']})" if last_event.get("reason") else ""
+        click.echo(f"last OTA: {last_event['event']} {last_event.get('version') or ''}{reason} at {last_event['at']}")
+
+
+@model.command("rollback")
+@_config_option
+def rollback(config_path: Path | None) -> None:
+    """Switch back to the previous model (run it again to switch forward)."""
+    _, slots = _slots(config_path)
+    slots.rollback()
+    active = slots.describe(slots.active())
+    click.echo(f"active model is now {active['name']} {active['version']} ({active['slot']})")
