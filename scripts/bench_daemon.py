@@ -1,0 +1,196 @@
+"""Benchmark the daemon as users hit it: a real `careeredge serve` subprocess, 8 concurrent clients
+POSTing real 2025 postings to /api/v1/predict (every answer stored in SQLite).
+
+Figures: throughput and p50/p95 latency under load, RSS of the daemon after 1,000 predictions,
+process start to first answered request. Baseline measured in the same run: the same bundle in this
+process, one posting at a time with no HTTP and no store (`inprocess_sequential_per_s`); the
+throughput is also reported as a ratio to it.
+
+    python scripts/bench_daemon.py --json bench/daemon.json     # Model A when artifacts/bundles/model_a_v1 exists
+    python scripts/bench_daemon.py --model DIR --json out.json  # any bundle
+
+Without Model A and without --model, it builds the tiny test bundle (needs torch) and says so.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+MODEL_A_BUNDLE = REPO_ROOT / "artifacts" / "bundles" / "model_a_v1"
+KAGGLE_CSV = REPO_ROOT / "data" / "raw" / "jobs_2025_kaggle.csv"
+TARGETS = {"throughput_per_s": 50.0, "rss_after_1000_mb": 250.0, "start_to_first_answer_s": 3.0}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def load_postings(limit: int = 200) -> list[str]:
+    with KAGGLE_CSV.open(newline="", encoding="utf-8") as handle:
+        return [row["description"] for row, _ in zip(csv.DictReader(handle), range(limit)) if row["description"]]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def start_daemon(bundle: Path, work: Path, port: int, threads: int | None) -> tuple[subprocess.Popen, float]:
+    config = work / "config.toml"
+    config.write_text(f"[model]\n{'threads = %d' % threads if threads else ''}\n"
+                      f"[web]\nmax_request_bytes = 1048576\n", encoding="utf-8")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(work / "xdg"), "XDG_DATA_HOME": str(work / "xdg")}
+    began = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "device.cli", "serve", "--port", str(port), "--model", str(bundle),
+         "--db", str(work / "bench.db"), "--config", str(config), "--log-level", "WARNING"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(work / "daemon.log").open("wb"))
+    return process, began
+
+
+def wait_first_answer(url: str, began: float, process: subprocess.Popen, text: str) -> float:
+    import requests
+
+    while time.perf_counter() - began < 120:
+        if process.poll() is not None:
+            raise SystemExit(f"daemon exited with {process.returncode}")
+        try:
+            response = requests.post(url, json={"text": text}, timeout=30)
+            if response.status_code == 200:
+                return time.perf_counter() - began
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.01)
+    raise SystemExit("daemon did not answer within 120 s")
+
+
+def drive(url: str, postings: list[str], total: int, clients: int) -> tuple[list[float], float, int]:
+    import requests
+
+    latencies: list[float] = []
+    failures = 0
+    counter = iter(range(total))
+    lock = threading.Lock()
+
+    def client() -> None:
+        nonlocal failures
+        session = requests.Session()
+        while True:
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                return
+            began = time.perf_counter()
+            response = session.post(url, json={"text": postings[index % len(postings)], "id": str(uuid.uuid4())},
+                                    timeout=60)
+            elapsed = time.perf_counter() - began
+            with lock:
+                if response.status_code == 200 and response.json().get("stored"):
+                    latencies.append(elapsed * 1000)
+                else:
+                    failures += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, time.perf_counter() - began, failures
+
+
+def inprocess_baseline(bundle: Path, postings: list[str], threads: int | None, count: int = 100) -> float:
+    from device.runtime import load_backend
+
+    backend = load_backend(bundle, threads=threads)
+    backend.predict(postings[:2])
+    began = time.perf_counter()
+    for i in range(count):
+        backend.predict([postings[i % len(postings)]])
+    return count / (time.perf_counter() - began)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", dest="json_out", type=Path, required=True, help="Write the figures here.")
+    parser.add_argument("--model", type=Path, default=None, help=f"Bundle [default: {MODEL_A_BUNDLE}].")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=None, help="[model] threads for the daemon.")
+    args = parser.parse_args(argv)
+
+    import psutil
+
+    postings = load_postings()
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
+        work = Path(tmp)
+        bundle, model_note = args.model, "given with --model"
+        if bundle is None and MODEL_A_BUNDLE.is_dir():
+            bundle, model_note = MODEL_A_BUNDLE, "INT8 Model A"
+        elif bundle is None:
+            from tests.support.tiny_model import build_tiny_bundle
+            print("artifacts/bundles/model_a_v1 not found: benchmarking the tiny test bundle instead", file=sys.stderr)
+            bundle, model_note = build_tiny_bundle(work / "tiny"), "tiny test bundle (Model A not built)"
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/api/v1/predict"
+        process, began = start_daemon(bundle, work, port, args.threads)
+        try:
+            start_to_first = wait_first_answer(url, began, process, postings[0])
+            latencies, wall, failures = drive(url, postings, args.requests, args.clients)
+            rss_mb = psutil.Process(process.pid).memory_info().rss / 1e6
+            manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        baseline = inprocess_baseline(Path(bundle), postings, args.threads)
+
+    throughput = len(latencies) / wall
+    results = {
+        "model": f"{manifest['name']}@{manifest['version']}", "model_note": model_note,
+        "clients": args.clients, "requests": args.requests, "answered": len(latencies), "failures": failures,
+        "throughput_per_s": round(throughput, 1),
+        "latency_p50_ms": round(statistics.median(latencies), 1),
+        "latency_p95_ms": round(percentile(latencies, 0.95), 1),
+        "rss_after_1000_mb": round(rss_mb, 1),
+        "start_to_first_answer_s": round(start_to_first, 2),
+        "inprocess_sequential_per_s": round(baseline, 1),
+        "throughput_vs_inprocess_sequential": round(throughput / baseline, 2),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "targets": TARGETS,
+    }
+    results["meets_targets"] = (results["throughput_per_s"] >= TARGETS["throughput_per_s"]
+                                and results["rss_after_1000_mb"] <= TARGETS["rss_after_1000_mb"]
+                                and results["start_to_first_answer_s"] <= TARGETS["start_to_first_answer_s"])
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+    print(f"daemon bench: {results['model']} ({model_note}), {args.clients} clients, {args.requests} requests")
+    print(f"  {'throughput':<28}{results['throughput_per_s']:>8} pred/s   (target >= 50; "
+          f"{results['throughput_vs_inprocess_sequential']}x in-process sequential {results['inprocess_sequential_per_s']}/s)")
+    print(f"  {'latency p50 / p95':<28}{results['latency_p50_ms']:>8} / {results['latency_p95_ms']} ms")
+    print(f"  {'RSS after requests':<28}{results['rss_after_1000_mb']:>8} MB       (target <= 250)")
+    print(f"  {'start to first answer':<28}{results['start_to_first_answer_s']:>8} s        (target <= 3)")
+    print(f"  failures: {failures}; meets targets: {results['meets_targets']}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
