@@ -24,6 +24,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,6 +70,7 @@ class SyncSettings:
     buffer_cap_rows: int = 100_000
     batch_size: int = 200
     poll_interval_s: float = 1.0
+    fallback_bundle: Path | None = None  # `[model] bundle`: served when no over-the-air slot is active
 
     @classmethod
     def from_config(cls, config: Any) -> "SyncSettings":
@@ -82,7 +84,7 @@ class SyncSettings:
         )
         return cls(device_id=sync.device_id, broker=broker, channel=sync.channel, models_dir=Path(sync.models_dir),
                    public_key=sync.public_key, buffer_cap_rows=sync.buffer_cap_rows,
-                   batch_size=min(sync.batch_size, MAX_RECORDS_PER_BATCH))
+                   batch_size=min(sync.batch_size, MAX_RECORDS_PER_BATCH), fallback_bundle=Path(config.model.bundle))
 
 
 @dataclass
@@ -135,12 +137,14 @@ class SyncAgent:
         self,
         settings: SyncSettings,
         store_factory: Callable[[], Any],
+        close_store: bool = False,
         enable_ota: bool = True,
         on_model_activated: Callable[[Path], None] | None = None,
         health_check: Callable | None = None,
     ):
         self.settings = settings
         self._store_factory = store_factory
+        self._close_store = close_store  # False when the factory hands out the daemon's shared store
         self.counters = UploadCounters()
         self._client = make_client(f"careeredge-device-{settings.device_id}", settings.broker)
         self._availability = AvailabilityLog(log, settings.broker.address)
@@ -150,6 +154,7 @@ class SyncAgent:
         self._acks: queue.Queue = queue.Queue()
         self._inflight: dict[int, _Inflight] = {}
         self._inflight_uuids: set[str] = set()
+        self._pending: deque[dict] = deque()
         self._invalid_uuids: set[str] = set()
         self._hold_until = 0.0
         self._dropped_unreported = 0
@@ -171,7 +176,7 @@ class SyncAgent:
         kwargs = {"health_check": health_check} if health_check else {}
         return OtaUpdater(self.settings.device_id, self.settings.channel, self.settings.models_dir,
                           load_public_key(self.settings.public_key), transport=_MqttTransport(self._client),
-                          on_activated=on_model_activated, **kwargs)
+                          on_activated=on_model_activated, fallback_bundle=self.settings.fallback_bundle, **kwargs)
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -282,45 +287,69 @@ class SyncAgent:
         except Exception:
             log.exception("sync upload loop failed")
         finally:
-            store.close()
+            if self._close_store:
+                store.close()
 
     def _publish_some(self, store) -> int:
-        batch_size = self.settings.batch_size
         with self._lock:
             free = MAX_INFLIGHT_BATCHES - len(self._inflight)
-            skip = self._inflight_uuids | self._invalid_uuids
         if free <= 0:
             return 0
-        rows = [r for r in store.unsynced(limit=len(skip) + free * batch_size) if r["uuid"] not in skip]
+        if not self._pending:
+            self._refill_pending(store)
         published = 0
-        for start in range(0, min(len(rows), free * batch_size), batch_size):
-            for uuids, payload, dropped in self._encode(rows[start:start + batch_size]):
+        while free > 0 and self._pending:
+            rows = [self._pending.popleft() for _ in range(min(self.settings.batch_size, len(self._pending)))]
+            for uuids, payload, dropped in self._encode(rows):
                 info = self._client.publish(self.predictions_topic, payload, qos=1)
                 if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                     self._dropped_unreported += dropped
-                    return published  # paho refused to queue it; the rows stay unsynced
+                    self._pending.clear()  # paho refused to queue it; the rows stay unsynced for later
+                    return published
                 with self._lock:
                     self._inflight[info.mid] = _Inflight(uuids, time.monotonic(), dropped)
                     self._inflight_uuids.update(uuids)
                     self.counters.inflight_rows = len(self._inflight_uuids)
                 self.counters.published_rows += len(uuids)
                 published += len(uuids)
+                free -= 1
         return published
+
+    def _refill_pending(self, store) -> None:
+        """Read the next page of unsynced rows once, rather than once per batch (the store is the
+        buffer; this page is only a read-ahead and is dropped on any doubt)."""
+        with self._lock:
+            skip = self._inflight_uuids | self._invalid_uuids
+        page = self.settings.batch_size * MAX_INFLIGHT_BATCHES
+        self._pending.extend(r for r in store.unsynced(limit=len(skip) + page) if r["uuid"] not in skip)
 
     def _encode(self, rows: list[dict]) -> list[tuple[list[str], bytes, int]]:
         """One or more (uuids, payload, dropped) within the contract's size limit."""
         records = []
         for row in rows:
             try:
-                record = row_to_record(row)
+                records.append(row_to_record(row))
+            except (KeyError, TypeError, ValueError) as exc:
+                self._mark_invalid(row.get("uuid"), exc)
+        try:
+            return self._split_to_fit(records) if records else []
+        except ContractError:
+            pass
+        # Some row breaks the contract: find it, so one bad row never blocks the queue. It stays in
+        # the store, unsynced, for inspection.
+        valid = []
+        for record in records:
+            try:
                 validate_object(record, PREDICTION_RECORD, "record")
-                records.append(record)
-            except (ContractError, KeyError, TypeError, ValueError) as exc:
-                # Never let one bad row block the queue; it stays in the store, unsynced, for inspection.
-                log.warning("not uploading prediction %s: %s", row.get("uuid"), exc)
-                self._invalid_uuids.add(row.get("uuid"))
-                self.counters.invalid_rows += 1
-        return self._split_to_fit(records) if records else []
+                valid.append(record)
+            except ContractError as exc:
+                self._mark_invalid(record["uuid"], exc)
+        return self._split_to_fit(valid) if valid else []
+
+    def _mark_invalid(self, row_uuid, exc: Exception) -> None:
+        log.warning("not uploading prediction %s: %s", row_uuid, exc)
+        self._invalid_uuids.add(row_uuid)
+        self.counters.invalid_rows += 1
 
     def _split_to_fit(self, records: list[dict]) -> list[tuple[list[str], bytes, int]]:
         dropped, self._dropped_unreported = self._dropped_unreported, 0
@@ -329,9 +358,9 @@ class SyncAgent:
         try:
             return [([r["uuid"] for r in records], PREDICTION_BATCH.encode(batch), dropped)]
         except ContractError as exc:
+            self._dropped_unreported += dropped
             if exc.reason != "oversized" or len(records) == 1:
                 raise
-        self._dropped_unreported += dropped
         half = len(records) // 2
         return self._split_to_fit(records[:half]) + self._split_to_fit(records[half:])
 

@@ -35,7 +35,8 @@ def sync(config_path: Path | None, duration: float, verbose: bool) -> None:
     settings = SyncSettings.from_config(config)
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     lock = _single_agent_lock(settings.models_dir)
-    agent = SyncAgent(settings, store_factory=lambda: PredictionStore(config.store.path, privacy=config.store.privacy))
+    agent = SyncAgent(settings, store_factory=lambda: PredictionStore(config.store.path, privacy=config.store.privacy),
+                      close_store=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -70,6 +70,7 @@ class OtaUpdater:
         transport: OtaTransport,
         health_check: Callable[[Path], HealthReport] = golden_health_check,
         on_activated: Callable[[Path], None] | None = None,
+        fallback_bundle: Path | None = None,
         window: int = CHUNK_WINDOW,
     ):
         self.device_id = device_id
@@ -78,7 +79,9 @@ class OtaUpdater:
         self.public_key = public_key
         self.transport = transport
         self.health_check = health_check
+        # Called with the bundle to serve after every switch (the daemon reloads its model).
         self.on_activated = on_activated
+        self.fallback_bundle = fallback_bundle
         self.window = window
         self.slots = ModelSlots(self.models_dir).ensure()
         self.state_path = self.models_dir / STATE_FILE
@@ -287,8 +290,9 @@ class OtaUpdater:
         report = self.health_check(slot)
         if not report.ok:
             self.slots.restore(before_active, before_previous)
-            if self.on_activated and before_active is not None:
-                self.on_activated(self.slots.active_link)
+            serve_again = self.slots.active_link if before_active is not None else self.fallback_bundle
+            if self.on_activated and serve_again is not None:
+                self.on_activated(serve_again)
             log.warning("health check of %s failed (%s); rolled back", manifest["version"], report.detail)
             self._remember_rejection(manifest["sha256"], "health_check_failed")
             self._report("rolled_back", manifest, reason="health_check_failed", detail=report.detail)

@@ -30,19 +30,23 @@ def mosquitto_binary() -> str | None:
 class Mosquitto:
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path, port: int | None = None, extra_config: str = ""):
+    def __init__(self, workdir: Path, port: int | None = None, extra_config: str = "",
+                 listener_options: str = "", allow_anonymous: bool = True):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_loopback_port()
         self.config_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
         self.extra_config = extra_config
+        self.listener_options = listener_options  # e.g. TLS files for this listener
+        self.allow_anonymous = allow_anonymous
         self.process: subprocess.Popen | None = None
 
     def write_config(self) -> None:
         lines = [
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            *self.listener_options.splitlines(),
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
             "persistence true",
             f"persistence_location {self.workdir}/",
             # Queues must hold a long offline period's worth of QoS 1 messages (default is 1000).

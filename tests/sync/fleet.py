@@ -45,7 +45,7 @@ def make_agent(broker, tmp_path: Path, device_id: str = "pi-1", store_path: Path
     settings = SyncSettings(device_id=device_id, broker=broker_settings(broker), channel="stable",
                             models_dir=tmp_path / f"{device_id}-models", public_key=public_key,
                             batch_size=batch_size, buffer_cap_rows=buffer_cap_rows, poll_interval_s=0.2)
-    return SyncAgent(settings, store_factory=lambda: PredictionStore(store_path),
+    return SyncAgent(settings, store_factory=lambda: PredictionStore(store_path), close_store=True,
                      enable_ota=public_key is not None, **kwargs)
 
 

@@ -47,13 +47,15 @@ def wait_for_event(storage, event: str, count: int = 1) -> dict:
 def fleet(broker, tmp_path, keys, tiny_bundle):
     """One device (v1 installed over the air) and one collector."""
     collector, storage = start_collector(broker, tmp_path / "cloud.db")
-    agent = make_agent(broker, tmp_path, public_key=keys["public_path"]).start()
+    served: list[str] = []  # what the daemon would reload, as seen when it is told to
+    agent = make_agent(broker, tmp_path, public_key=keys["public_path"],
+                       on_model_activated=lambda path: served.append(Path(path).resolve().name)).start()
     assert agent.wait_connected(10)
     v1 = bundle_version(tiny_bundle, tmp_path / "v1", "1")
     first_manifest = publish(broker, v1, keys, tmp_path)
     wait_for_event(storage, "activated")
     assert active_version(agent) == "1"
-    yield {"agent": agent, "storage": storage, "first_manifest": first_manifest}
+    yield {"agent": agent, "storage": storage, "first_manifest": first_manifest, "served": served}
     agent.stop()
     collector.stop()
 
@@ -153,6 +155,7 @@ def test_failed_health_check_rolls_back_automatically(broker, tmp_path, keys, ti
     assert rolled_back["reason"] == "health_check_failed" and rolled_back["version"] == "2"
     assert "0/" in rolled_back["detail"]
     assert active_version(agent) == "1"
+    assert [name.split("-")[0] for name in fleet["served"]] == ["1", "2", "1"]  # the daemon is switched back
     # The rejected bundle is not retried on reconnect (the manifest stays retained on the broker).
     agent.ota.submit_connected()
     time.sleep(1.0)
