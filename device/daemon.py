@@ -277,8 +277,10 @@ def serve(config: Config, pinned_bundle: bool = False, ready: Callable[[str], No
         except Exception as exc:  # sync is optional; the appliance still classifies without it
             log.error("sync.start_failed", extra={"fields": {"error": str(exc)}})
     app = create_app(config, daemon=daemon)
+    # Flask answers bodies over [web] max_request_bytes with a JSON 413. Waitress' own cap sits well
+    # above it so Flask sees those requests; only absurd bodies are cut at the socket (plain 413).
     server = create_server(app, host=config.web.host, port=config.web.port, threads=WAITRESS_THREADS,
-                           max_request_body_size=config.web.max_request_bytes + 4096,
+                           max_request_body_size=4 * config.web.max_request_bytes + (1 << 20),
                            ident="careeredge")
     url = f"http://{server.effective_host}:{server.effective_port}/"
 

@@ -31,6 +31,27 @@ def test_serve_answers_and_stops_gracefully_on_sigterm(daemon_factory, tiny_bund
         assert conn.execute("SELECT COUNT(*) FROM predictions WHERE uuid = ?", [answer.json()["id"]]).fetchone()[0] == 1
 
 
+def test_bad_requests_through_waitress_get_4xx_json(daemon_factory, tiny_bundle):
+    daemon = daemon_factory(tiny_bundle, config_text="[web]\nmax_request_bytes = 65536\n")
+    url = daemon.url + "api/v1/predict"
+    cases = [
+        (dict(data="not json", headers={"Content-Type": "application/json"}), 400),
+        (dict(data="text=hi", headers={"Content-Type": "text/plain"}), 415),
+        (dict(json={"text": ""}), 400),
+        (dict(json={"nope": 1}), 400),
+        (dict(json={"text": "x" * 70_000}), 413),
+        # chunked upload without Content-Length: the limit still holds
+        (dict(data=(part for part in [b'{"text": "', b"y" * 70_000, b'"}']),
+              headers={"Content-Type": "application/json"}), 413),
+    ]
+    for kwargs, status in cases:
+        response = requests.post(url, timeout=10, **kwargs)
+        assert response.status_code == status, (kwargs.get("json"), response.text)
+        assert response.headers["Content-Type"].startswith("application/json") and response.json()["error"]
+    assert requests.get(daemon.url + "healthz", timeout=10).json()["database"]["rows"] == 0
+    assert not [e for e in daemon.log_events() if e["level"] == "error"]
+
+
 def test_degraded_daemon_starts_and_says_how_to_fix(daemon_factory, tmp_path):
     daemon = daemon_factory(tmp_path / "missing-bundle")
     health = requests.get(daemon.url + "healthz", timeout=10)
