@@ -43,7 +43,7 @@ class InputProblems:
 @click.option("--jsonl", "jsonl_path", type=click.Path(path_type=Path),
               help='One posting per line: {"id": ..., "text": ...} ("-" reads stdin).')
 @click.option("--model", "bundle", type=click.Path(path_type=Path), default=None,
-              help="Model bundle directory [default: [model] bundle in the config].")
+              help="Model bundle directory [default: the active OTA slot, else [model] bundle in the config].")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per posting on stdout.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
 @click.option("--backend", default=None, help="Inference backend [default: onnxruntime].")
@@ -64,13 +64,14 @@ def predict(ctx: click.Context, texts: tuple[str, ...], file_path: Path | None, 
     from device.config import load_config
     from device.runtime import load_backend
 
-    model_config = load_config(config_path).model
+    config = load_config(config_path)
+    model_config = config.model
     problems = InputProblems()
     chunks = _postings(texts, file_path, jsonl_path, problems)
     first = next(chunks, None)
     if first is None:  # every input was bad and already reported: no need to load a model
         ctx.exit(2)
-    engine = load_backend(bundle or model_config.bundle, backend=backend or model_config.backend,
+    engine = load_backend(bundle or default_bundle(config), backend=backend or model_config.backend,
                           threads=threads or model_config.threads)
     for chunk in itertools.chain([first], chunks):
         for posting, prediction in zip(chunk, engine.predict([p.text for p in chunk])):
@@ -161,6 +162,16 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read --file {path}: {exc.strerror or exc}") from None
+
+
+def default_bundle(config) -> Path:
+    """Same rule as the daemon (device.daemon.resolve_bundle): the active over-the-air slot, else
+    `[model] bundle`. Not imported from there: device.daemon pulls sqlite_utils (~1 s), which would
+    blow the CLI's cold-start budget."""
+    active_link = Path(config.sync.models_dir) / "active"
+    if active_link.is_symlink() and active_link.resolve().is_dir():
+        return active_link.resolve()
+    return Path(config.model.bundle)
 
 
 def _driving_terms(engine, text: str):
