@@ -57,7 +57,31 @@ def status(config_path: Path | None, as_json: bool) -> None:
 @_config_option
 def rollback(config_path: Path | None) -> None:
     """Switch back to the previous model (run it again to switch forward)."""
-    _, slots = _slots(config_path)
+    config, slots = _slots(config_path)
     slots.rollback()
     active = slots.describe(slots.active())
     click.echo(f"active model is now {active['name']} {active['version']} ({active['slot']})")
+    click.echo(_tell_running_daemon(config, slots.active()))
+
+
+def _tell_running_daemon(config, bundle: Path) -> str:
+    """Ask a running `careeredge serve` to load the switched bundle (admin API, token-protected)."""
+    import urllib.error
+    import urllib.request
+
+    if not config.admin.token:
+        return "no [admin] token configured: restart the daemon to serve it"
+    host = "127.0.0.1" if config.web.host in ("0.0.0.0", "::", "") else config.web.host
+    request = urllib.request.Request(
+        f"http://{host}:{config.web.port}/api/v1/admin/reload-model", method="POST",
+        data=json.dumps({"bundle": str(bundle)}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {config.admin.token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            served = json.loads(response.read()).get("model", {})
+        return f"the running daemon now serves {served.get('version')}"
+    except urllib.error.HTTPError as exc:
+        return f"the running daemon refused to reload ({exc.code}): restart it to serve the switched model"
+    except (urllib.error.URLError, OSError):
+        return "no daemon answered on the configured port; it will serve this model when it starts"

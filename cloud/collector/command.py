@@ -46,8 +46,7 @@ def collect_command(db_path, broker_host, broker_port, group, client_id, tls_ca,
     collector = Collector(storage, settings, group=group,
                           client_id=client_id or f"collector-{socket.gethostname()}-{group}")
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     log = logging.getLogger("careeredge.collector")
     log.info("collecting from %s into %s (group %s)", settings.address, db_path, group)
     collector.start()
@@ -63,6 +62,8 @@ def collect_command(db_path, broker_host, broker_port, group, client_id, tls_ca,
                 last_stats = now
     finally:
         collector.stop()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
         snapshot = collector.snapshot()
         log.info("final stats %s", json.dumps(snapshot))
         if stats_json:

@@ -17,6 +17,7 @@ logged, shown in `state()` and shipped to the cloud in the next batch's `dropped
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -32,9 +33,9 @@ from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 
+from shared.errors import UserError
 from shared.mqtt.client import AvailabilityLog, BrokerSettings, connect_in_background, make_client
 from shared.mqtt.contract import (
-    MAX_PREDICTION_BATCH_BYTES,
     MAX_RECORDS_PER_BATCH,
     MAX_SNIPPET_CHARS,
     MAX_TEXT_CHARS,
@@ -159,6 +160,7 @@ class SyncAgent:
         self._hold_until = 0.0
         self._dropped_unreported = 0
         self._upload_thread: threading.Thread | None = None
+        self._lock_fd: int | None = None
         self._lock = threading.Lock()
         self.status_topic = Topics.device_status(settings.device_id)
         self.predictions_topic = Topics.device_predictions(settings.device_id)
@@ -181,6 +183,7 @@ class SyncAgent:
     # --- lifecycle -----------------------------------------------------------------------------------
 
     def start(self) -> "SyncAgent":
+        self._lock_fd = _acquire_device_lock(Path(self.settings.models_dir))
         client = self._client
         client.will_set(self.status_topic, STATUS_OFFLINE, qos=1, retain=True)
         client.on_connect = self._on_connect
@@ -216,6 +219,9 @@ class SyncAgent:
         self._client.loop_stop()
         _active_agents.discard(self)
         self._write_state_file()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -465,6 +471,19 @@ class _MqttTransport:
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         self.client.publish(topic, payload, qos=1, retain=retain)
+
+
+def _acquire_device_lock(models_dir: Path) -> int:
+    """One agent per device: two would share one MQTT client id and keep kicking each other off."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(models_dir / ".sync.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(f"another sync agent already runs for {models_dir} (one MQTT session per device; use "
+                        "either `careeredge sync` or [sync] enabled = true in the daemon)") from None
+    return fd
 
 
 _active_agents: set[SyncAgent] = set()

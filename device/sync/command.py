@@ -1,21 +1,17 @@
 """`careeredge sync`: run the sync agent in the foreground (beside `careeredge serve`).
 
 Use either this command or `[sync] enabled = true` in the daemon, not both: one device is one
-MQTT session, and a lock file in `models_dir` refuses a second agent.
+MQTT session, and the agent's lock file in `models_dir` refuses a second one.
 """
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import signal
 import threading
 import time
 from pathlib import Path
 
 import click
-
-from shared.errors import UserError
 
 
 @click.command("sync")
@@ -33,13 +29,10 @@ def sync(config_path: Path | None, duration: float, verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(config_path)
     settings = SyncSettings.from_config(config)
-    settings.models_dir.mkdir(parents=True, exist_ok=True)
-    lock = _single_agent_lock(settings.models_dir)
     agent = SyncAgent(settings, store_factory=lambda: PredictionStore(config.store.path, privacy=config.store.privacy),
                       close_store=True)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     logging.getLogger("careeredge.sync").info(
         "device %s syncing %s with %s (channel %s)", settings.device_id, config.store.path,
         settings.broker.address, settings.channel)
@@ -51,14 +44,5 @@ def sync(config_path: Path | None, duration: float, verbose: bool) -> None:
                 break
     finally:
         agent.stop()
-        os.close(lock)
-
-
-def _single_agent_lock(models_dir: Path) -> int:
-    fd = os.open(models_dir / ".sync.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise UserError(f"another sync agent already runs for {models_dir} (one MQTT session per device)") from None
-    return fd
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)

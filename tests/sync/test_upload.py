@@ -100,3 +100,17 @@ def test_buffer_cap_drops_the_oldest_rows_and_reports_them(broker, tmp_path):
         collector.stop()
     finally:
         agent.stop()
+
+
+def test_a_second_agent_for_the_same_device_is_refused(broker, tmp_path):
+    import pytest
+
+    from shared.errors import UserError
+
+    agent = make_agent(broker, tmp_path).start()
+    try:
+        with pytest.raises(UserError, match="another sync agent"):
+            make_agent(broker, tmp_path).start()
+    finally:
+        agent.stop()
+    make_agent(broker, tmp_path).start().stop()  # the lock is released on stop
