@@ -187,8 +187,7 @@ def main() -> None:
             online.wait(30)
             started = time.monotonic()
             finished = wait_until(lambda: storage.prediction_count() >= len(sent), 300, "all rows at the collector")
-            with storage._lock:
-                stored = {row[0] for row in storage._db.execute("SELECT uuid FROM predictions")}
+            stored = storage.prediction_uuids()
             snapshot = collector.snapshot()
             results.update(
                 records_stored=len(stored), duplicates=snapshot["duplicates"], lost=len(sent - stored),

@@ -133,6 +133,14 @@ class SqliteStorage:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
 
+    def prediction_uuids(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self._db.execute("SELECT uuid FROM predictions")}
+
+    def rows_dropped_on_devices(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._db.execute("SELECT device_id, rows FROM dropped_on_device ORDER BY device_id"))
+
     def rejection_counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._db.execute("SELECT reason, count FROM rejections ORDER BY reason"))

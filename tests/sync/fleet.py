@@ -7,8 +7,6 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-import paho.mqtt.client as mqtt
-
 from cloud.collector.collector import Collector
 from cloud.collector.storage import SqliteStorage
 from device.store import PredictionStore
@@ -80,17 +78,12 @@ class RawClient:
 
 
 def uuids_in_collector(storage: SqliteStorage) -> list[str]:
-    with storage._lock:
-        return [row[0] for row in storage._db.execute("SELECT uuid FROM predictions")]
+    return sorted(storage.prediction_uuids())
 
 
 def unsynced(store_path: Path) -> int:
     with PredictionStore(store_path) as store:
         return store.count_unsynced()
-
-
-def mqtt_ok(info: mqtt.MQTTMessageInfo) -> bool:
-    return info.rc == mqtt.MQTT_ERR_SUCCESS
 
 
 def publish_raw_update(broker, manifest: dict | bytes, chunks: list[bytes], channel: str = "stable") -> None:

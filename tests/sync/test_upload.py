@@ -95,8 +95,7 @@ def test_buffer_cap_drops_the_oldest_rows_and_reports_them(broker, tmp_path):
         collector, storage = start_collector(broker, tmp_path / "cloud.db")
         wait_until(lambda: storage.prediction_count() == 200, 30, "the 200 newest rows to arrive")
         assert sorted(uuids_in_collector(storage)) == sorted(uuids[100:])
-        with storage._lock:
-            assert storage._db.execute("SELECT rows FROM dropped_on_device WHERE device_id='pi-1'").fetchone() == (100,)
+        assert storage.rows_dropped_on_devices() == {"pi-1": 100}
         collector.stop()
     finally:
         agent.stop()
