@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from cloud.export.onnx_export import model_input_names
 from shared.text import clean_text, load_tokenizer
 
 
@@ -23,7 +24,7 @@ class TorchClassifier:
     def __init__(self, model, tokenizer_path: Path, max_length: int):
         self.model = model
         self.tokenizer = load_tokenizer(tokenizer_path, max_length)
-        self.accepts_token_types = "token_type_ids" in model.forward.__code__.co_varnames
+        self.accepts_token_types = "token_type_ids" in model_input_names(model)
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         out = []
