@@ -4,8 +4,8 @@
     python scripts/bench_inference.py --json artifacts/bench/inference.json
 
 Same test postings, same process, same threads (torch = ORT = --threads, default 2). Each posting
-runs through the three runtimes in turn, so machine noise hits all of them alike; figures are
-medians. Every runtime is timed end to end: clean_text + tokenize + model + softmax.
+runs through the three runtimes in turn (rotating who goes first), so machine noise hits all of them
+alike; figures are medians. Every runtime is timed end to end: clean_text + tokenize + model + softmax.
 
 * latency: p50/p95 at batch 1 over the test postings (after a warm-up);
 * throughput: postings/s at batch 16 over the whole test split;
@@ -82,10 +82,13 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
             for text in timed[:WARMUP]:
                 runtime.probabilities([text])
         latencies = {name: [] for name in runtimes}
-        for text in tqdm(timed, desc="batch 1 latency", unit="posting"):
-            for name, runtime in runtimes.items():
+        names = list(runtimes)
+        for index, text in enumerate(tqdm(timed, desc="batch 1 latency", unit="posting")):
+            # Rotate who goes first: PyTorch's OpenMP workers keep spinning after a call and slow
+            # whichever runtime runs right after it, so a fixed order would bias the comparison.
+            for name in names[index % len(names):] + names[:index % len(names)]:
                 began = time.perf_counter()
-                runtime.probabilities([text])
+                runtimes[name].probabilities([text])
                 latencies[name].append((time.perf_counter() - began) * 1000)
 
         throughput, accuracy = {}, {}

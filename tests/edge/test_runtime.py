@@ -63,3 +63,20 @@ def test_hailo_backend_explains_what_is_missing(tiny_bundle):
     except ImportError:
         with pytest.raises(UserError, match="hailo_platform package, which is not installed"):
             import_hailo()
+
+
+def test_prefix_tokenization_equals_full_tokenization(backend, tiny_bundle, kaggle_csv):
+    """The runtime tokenizes a whitespace-bounded prefix; the ids must equal the whole text's, on
+    every real 2025 posting and on texts built to defeat the prefix (long [UNK] words, no spaces)."""
+    import csv
+
+    from shared.bundle import TOKENIZER_FILE
+    from shared.text import clean_text, load_tokenizer
+
+    full = load_tokenizer(tiny_bundle / TOKENIZER_FILE, backend.max_length)
+    with open(kaggle_csv, newline="", encoding="utf-8") as handle:
+        texts = [clean_text(row["description"]) for row in csv.DictReader(handle)]
+    long_words = " ".join(["y" * 120] * 100)  # each >100-char word is one [UNK]: the prefix cannot overflow
+    texts += [long_words, "z" * 5000, "data\n" * 2000, "short"]
+    for text in texts:
+        assert backend.encode([text]).input_ids[0].tolist() == full.encode(text).ids
