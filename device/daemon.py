@@ -35,6 +35,7 @@ WAITRESS_THREADS = 8  # request threads; inference itself is serialised through 
 # Up to 4 queued requests share one model call: most of the batching gain on 2-4 cores, at half
 # the activation memory of 8 (ONNX Runtime's arena keeps the peak: ~9 MB per 256-token posting).
 MAX_BATCH = 4
+PRUNE_INTERVAL_S = 6 * 3600
 
 
 @dataclass
@@ -142,6 +143,24 @@ class Daemon:
             # Predictions still work without a store (they come back `stored: false`).
             self.store_error = str(exc)
             log.error("store.unavailable", extra={"fields": {"error": str(exc)}})
+
+    def start_retention(self, interval_s: float = PRUNE_INTERVAL_S) -> None:
+        """Prune synced rows older than [store] retention_days now and then every `interval_s`."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while True:
+                if self.store is not None and self.config.store.retention_days > 0:
+                    try:
+                        self.store.prune(self.config.store.retention_days)
+                    except StoreError as exc:
+                        log.error("store.prune_failed", extra={"fields": {"error": str(exc)}})
+                if stop.wait(interval_s):
+                    return
+
+        thread = threading.Thread(target=loop, name="careeredge-retention", daemon=True)
+        thread.start()
+        self.on_shutdown(stop.set)
 
     def add_status_provider(self, name: str, provider: Callable[[], dict]) -> None:
         """Let another component (the sync agent) add a section to /api/v1/status and the page."""
@@ -283,6 +302,7 @@ def serve(config: Config, pinned_bundle: bool = False, ready: Callable[[str], No
     from device.web import create_app
 
     daemon = Daemon(config, bundle_dir=resolve_bundle(config, pinned=pinned_bundle))
+    daemon.start_retention()
     if config.sync.enabled:
         try:
             _start_sync_agent(daemon)

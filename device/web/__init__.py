@@ -32,4 +32,28 @@ def create_app(config: Config, daemon=None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     errors.register(app)
+    _log_requests(app)
     return app
+
+
+def _log_requests(app: Flask) -> None:
+    """One structured line per request at DEBUG (INFO would wear an SD card at 50 requests/s)."""
+    import logging
+    import time
+
+    from flask import g, request
+
+    log = logging.getLogger("device.web.access")
+
+    @app.before_request
+    def _start_timer():
+        g.request_began = time.perf_counter()
+
+    @app.after_request
+    def _log(response):
+        if log.isEnabledFor(logging.DEBUG):
+            began = g.get("request_began", time.perf_counter())
+            log.debug("http.request", extra={"fields": {
+                "method": request.method, "path": request.path, "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - began) * 1000, 2), "remote": request.remote_addr}})
+        return response

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -137,3 +138,21 @@ def test_full_disk_raises_a_clear_store_write_error(tmp_path):
         for _ in range(200):
             store.insert(record(text="x" * 4000))
     assert store.integrity_check() == "ok"
+
+
+def test_daemon_retention_thread_prunes_synced_rows_at_start(tmp_path):
+    from device.daemon import Daemon
+    from tests.daemon.conftest import make_config
+
+    config = make_config(tmp_path, None, retention_days=30)
+    store = PredictionStore(config.store.path)
+    old = (datetime.now(timezone.utc) - timedelta(days=40)).isoformat().replace("+00:00", "Z")
+    synced, unsynced = store.insert(record(created_at=old)), store.insert(record(created_at=old))
+    store.mark_synced([synced])
+    daemon = Daemon(config, load_model=False)
+    daemon.start_retention(interval_s=3600)
+    deadline = datetime.now() + timedelta(seconds=10)
+    while store.get(synced) is not None and datetime.now() < deadline:
+        time.sleep(0.05)
+    daemon.close()
+    assert store.get(synced) is None and store.get(unsynced) is not None
