@@ -28,7 +28,7 @@ from cloud.training.pseudo_label import ARMS, pseudo_label_settings
 from cloud.training.stream_split import split_stream
 from shared.errors import UserError
 
-B_DEFAULTS = {"epochs": 2, "init": "model_a", "learning_rate": 3.0e-5, "arms": list(ARMS)}
+B_DEFAULTS = {"epochs": 1, "init": "model_a", "learning_rate": 5.0e-5, "arms": list(ARMS)}
 DESCRIPTION = ("Model B is retrained weekly: it starts from Model A and is fine-tuned on the 2025 training "
                "split plus 2026 postings labelled by the winning pseudo-label arm ({arm}).")
 _VERSION_DIR = re.compile(r"^model_b_v(\d+)$")

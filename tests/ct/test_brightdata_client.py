@@ -178,3 +178,12 @@ def test_cli_without_token_names_the_variable(tmp_path):
         result = run_ingest(tmp_path, fake, token="")
     assert result.exit_code == 2 and "BRIGHTDATA_API_TOKEN" in result.output
     assert not fake.log
+
+
+def test_cli_resume_by_snapshot_id_does_not_trigger_again(tmp_path):
+    with FakeBrightData(Script(records=records(), statuses=["ready"])) as fake:
+        result = CliRunner().invoke(cloud_cli, ["ingest", "--out", str(tmp_path / "ingest"), "--snapshot-id",
+                                                SNAPSHOT_ID, "--poll-interval", "0.01"],
+                                    env={"BRIGHTDATA_API_TOKEN": VALID_TOKEN, "BRIGHTDATA_BASE_URL": fake.base_url})
+    assert result.exit_code == 0, result.output
+    assert not fake.calls("trigger") and len(fake.calls("snapshot")) == 1
