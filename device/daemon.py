@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+import uuid as uuid_module
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -211,8 +212,6 @@ class Daemon:
         return result
 
     def _store(self, result: Classification, backend, source: str) -> None:
-        import uuid as uuid_module
-
         result.uuid = result.uuid or str(uuid_module.uuid4())
         if self.store is None:
             result.store_error = self.store_error

@@ -142,8 +142,7 @@ def _require_admin() -> None:
     # Constant-time comparison: response timing must not reveal how much of a guess was right.
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
         log.warning("admin.denied", extra={"fields": {"path": request.path, "remote": request.remote_addr}})
-        error = ApiError(401, "missing or wrong admin token (Authorization: Bearer <token>)")
-        raise error
+        raise ApiError(401, "missing or wrong admin token (Authorization: Bearer <token>)")
 
 
 def _optional_json_body() -> dict:
