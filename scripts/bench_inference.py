@@ -58,6 +58,7 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
     from shared.bundle import MODEL_FILE, TOKENIZER_FILE, read_manifest, write_bundle
 
     manifest = read_manifest(bundle)
+    load_before = os.getloadavg()[0]
     fp32_onnx = fp32_onnx or Path("artifacts/export") / manifest["name"] / FUSED_FILE
     texts, labels = read_test_split(splits / "test.csv")
     torch.set_num_threads(threads)
@@ -107,6 +108,10 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
     }
     figures = summarize(latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb, len(timed), len(texts),
                         threads, manifest)
+    # The box is shared: PyTorch's OpenMP threads degrade far more than ORT's under contention, so
+    # the ratios only mean something next to how busy the machine was.
+    figures["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    figures["cpu_count"] = os.cpu_count()
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(figures, indent=2) + "\n")
     print_table(figures)
@@ -197,7 +202,8 @@ def print_table(f: dict) -> None:
         print(f"{label:<14}{f[key + '_p50_ms']:>9.1f}{f[key + '_p95_ms']:>9.1f}{base / f[key + '_p50_ms']:>7.2f}x"
               f"{f[key + '_throughput_per_s']:>11.1f}{acc:>10.2%}{size:>9.1f}")
     print(f"INT8 size {f['size_ratio_int8_vs_fp32']:.1%} of FP32 ONNX; accuracy drop {f['accuracy_drop_int8_pt']:+.2f} pt; "
-          f"CLI cold start {f['cold_start_s']:.2f} s, peak RSS {f['cli_peak_rss_mb']:.0f} MB")
+          f"CLI cold start {f['cold_start_s']:.2f} s, peak RSS {f['cli_peak_rss_mb']:.0f} MB; "
+          f"load average {f['load_average_1m'][0]} -> {f['load_average_1m'][1]} on {f['cpu_count']} CPUs")
 
 
 def megabytes(path: Path) -> float:
