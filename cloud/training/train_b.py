@@ -2,7 +2,7 @@
 
 One B candidate is trained per usable pseudo-label arm (model_a / taxonomy / agreement), with the
 same fine-tuning loop as A (`cloud.training.finetune.fine_tune`). By default B starts from A's
-weights (continual training: a couple of epochs instead of A's six, and the 2025 data is replayed
+weights (continual training: one epoch instead of A's six, with a replay sample of the 2025 data
 so A's knowledge is kept). Each candidate is scored on the 2026 evaluation split; the best one is
 saved as `artifacts/model_b_vN/` and (unless --no-export) exported to `artifacts/bundles/model_b_vN/`.
 `arms.json` beside it reports every arm, winner or not.
@@ -14,6 +14,7 @@ on the evaluation set); `arms.json` shows all arms so the spread is visible.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import tempfile
@@ -28,7 +29,11 @@ from cloud.training.pseudo_label import ARMS, pseudo_label_settings
 from cloud.training.stream_split import split_stream
 from shared.errors import UserError
 
-B_DEFAULTS = {"epochs": 1, "init": "model_a", "learning_rate": 5.0e-5, "arms": list(ARMS)}
+# The row caps exist for the time budget (normalize -> B bundle in 15 min on 2 CPU cores, three arms):
+# each arm trains on at most `max_rows_per_arm` 2026 postings plus a stratified `replay_2025` sample of
+# the 2025 train split (B starts from A, so the replay only has to stop it forgetting). "all" lifts a cap.
+B_DEFAULTS = {"epochs": 1, "init": "model_a", "learning_rate": 5.0e-5, "arms": list(ARMS),
+              "max_rows_per_arm": 400, "replay_2025": 200, "seed": 2026}
 DESCRIPTION = ("Model B is retrained weekly: it starts from Model A and is fine-tuned on the 2025 training "
                "split plus 2026 postings labelled by the winning pseudo-label arm ({arm}).")
 _VERSION_DIR = re.compile(r"^model_b_v(\d+)$")
@@ -61,12 +66,46 @@ def next_version(artifacts: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def read_pseudo_labels(path: Path) -> tuple[list[str], list[int]]:
+def read_pseudo_labels(path: Path, max_rows: int | None = None) -> tuple[list[str], list[int]]:
+    """An arm's rows; over `max_rows`, the most confident ones with the arm's class mix kept."""
     if not path.is_file():
         return [], []
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
+    if max_rows is not None and len(rows) > max_rows:
+        rows = _cap_stratified(rows, max_rows)
     return [r["text"] for r in rows], [int(r["label"]) for r in rows]
+
+
+def _cap_stratified(rows: list[dict], max_rows: int) -> list[dict]:
+    by_label: dict[str, list[dict]] = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    kept = []
+    for members in by_label.values():
+        share = max(1, round(max_rows * len(members) / len(rows)))
+        # Most confident first; the id hash breaks ties (the taxonomy arm's confidence is always 1).
+        members.sort(key=lambda r: (-float(r.get("confidence") or 1.0), _stable_hash(r["id"])))
+        kept.extend(members[:share])
+    return kept
+
+
+def replay_sample(texts: list[str], labels: list[int], size: int | None, seed: int) -> tuple[list[str], list[int]]:
+    """A stratified, seeded subsample of the 2025 train split (all of it when size is None or larger)."""
+    if size is None or size >= len(texts):
+        return list(texts), list(labels)
+    from sklearn.model_selection import train_test_split
+
+    chosen, _ = train_test_split(list(range(len(texts))), train_size=size, stratify=labels, random_state=seed)
+    return [texts[i] for i in sorted(chosen)], [labels[i] for i in sorted(chosen)]
+
+
+def _stable_hash(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _cap(value) -> int | None:
+    return None if value in (None, "all") else int(value)
 
 
 def score(model, tokenizer, texts: list[str], labels: list[int]) -> tuple[float, float]:
@@ -86,14 +125,15 @@ def write_training_csv(path: Path, texts: list[str], labels: list[int]) -> Path:
     return path
 
 
-def train_arms(arms, pseudo_dir, train, val, evaluation, config, log=click.echo) -> tuple[ArmOutcome, list[ArmOutcome], dict]:
+def train_arms(arms, pseudo_dir, train, val, evaluation, config, max_rows=None,
+               log=click.echo) -> tuple[ArmOutcome, list[ArmOutcome], dict]:
     """Train one B candidate per usable arm; keep only the best model in memory."""
     from cloud.training.finetune import fine_tune
     from shared.text import load_tokenizer
 
     best, outcomes, skipped = None, [], {}
     for arm in arms:
-        texts, labels = read_pseudo_labels(pseudo_dir / f"{arm}.csv")
+        texts, labels = read_pseudo_labels(pseudo_dir / f"{arm}.csv", max_rows)
         if len(set(labels)) < 2:
             skipped[arm] = "no usable pseudo-labels (missing, empty or one class)"
             log(f"train-b: arm {arm}: skipped ({skipped[arm]})", err=True)
@@ -150,18 +190,20 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
     config = FineTuneConfig.from_params(params, base=base, epochs=epochs or settings["epochs"],
                                         learning_rate=float(settings["learning_rate"]), threads=threads)
 
-    train, val = read_split(splits / "train.csv"), read_split(splits / "val.csv")
+    train = replay_sample(*read_split(splits / "train.csv"), _cap(settings["replay_2025"]), settings["seed"])
+    val = read_split(splits / "val.csv")
     stream = split_stream(load_postings(normalized), pseudo_label_settings(params)["eval_fraction"])
     if len(set(stream.eval_labels)) < 2:
         raise UserError("the 2026 evaluation split has fewer than two classes; cannot pick an arm on it")
     evaluation = ([p.description for p in stream.evaluation], stream.eval_labels)
+    max_rows = _cap(settings["max_rows_per_arm"])
     best, outcomes, skipped = train_arms(list(only_arms) or settings["arms"], pseudo_dir, train, val,
-                                         evaluation, config)
+                                         evaluation, config, max_rows)
 
     ensure_writable_dir(artifacts)
     out_dir = artifacts / name
     with tempfile.TemporaryDirectory(prefix="careeredge-train-b-") as scratch:
-        best_texts, best_labels = read_pseudo_labels(pseudo_dir / f"{best.arm}.csv")
+        best_texts, best_labels = read_pseudo_labels(pseudo_dir / f"{best.arm}.csv", max_rows)
         train_csv = write_training_csv(Path(scratch) / f"train_{best.arm}.csv", train[0] + best_texts,
                                        train[1] + best_labels)
         with atomic_directory(out_dir) as staging:
@@ -169,6 +211,7 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
             write_json_atomic(staging / "arms.json", {
                 "name": name, "default_arm": best.arm, "selection": "highest 2026 eval accuracy",
                 "init": settings["init"], "epochs": config.epochs, "eval_2026_postings": len(evaluation[1]),
+                "replay_2025_rows": len(train[1]), "max_rows_per_arm": max_rows,
                 "arms": {o.arm: o.summary() for o in outcomes}, "skipped": skipped,
             })
     click.echo(f"train-b: {name} <- arm {best.arm} (2026 eval accuracy {best.eval_accuracy:.3f}) -> {out_dir}")

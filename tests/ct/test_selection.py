@@ -118,3 +118,17 @@ def test_cli_refuses_a_one_class_stream_and_writes_nothing(tmp_path):
     assert result.exit_code == 2, result.output
     assert "one-class stream" in result.output and "Traceback" not in result.output
     assert not out.exists() and not list(tmp_path.glob(".pseudo*"))
+
+
+def test_train_b_row_caps_keep_class_mix_and_confidence(tmp_path):
+    from cloud.training.train_b import read_pseudo_labels, replay_sample
+
+    path = tmp_path / "model_a.csv"
+    rows = [f"{i},t,text {i},{int(i < 30)},{0.91 + (i % 10) / 100:.2f},w,s" for i in range(100)]
+    path.write_text("id,title,text,label,confidence,batch,source\n" + "\n".join(rows) + "\n")
+    texts, labels = read_pseudo_labels(path, max_rows=20)
+    assert len(labels) == 20 and labels.count(1) == 6                 # 30% DS before and after the cap
+    assert all(int(t.split()[1]) % 10 >= 6 for t in texts)            # only the most confident rows
+    replay_texts, replay_labels = replay_sample([str(i) for i in range(90)], [i % 3 == 0 for i in range(90)], 30, 1)
+    assert len(replay_labels) == 30 and sum(replay_labels) == 10
+    assert replay_sample(["a"], [0], None, 1) == (["a"], [0])
