@@ -90,7 +90,8 @@ def render_markdown(report: dict) -> str:
 
 
 @click.command("evaluate-b")
-@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True)
+@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"), show_default=True,
+              help="Model A's directory (hf/ + train_log.json).")
 @click.option("--model-b", type=click.Path(path_type=Path), default=None,
               help="A model_b_vN directory (default: the latest under --artifacts).")
 @click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True)
@@ -104,11 +105,12 @@ def evaluate_b_command(model_a, model_b, artifacts, splits, normalized, params_p
     """Score A and B on the 2025 test split and the 2026 eval split; write evaluation.json/.md into B's dir."""
     from cloud.data.prepare import read_split
     from cloud.ingest.normalize_command import load_postings
-    from cloud.training.inference import TrainedClassifier
+    from cloud.training.model_io import load_classifier
+    from cloud.training.pseudo_label import set_threads
     from cloud.training.train_b import latest_model_b
 
     params = load_params(params_path)
-    max_length = params.get("model", {}).get("max_length", 256)
+    set_threads(threads)
     model_b_dir = model_b or latest_model_b(artifacts)
     stream = split_stream(load_postings(normalized), pseudo_label_settings(params)["eval_fraction"])
     if not stream.evaluation:
@@ -116,11 +118,11 @@ def evaluate_b_command(model_a, model_b, artifacts, splits, normalized, params_p
     splits_data = {"test_2025": read_split(splits / "test.csv"),
                    "eval_2026": ([p.description for p in stream.evaluation], stream.eval_labels)}
     predictions = {split: {} for split in splits_data}
-    for model_name, hf_dir in (("model_a", model_a), ("model_b", model_b_dir / "hf")):
-        classifier = TrainedClassifier(hf_dir, max_length, threads)
+    for model_name, model_dir in (("model_a", model_a), ("model_b", model_b_dir)):
+        classifier = load_classifier(model_dir)     # applies the model's own recorded preprocessing
         for split, (texts, _) in splits_data.items():
             click.echo(f"evaluate-b: {model_name} on {split} ({len(texts)} postings)", err=True)
-            predictions[split][model_name] = classifier.logits(texts).argmax(axis=1)
+            predictions[split][model_name] = classifier.predict_logits(texts).argmax(axis=1)
     report = {"model_a": str(model_a), "model_b": str(model_b_dir), "model_b_name": model_b_dir.name,
               "stream": stream.summary()}
     for split, (texts, labels) in splits_data.items():

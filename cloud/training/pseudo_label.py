@@ -143,13 +143,21 @@ def write_rows(path: Path, rows: list[dict], columns=PSEUDO_COLUMNS) -> None:
         writer.writerows(rows)
 
 
+def set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def pseudo_label_settings(params: dict) -> dict:
     return {**DEFAULTS, **(params.get("pseudo_label") or {})}
 
 
 @click.command("pseudo-label")
 @click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True)
+@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"), show_default=True,
+              help="Model A's directory (hf/ + train_log.json).")
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True,
               help="2025 splits; val.csv calibrates Model A.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("data/pseudo_labels"), show_default=True)
@@ -160,7 +168,7 @@ def pseudo_label_command(normalized, model_a, splits, out_dir, params_path, thre
     """Calibrate Model A, label the 2026 pool (3 arms), guard class balance, write one CSV per arm."""
     from cloud.data.prepare import read_split
     from cloud.ingest.normalize_command import load_postings
-    from cloud.training.inference import TrainedClassifier
+    from cloud.training.model_io import load_classifier
 
     params = load_params(params_path)
     settings = pseudo_label_settings(params)
@@ -177,11 +185,12 @@ def pseudo_label_command(normalized, model_a, splits, out_dir, params_path, thre
     calibration: Calibration | None = None
     raw = calibrated = None
     if needs_a:
-        classifier = TrainedClassifier(model_a, params.get("model", {}).get("max_length", 256), threads)
+        set_threads(threads)
+        classifier = load_classifier(model_a)
         click.echo(f"pseudo-label: calibrating Model A on {len(val_texts)} validation postings", err=True)
-        calibration = calibrate(classifier.logits(val_texts), np.asarray(val_labels))
+        calibration = calibrate(classifier.predict_logits(val_texts), np.asarray(val_labels))
         click.echo(f"pseudo-label: scoring {len(split.pool)} pool postings with Model A", err=True)
-        pool_logits = classifier.logits([p.description for p in split.pool])
+        pool_logits = classifier.predict_logits([p.description for p in split.pool])
         raw, calibrated = softmax(pool_logits), calibration.probabilities(pool_logits)
 
     selections, arms_report = select_arms(split.pool, calibrated, raw, settings["arms"],

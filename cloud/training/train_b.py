@@ -108,12 +108,16 @@ def _cap(value) -> int | None:
     return None if value in (None, "all") else int(value)
 
 
-def score(model, tokenizer, texts: list[str], labels: list[int]) -> tuple[float, float]:
+def score(result, config, texts: list[str], labels: list[int]) -> tuple[float, float]:
+    """Accuracy and macro-F1 of a fresh fine-tune result, with the config's own preprocessing."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    from cloud.training.finetune import predict_proba
+    from cloud.training.finetune import TrainedClassifier
+    from shared.text import load_tokenizer
 
-    predicted = predict_proba(model, tokenizer, texts).argmax(axis=1)
+    tokenizer = load_tokenizer(result.tokenizer_json, config.max_length)
+    classifier = TrainedClassifier(result.model, tokenizer, config.preprocessing, config.max_length)
+    predicted = classifier.predict_proba(texts).argmax(axis=1)
     return float(accuracy_score(labels, predicted)), float(f1_score(labels, predicted, average="macro"))
 
 
@@ -129,7 +133,6 @@ def train_arms(arms, pseudo_dir, train, val, evaluation, config, max_rows=None,
                log=click.echo) -> tuple[ArmOutcome, list[ArmOutcome], dict]:
     """Train one B candidate per usable arm; keep only the best model in memory."""
     from cloud.training.finetune import fine_tune
-    from shared.text import load_tokenizer
 
     best, outcomes, skipped = None, [], {}
     for arm in arms:
@@ -140,8 +143,7 @@ def train_arms(arms, pseudo_dir, train, val, evaluation, config, max_rows=None,
             continue
         log(f"train-b: arm {arm}: {len(train[0])} 2025 + {len(texts)} 2026 postings", err=True)
         result = fine_tune(train[0] + texts, train[1] + labels, val[0], val[1], config)
-        tokenizer = load_tokenizer(result.tokenizer_json, config.max_length)
-        accuracy, macro_f1 = score(result.model, tokenizer, evaluation[0], evaluation[1])
+        accuracy, macro_f1 = score(result, config, evaluation[0], evaluation[1])
         history = result.history[result.best_epoch - 1]
         outcome = ArmOutcome(arm, len(texts), accuracy, macro_f1, history["val_accuracy"],
                              history["val_macro_f1"], result.best_epoch, result)
@@ -164,7 +166,8 @@ def train_arms(arms, pseudo_dir, train, val, evaluation, config, max_rows=None,
 @click.option("--pseudo-labels", "pseudo_dir", type=click.Path(path_type=Path), default=Path("data/pseudo_labels"),
               show_default=True)
 @click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True)
+@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"), show_default=True,
+              help="Model A's directory (hf/ + train_log.json); B starts from its weights.")
 @click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True)
 @click.option("--version", "version", default="auto", show_default=True, help="N for model_b_vN, or 'auto' (next free).")
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
@@ -184,11 +187,15 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
     settings = {**B_DEFAULTS, **(params.get("train_b") or {})}
     version_number = next_version(artifacts) if version == "auto" else _parse_version(version)
     name = f"model_b_v{version_number}"
-    base = str(model_a) if settings["init"] == "model_a" else settings["init"]
-    if settings["init"] == "model_a" and not (model_a / "config.json").is_file():
+    base = str(model_a / "hf") if settings["init"] == "model_a" else settings["init"]
+    if settings["init"] == "model_a" and not (model_a / "hf" / "config.json").is_file():
         raise UserError(f"{model_a}: Model A not found; run `careeredge-cloud train-a` first (B starts from A)")
+    # B must read text exactly as A does: same preprocessing and max_length as A's recorded config.
+    a_config = _recorded_config(model_a) if settings["init"] == "model_a" else {}
     config = FineTuneConfig.from_params(params, base=base, epochs=epochs or settings["epochs"],
-                                        learning_rate=float(settings["learning_rate"]), threads=threads)
+                                        learning_rate=float(settings["learning_rate"]), threads=threads,
+                                        preprocessing=a_config.get("preprocessing"),
+                                        max_length=a_config.get("max_length"))
 
     train = replay_sample(*read_split(splits / "train.csv"), _cap(settings["replay_2025"]), settings["seed"])
     val = read_split(splits / "val.csv")
@@ -220,7 +227,7 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
                    f" | 2025 val acc {outcome.val_2025_accuracy:.3f} | {outcome.rows_2026} 2026 rows")
     if export:
         export_b(out_dir, artifacts / "bundles" / name, splits, config.max_length, version_number,
-                 base_model=str(params.get("model", {}).get("base", "")))
+                 base_model=f"{model_a.name} (from {params.get('model', {}).get('base', '')})")
 
 
 def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, version_number: int,
@@ -239,6 +246,13 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
                                progress=lambda message: click.echo(f"export-b: {message}", err=True))
     click.echo(f"export-b: bundle {result.bundle_dir} (INT8 accuracy on the 2025 test split "
                f"{result.manifest['metrics'].get('accuracy_int8', float('nan')):.3f})")
+
+
+def _recorded_config(model_dir: Path) -> dict:
+    log = model_dir / "train_log.json"
+    if not log.is_file():
+        raise UserError(f"{log}: missing; B copies A's preprocessing and max_length from it")
+    return json.loads(log.read_text("utf-8")).get("config", {})
 
 
 def _parse_version(value: str) -> int:

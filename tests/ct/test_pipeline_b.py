@@ -41,7 +41,9 @@ def write_split(path, texts, labels):
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline_b")
-    model_a = train_tiny_classifier(root / "model_a" / "hf", seed=3)
+    model_a = root / "model_a"
+    train_tiny_classifier(model_a / "hf", seed=3)
+    (model_a / "train_log.json").write_text(json.dumps({"config": {"max_length": 64, "preprocessing": "clean"}}))
     splits = root / "splits"
     splits.mkdir()
     for name, count, seed in (("train", 48, 10), ("val", 24, 11), ("test", 24, 12)):
