@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,13 +74,18 @@ def predict(ctx: click.Context, texts: tuple[str, ...], file_path: Path | None, 
         ctx.exit(2)
     engine = load_backend(bundle or default_bundle(config), backend=backend or model_config.backend,
                           threads=threads or model_config.threads)
-    for chunk in itertools.chain([first], chunks):
-        for posting, prediction in zip(chunk, engine.predict([p.text for p in chunk])):
-            if as_json:
-                click.echo(json.dumps(prediction.to_json(id=posting.id), ensure_ascii=False))
-            else:
-                terms = _driving_terms(engine, posting.text) if explain else None
-                click.echo(render(posting, prediction, terms))
+    try:
+        for chunk in itertools.chain([first], chunks):
+            for posting, prediction in zip(chunk, engine.predict([p.text for p in chunk])):
+                if as_json:
+                    click.echo(json.dumps(prediction.to_json(id=posting.id), ensure_ascii=False))
+                else:
+                    terms = _driving_terms(engine, posting.text) if explain else None
+                    click.echo(render(posting, prediction, terms))
+            sys.stdout.flush()
+    except BrokenPipeError:  # `careeredge predict --jsonl big.jsonl | head`: the reader left, stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        ctx.exit(1)
     if problems.count:
         ctx.exit(2)
 
@@ -101,9 +107,9 @@ def _postings(texts, file_path, jsonl_path, problems: InputProblems) -> Iterator
     if not (texts or file_path or jsonl_path):
         if sys.stdin is None or sys.stdin.isatty():
             raise UserError("nothing to classify: pass TEXT, --file PATH, --jsonl PATH or pipe a posting on stdin")
-        texts_from_stdin = prepared(sys.stdin.buffer.read(), "stdin", "stdin")
-        if texts_from_stdin:
-            yield [texts_from_stdin]
+        posting = prepared(sys.stdin.buffer.read(), "stdin", "stdin")
+        if posting:
+            yield [posting]
         return
     argument_postings = [prepared(t, f"argument {i}", i) for i, t in enumerate(texts, start=1)]
     if file_path is not None:

@@ -134,3 +134,15 @@ def test_no_input_at_all_is_a_usage_error(run):
     # CliRunner's stdin is not a TTY, so "nothing" means empty stdin here.
     result = run(input=b"")
     assert result.exit_code == 2 and "stdin: empty text" in result.stderr
+
+
+def test_reader_closing_the_pipe_is_not_a_traceback(tiny_bundle, tmp_path):
+    """`careeredge predict --jsonl big.jsonl | head -1`."""
+    jsonl = tmp_path / "big.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": DS_TEXT}) + "\n" for _ in range(2000)))
+    process = subprocess.Popen([sys.executable, "-m", "device.cli", "predict", "--json", "--model", str(tiny_bundle),
+                                "--jsonl", str(jsonl)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(process.stdout.readline())["label"] == 1
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1 and "Traceback" not in stderr
