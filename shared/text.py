@@ -92,7 +92,28 @@ def load_tokenizer(path: str | Path, max_length: int):
 
 # How raw posting text becomes model input. The chosen style is recorded in the model's train log and
 # in the bundle manifest (`preprocessing`), and the device applies the same function before tokenizing.
-PREPROCESSING_STYLES = ("clean", "clean_no_stopwords")
+#
+# Why "skills_first": a posting is ~5,000 characters (~1,100 word pieces) but the encoder reads 256, and
+# the head of a posting is mostly the company blurb. Moving the lines that name skills to the front (in
+# their original order) and dropping EEO/benefits/pay boilerplate puts the requirements in the window.
+# Measured on the 2025 rows with frozen MiniLM features + logistic regression, 5-fold CV: head of the
+# clean text 0.859, stop words removed 0.875, skills_first 0.898 (README, "Model A").
+PREPROCESSING_STYLES = ("clean", "clean_no_stopwords", "skills_first", "skills_first_no_stopwords")
+
+_BOILERPLATE_LINE = re.compile(
+    r"equal (employment )?opportunit|without regard to|disabilit|veteran status|reasonable accommodation|"
+    r"401\(?k\)?|paid time off|health insurance|dental|pay range|salary range|base (pay|salary)|"
+    r"compensation (package|range)|e-verify|background check|privacy (notice|policy)", re.I)
+
+
+def skills_first(text: str) -> str:
+    """Lines naming a skill first, then the other lines, each group in original order; boilerplate dropped."""
+    from shared.skills import find_skills  # shared.skills has no heavy imports; kept local to avoid a cycle
+
+    lines = [line for line in text.split("\n") if line.strip() and not _BOILERPLATE_LINE.search(line)]
+    with_skills = [line for line in lines if find_skills(line)]
+    without = [line for line in lines if not find_skills(line)]
+    return "\n".join(with_skills + without)
 
 
 def model_input(text: str, preprocessing: str = "clean") -> str:
@@ -102,4 +123,8 @@ def model_input(text: str, preprocessing: str = "clean") -> str:
         return cleaned
     if preprocessing == "clean_no_stopwords":
         return remove_stop_words(cleaned)
+    if preprocessing == "skills_first":
+        return skills_first(cleaned)
+    if preprocessing == "skills_first_no_stopwords":
+        return remove_stop_words(skills_first(cleaned))
     raise ValueError(f"unknown preprocessing {preprocessing!r}; expected one of {PREPROCESSING_STYLES}")

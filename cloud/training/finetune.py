@@ -32,6 +32,7 @@ class FineTuneConfig:
     threads: int | None = None
     preprocessing: str = "clean"     # shared.text.model_input style; recorded for the device
     freeze_embeddings: bool = True   # 12M of MiniLM's 22M params; too few rows to move them usefully
+    freeze_layers: int = 0           # lowest encoder layers kept frozen: their backward pass is skipped
     progress: bool = True
 
     @classmethod
@@ -43,6 +44,7 @@ class FineTuneConfig:
                       weight_decay=float(train.get("weight_decay", 0.01)),
                       warmup_ratio=float(train.get("warmup_ratio", 0.1)), seed=train.get("seed", 2025),
                       freeze_embeddings=bool(train.get("freeze_embeddings", True)),
+                      freeze_layers=int(train.get("freeze_layers", 0)),
                       preprocessing=model.get("preprocessing", "clean"))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -107,6 +109,26 @@ def predict_logits(model, tokenizer, texts: list[str], batch_size: int = 32) -> 
     return out
 
 
+def encoder_layers(model):
+    """The encoder's ModuleList of transformer blocks (BERT/MiniLM: encoder.layer, DistilBERT: transformer.layer)."""
+    base = model.base_model
+    for container in ("encoder", "transformer"):
+        layers = getattr(getattr(base, container, None), "layer", None)
+        if layers is not None:
+            return layers
+    raise ValueError(f"cannot find the encoder layers of {type(model).__name__}")
+
+
+def freeze_lower_layers(model, embeddings: bool, layers: int) -> None:
+    """Freeze the embeddings and the lowest `layers` blocks. With ~430 rows the upper layers and the head
+    carry the task; skipping the lower layers' backward pass roughly halves a CPU epoch."""
+    frozen = list(model.base_model.embeddings.parameters()) if embeddings else []
+    for block in list(encoder_layers(model))[:layers]:
+        frozen += list(block.parameters())
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+
+
 def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[str], val_labels: list[int],
               config: FineTuneConfig, sample_weights: list[float] | None = None) -> FineTuneResult:
     """Fine-tune `config.base` as a 2-class sequence classifier; keep the best epoch on validation
@@ -131,9 +153,7 @@ def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[s
     train_texts = [model_input(t, config.preprocessing) for t in train_texts]
     val_texts = [model_input(t, config.preprocessing) for t in val_texts]
 
-    if config.freeze_embeddings:
-        for parameter in model.get_input_embeddings().parameters():
-            parameter.requires_grad_(False)
+    freeze_lower_layers(model, config.freeze_embeddings, config.freeze_layers)
     labels = torch.tensor(train_labels, dtype=torch.long)
     weights = torch.tensor(sample_weights if sample_weights is not None else [1.0] * len(train_labels))
     steps_per_epoch = math.ceil(len(train_texts) / config.batch_size)

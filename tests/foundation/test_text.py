@@ -41,3 +41,25 @@ def test_model_input_styles_are_deterministic():
     text = "<p>The Data Scientist will build models</p>"
     assert model_input(text, "clean") == "The Data Scientist will build models"
     assert model_input(text, "clean_no_stopwords") == "data scientist build models"
+
+
+def test_skills_first_moves_requirement_lines_into_the_window_and_drops_boilerplate():
+    posting = ("About Acme: we are a family of innovators since 1990.\n"
+               "You will build pipelines in Python and Spark.\n"
+               "We offer dental, 401(k) and paid time off.\n"
+               "Our culture values curiosity.\n"
+               "Experience with PyTorch is a plus.\n"
+               "Acme is an equal opportunity employer.")
+    assert model_input(posting, "skills_first").split("\n") == [
+        "You will build pipelines in Python and Spark.",
+        "Experience with PyTorch is a plus.",
+        "About Acme: we are a family of innovators since 1990.",
+        "Our culture values curiosity.",
+    ]
+
+
+def test_unknown_preprocessing_style_is_an_error():
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown preprocessing"):
+        model_input("text", "lowercase_everything")
