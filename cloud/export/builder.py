@@ -94,7 +94,7 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
         int8_probs = _int8_probabilities(staging, eval_set.texts)
         report = parity.enforce(parity.compare(
             fp32_probs.argmax(1).tolist(), int8_probs.argmax(1).tolist(), list(eval_set.labels),
-            fp32_probs[:, 1].tolist(), int8_probs[:, 1].tolist(),
+            fp32_probs[:, 1].tolist(), int8_probs[:, 1].tolist(), eval_set.ids,
         ))
         _write_golden(staging / GOLDEN_FILE, eval_set, fp32_probs, int8_probs, labels)
 

@@ -20,8 +20,9 @@ def test_compare_and_enforce_thresholds():
 
     two_flips = one_flip[:]
     two_flips[1] = 0
-    with pytest.raises(parity.ParityError, match=r"agreement 98.00% < 99%"):
-        parity.enforce(parity.compare(truth, two_flips, truth, [0.0] * 100, [0.0] * 100))
+    p1 = [0.2] * 100
+    with pytest.raises(parity.ParityError, match=r"agreement 98.00% < 99%.*flipped: 0 \(FP32 p1 0.200 -> INT8 0.200\), 1 "):
+        parity.enforce(parity.compare(truth, two_flips, truth, p1, p1))
 
 
 def test_export_fails_loudly_when_the_int8_model_is_corrupted(tmp_path, monkeypatch, tiny_bundle):
