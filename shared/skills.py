@@ -11,6 +11,11 @@ Matching rules:
 * an alias matches only as a whole token: the characters around it must not be letters, digits,
   "_", "+" or "#" (so "SQL" does not fire inside "PostgreSQL", nor "C" inside "C++");
 * overlapping matches resolve to the longest one ("Azure Machine Learning" beats "Machine Learning").
+
+This table is also part of the model input: `shared.text.skills_first` (Model A's preprocessing)
+moves the lines that mention skills to the front. Changing an alias changes what the model reads, so
+retrain and re-export after editing it, and regenerate `shared/skill_baseline_2025.json`
+(`python scripts/build_skill_baseline.py`; a test fails while it is stale).
 """
 from __future__ import annotations
 
