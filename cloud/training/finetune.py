@@ -5,7 +5,7 @@ function the device runtime uses, so the ids a model is trained on are the ids i
 """
 from __future__ import annotations
 
-import copy
+import contextlib
 import math
 import random
 import tempfile
@@ -168,39 +168,61 @@ def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[s
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     generator = torch.Generator().manual_seed(config.seed)
 
+    prefix = None
+    if config.freeze_layers > 0:
+        from cloud.training.frozen_prefix import FrozenPrefix
+
+        prefix = FrozenPrefix(model, config.freeze_layers)
+        prefix.precompute(lambda batch: encode(tokenizer, batch), train_texts + val_texts)
+    all_texts, val_offset = train_texts + val_texts, len(train_texts)
+
+    def batch_logits(indices: list[int]):
+        """Logits for rows of train_texts + val_texts (cached bottom when layers are frozen)."""
+        if prefix is not None:
+            return prefix.logits(indices)
+        ids, mask = encode(tokenizer, [all_texts[i] for i in indices])
+        return model(input_ids=ids, attention_mask=mask).logits
+
     history, best_f1, best_state, best_epoch = [], -1.0, None, 0
     bar = tqdm(total=total_steps, desc=f"fine-tune {Path(str(config.base)).name}", disable=not config.progress)
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        permutation = torch.randperm(len(train_texts), generator=generator).tolist()
-        epoch_loss = 0.0
-        for start in range(0, len(permutation), config.batch_size):
-            idx = permutation[start:start + config.batch_size]
-            ids, mask = encode(tokenizer, [train_texts[i] for i in idx])
-            logits = model(input_ids=ids, attention_mask=mask).logits
-            per_example = torch.nn.functional.cross_entropy(logits, labels[idx], reduction="none")
-            loss = (per_example * weights[idx]).sum() / weights[idx].sum()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            epoch_loss += loss.item() * len(idx)
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
-        record = {"epoch": epoch, "train_loss": epoch_loss / len(train_texts)}
-        if val_texts:
-            val_pred = predict_proba(model, tokenizer, val_texts).argmax(axis=1)
-            record["val_macro_f1"] = val_f1 = float(f1_score(val_labels, val_pred, average="macro"))
-            record["val_accuracy"] = float((val_pred == np.asarray(val_labels)).mean())
-        else:  # no validation split (e.g. inside a CV fold): the last epoch is the model
-            val_f1 = float(epoch)
-        history.append(record)
-        if val_f1 > best_f1:
-            best_f1, best_epoch = val_f1, epoch
-            best_state = copy.deepcopy(model.state_dict())
+    with prefix.top_only() if prefix is not None else contextlib.nullcontext():
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            permutation = torch.randperm(len(train_texts), generator=generator).tolist()
+            epoch_loss = 0.0
+            for start in range(0, len(permutation), config.batch_size):
+                idx = permutation[start:start + config.batch_size]
+                per_example = torch.nn.functional.cross_entropy(batch_logits(idx), labels[idx],
+                                                                reduction="none")
+                loss = (per_example * weights[idx]).sum() / weights[idx].sum()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                epoch_loss += loss.item() * len(idx)
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+            record = {"epoch": epoch, "train_loss": epoch_loss / len(train_texts)}
+            if val_texts:
+                model.eval()
+                with torch.inference_mode():
+                    val_rows = list(range(val_offset, val_offset + len(val_texts)))
+                    val_pred = torch.cat([batch_logits(val_rows[i:i + 32])
+                                          for i in range(0, len(val_rows), 32)]).argmax(dim=1).numpy()
+                record["val_macro_f1"] = val_f1 = float(f1_score(val_labels, val_pred, average="macro"))
+                record["val_accuracy"] = float((val_pred == np.asarray(val_labels)).mean())
+            else:  # no validation split (e.g. inside a CV fold): the last epoch is the model
+                val_f1 = float(epoch)
+            history.append(record)
+            if val_f1 > best_f1:
+                best_f1, best_epoch = val_f1, epoch
+                # by parameter, not state_dict(): inside top_only() the module tree is swapped
+                best_state = {name: p.detach().clone() for name, p in trainable}
     bar.close()
-    model.load_state_dict(best_state)
+    with torch.no_grad():
+        for name, parameter in trainable:
+            parameter.copy_(best_state[name])
     model.eval()
     return FineTuneResult(model=model, hf_tokenizer=hf_tokenizer, tokenizer_json=tokenizer_json,
                           history=history, best_epoch=best_epoch)

@@ -161,3 +161,23 @@ def test_console_script_prints_one_line_and_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"Error: input CSV not found: {missing}"
+
+
+def test_cached_frozen_bottom_trains_the_same_model_the_full_forward_serves(splits, tiny_distilbert):
+    """With freeze_layers > 0 training runs on cached bottom-layer outputs; the returned model is the
+    ordinary full model and must score the validation rows exactly as training measured them."""
+    import numpy as np
+
+    from cloud.data.prepare import read_split
+    from cloud.training.finetune import FineTuneConfig, TrainedClassifier, fine_tune
+    from shared.text import load_tokenizer
+
+    train_texts, train_labels = read_split(splits / "splits" / "train.csv")
+    val_texts, val_labels = read_split(splits / "splits" / "val.csv")
+    config = FineTuneConfig(base=str(tiny_distilbert), max_length=32, epochs=2, freeze_layers=1,
+                            learning_rate=1e-3, progress=False, preprocessing="skills_first")
+    result = fine_tune(train_texts, train_labels, val_texts, val_labels, config)
+    assert len(result.model.base_model.transformer.layer) == 2  # module tree restored
+    served = TrainedClassifier(result.model, load_tokenizer(result.tokenizer_json, 32), "skills_first", 32)
+    accuracy = float((served.predict_proba(val_texts).argmax(axis=1) == np.asarray(val_labels)).mean())
+    assert accuracy == pytest.approx(result.history[result.best_epoch - 1]["val_accuracy"])
