@@ -92,13 +92,17 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
                 runtimes[name].probabilities([text])
                 latencies[name].append((time.perf_counter() - began) * 1000)
 
-        throughput, accuracy = {}, {}
-        for name, runtime in tqdm(runtimes.items(), desc=f"batch {BATCH} throughput", unit="runtime"):
-            began = time.perf_counter()
-            probabilities = np.concatenate([runtime.probabilities(texts[i:i + BATCH])
-                                            for i in range(0, len(texts), BATCH)])
-            throughput[name] = len(texts) / (time.perf_counter() - began)
-            accuracy[name] = float((probabilities.argmax(1) == np.array(labels)).mean())
+        batches = [texts[i:i + BATCH] for i in range(0, len(texts), BATCH)]
+        elapsed = {name: 0.0 for name in runtimes}
+        outputs = {name: [] for name in runtimes}
+        for index, batch in enumerate(tqdm(batches, desc=f"batch {BATCH} throughput", unit="batch")):
+            for name in names[index % len(names):] + names[:index % len(names)]:
+                began = time.perf_counter()
+                outputs[name].append(runtimes[name].probabilities(batch))
+                elapsed[name] += time.perf_counter() - began
+        throughput = {name: len(texts) / elapsed[name] for name in runtimes}
+        accuracy = {name: float((np.concatenate(outputs[name]).argmax(1) == np.array(labels)).mean())
+                    for name in runtimes}
 
     cold_start_s, peak_rss_mb = measure_cli(bundle, texts[0], threads, cli_runs)
     sizes = {
