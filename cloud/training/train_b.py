@@ -32,7 +32,7 @@ from shared.errors import UserError
 # The row caps exist for the time budget (normalize -> B bundle in 15 min on 2 CPU cores, three arms):
 # each arm trains on at most `max_rows_per_arm` 2026 postings plus a stratified `replay_2025` sample of
 # the 2025 train split (B starts from A, so the replay only has to stop it forgetting). "all" lifts a cap.
-B_DEFAULTS = {"epochs": 1, "init": "model_a", "learning_rate": 5.0e-5, "arms": list(ARMS),
+B_DEFAULTS = {"epochs": 1, "init": "model_a", "learning_rate": None, "arms": list(ARMS),
               "max_rows_per_arm": 400, "replay_2025": 200, "seed": 2026}
 DESCRIPTION = ("Model B is retrained weekly: it starts from Model A and is fine-tuned on the 2025 training "
                "split plus 2026 postings labelled by the winning pseudo-label arm ({arm}).")
@@ -102,6 +102,10 @@ def replay_sample(texts: list[str], labels: list[int], size: int | None, seed: i
 
 def _stable_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _optional_float(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def _cap(value) -> int | None:
@@ -193,7 +197,7 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
     # B must read text exactly as A does: same preprocessing and max_length as A's recorded config.
     a_config = _recorded_config(model_a) if settings["init"] == "model_a" else {}
     config = FineTuneConfig.from_params(params, base=base, epochs=epochs or settings["epochs"],
-                                        learning_rate=float(settings["learning_rate"]), threads=threads,
+                                        learning_rate=_optional_float(settings["learning_rate"]), threads=threads,
                                         preprocessing=a_config.get("preprocessing"),
                                         max_length=a_config.get("max_length"))
 
