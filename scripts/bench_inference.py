@@ -5,7 +5,7 @@
 
 Same test postings, same process, same threads (torch = ORT = --threads, default 2). Each posting
 runs through the three runtimes in turn (rotating who goes first), so machine noise hits all of them
-alike; figures are medians. Every runtime is timed end to end: clean_text + tokenize + model + softmax.
+alike; figures are medians. Every runtime is timed end to end: model_input + tokenize + model + softmax.
 
 * latency: p50/p95 at batch 1 over the test postings (after a warm-up);
 * throughput: postings/s at batch 16 over the whole test split;
@@ -65,7 +65,8 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
 
     # What a user would run instead: transformers defaults (SDPA attention), FP32, inference mode.
     torch_model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
-    runtimes = {"pytorch_fp32": TorchClassifier(torch_model, model_dir / TOKENIZER_FILE, manifest["max_length"])}
+    runtimes = {"pytorch_fp32": TorchClassifier(torch_model, model_dir / TOKENIZER_FILE, manifest["max_length"],
+                                                   manifest.get("preprocessing", "clean"))}
     with tempfile.TemporaryDirectory() as tmp:
         # ORT FP32 through the device runtime itself: a throw-away bundle around the FP32 graph.
         fp32_bundle = Path(tmp) / "fp32"
@@ -74,7 +75,8 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
         # The trained tokenizer: the bundle's copy is renumbered for the pruned INT8 embeddings.
         shutil.copyfile(model_dir / TOKENIZER_FILE, fp32_bundle / TOKENIZER_FILE)
         write_bundle(fp32_bundle, name=manifest["name"] + "_fp32", version=manifest["version"],
-                     labels={int(k): v for k, v in manifest["labels"].items()}, max_length=manifest["max_length"])
+                     labels={int(k): v for k, v in manifest["labels"].items()}, max_length=manifest["max_length"],
+                     preprocessing=manifest.get("preprocessing", "clean"))
         runtimes["ort_fp32"] = OrtRuntime(load_backend(fp32_bundle, threads=threads))
         runtimes["ort_int8"] = OrtRuntime(load_backend(bundle, threads=threads))
 

@@ -97,6 +97,7 @@ def write_bundle(
     metrics: dict[str, Any] | None = None,
     base_model: str = "",
     training_data_hash: str = "",
+    preprocessing: str = "clean",
     files: Iterable[str] | None = None,
     extra: dict[str, Any] | None = None,
     created_at: str | None = None,
@@ -119,6 +120,7 @@ def write_bundle(
         "version": str(version),
         "labels": {str(k): v for k, v in sorted(labels.items())},
         "max_length": int(max_length),
+        "preprocessing": preprocessing,  # shared.text.model_input style the model was trained with
         "files": {n: sha256_file(_member_path(bundle_dir, n)) for n in names},
         "metrics": metrics or {},
         "base_model": base_model,

@@ -53,6 +53,7 @@ class ExportResult:
 
 def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: str, version: str,
                   max_length: int, work_dir: Path, base_model: str = "", training_data_hash: str = "",
+                  preprocessing: str = "clean",
                   per_channel: bool = True, reduce_range: bool = False, prune: bool = True,
                   progress=None) -> ExportResult:
     step = progress or (lambda message: None)
@@ -86,11 +87,11 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
         quantization = quantize_int8(to_quantize, staging / MODEL_FILE, per_channel, reduce_range)
         shutil.copyfile(bundle_tokenizer, staging / TOKENIZER_FILE)
         common = dict(name=name, version=version, labels=labels, max_length=max_length,
-                      base_model=base_model, training_data_hash=training_data_hash)
+                      base_model=base_model, training_data_hash=training_data_hash, preprocessing=preprocessing)
         write_bundle(staging, **common)  # provisional: lets the device runtime load the staged bundle
 
         step(f"parity check on {len(eval_set.texts)} test postings")
-        fp32_probs = TorchClassifier(model, tokenizer_path, max_length).probabilities(eval_set.texts)
+        fp32_probs = TorchClassifier(model, tokenizer_path, max_length, preprocessing).probabilities(eval_set.texts)
         int8_probs = _int8_probabilities(staging, eval_set.texts)
         report = parity.enforce(parity.compare(
             fp32_probs.argmax(1).tolist(), int8_probs.argmax(1).tolist(), list(eval_set.labels),

@@ -49,9 +49,12 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
     out = out or Path("artifacts/bundles") / name
     work_dir = work_dir or Path("artifacts/export") / name
 
+    # The model's own train log says how it was trained; params.yaml is the fallback for foreign models.
+    trained = _train_config(model_dir)
     result = export_bundle(
         model_dir, out, eval_set, name=name, version=bundle_version,
-        max_length=int(model_params.get("max_length", 256)), work_dir=work_dir,
+        max_length=int(trained.get("max_length", model_params.get("max_length", 256))), work_dir=work_dir,
+        preprocessing=str(trained.get("preprocessing", model_params.get("preprocessing", "clean"))),
         base_model=str(model_params.get("base", "")), training_data_hash=sha256_file(train_csv),
         per_channel=per_channel, reduce_range=reduce_range, prune=prune,
         progress=lambda message: click.echo(f"export: {message}", err=True),
@@ -64,6 +67,13 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
         f"accuracy {report.accuracy_fp32:.2%} -> {report.accuracy_int8:.2%} "
         f"(drop {report.accuracy_drop_pt:+.2f} pt)"
     )
+
+
+def _train_config(model_dir: Path) -> dict:
+    import json
+
+    log = model_dir.parent / "train_log.json"
+    return json.loads(log.read_text(encoding="utf-8")).get("config", {}) if log.is_file() else {}
 
 
 def read_split(path: Path) -> EvalSet:

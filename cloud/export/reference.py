@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from cloud.export.onnx_export import model_input_names
-from shared.text import clean_text, load_tokenizer
+from shared.text import load_tokenizer, model_input
 
 
 def load_classifier(model_dir: Path):
@@ -21,8 +21,9 @@ def load_classifier(model_dir: Path):
 class TorchClassifier:
     """Batches cleaned, tokenized texts through a PyTorch model; returns softmax probabilities."""
 
-    def __init__(self, model, tokenizer_path: Path, max_length: int):
+    def __init__(self, model, tokenizer_path: Path, max_length: int, preprocessing: str = "clean"):
         self.model = model
+        self.preprocessing = preprocessing
         self.tokenizer = load_tokenizer(tokenizer_path, max_length)
         self.accepts_token_types = "token_type_ids" in model_input_names(model)
 
@@ -34,7 +35,7 @@ class TorchClassifier:
 
     @torch.inference_mode()
     def batch_probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch([clean_text(t) for t in texts])
+        encodings = self.tokenizer.encode_batch([model_input(t, self.preprocessing) for t in texts])
         inputs = {
             "input_ids": torch.tensor([e.ids for e in encodings]),
             "attention_mask": torch.tensor([e.attention_mask for e in encodings]),

@@ -1,7 +1,7 @@
 """The inference backend interface every accelerator plugs into (Frigate-detector style).
 
 A backend turns raw posting texts into `Prediction`s. The base class owns everything that must be
-identical across backends: the same `shared.text.clean_text` the trainer used, the same tokenizer,
+identical across backends: the same `shared.text.model_input` the trainer used (style from the manifest), the same tokenizer,
 softmax, label names, batching. A subclass only maps token ids to logits.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from shared.bundle import TOKENIZER_FILE, label_names
-from shared.text import clean_text, load_tokenizer
+from shared.text import load_tokenizer, model_input
 
 DEFAULT_BATCH_SIZE = 16
 # Tokenize only a whitespace-bounded prefix of this many characters per word piece of max_length
@@ -68,6 +68,7 @@ class InferenceBackend(ABC):
         self.batch_size = max(1, int(batch_size))
         self.labels = label_names(manifest)
         self.max_length = int(manifest["max_length"])
+        self.preprocessing = str(manifest.get("preprocessing", "clean"))
         self.tokenizer = load_tokenizer(self.bundle_dir / TOKENIZER_FILE, self.max_length)
         self.tokenizer.no_padding()  # `encode` pads itself, to the longest text of each batch
         self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
@@ -115,13 +116,13 @@ class InferenceBackend(ABC):
         return batch
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """Classify raw texts (cleaned here with `shared.text.clean_text`) in batches.
+        """Classify raw texts (turned into model input here with `shared.text.model_input`) in batches.
 
         Texts are sorted by length before batching so each batch pads to similar lengths, then the
         results are put back in input order. `latency_ms` is the batch's wall time divided by its
         size: the per-posting cost a user pays (for a single text it is the full latency).
         """
-        cleaned = [clean_text(t) for t in texts]
+        cleaned = [model_input(t, self.preprocessing) for t in texts]
         order = sorted(range(len(cleaned)), key=lambda i: len(cleaned[i]))
         results: list[Prediction | None] = [None] * len(cleaned)
         for start in range(0, len(order), self.batch_size):
