@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 import numpy as np
+from tqdm.auto import tqdm
 
 from cloud.artifacts import write_json_atomic
 from cloud.data.prepare import read_split
@@ -26,8 +27,8 @@ def cross_validate(texts: list[str], labels: list[int], config: FineTuneConfig, 
     texts_arr, labels_arr = np.asarray(texts, dtype=object), np.asarray(labels)
     model_acc, base_acc, model_f1 = [], [], []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(texts_arr, labels_arr), start=1):
-        click.echo(f"cv-a: fold {fold}/{folds} ({len(train_idx)} train / {len(test_idx)} test)")
+    folds_iter = tqdm(enumerate(splitter.split(texts_arr, labels_arr), start=1), total=folds, desc="cv-a folds")
+    for fold, (train_idx, test_idx) in folds_iter:
         train_t, train_y = texts_arr[train_idx].tolist(), labels_arr[train_idx].tolist()
         test_t, test_y = texts_arr[test_idx].tolist(), labels_arr[test_idx]
         # No validation split inside a fold: the fixed epoch count is the model (no peeking at test).
@@ -41,6 +42,7 @@ def cross_validate(texts: list[str], labels: list[int], config: FineTuneConfig, 
         base_acc.append(float((tfidf_probabilities(baseline, test_t).argmax(axis=1) == test_y).mean()))
     return {
         "folds": folds, "max_length": config.max_length, "epochs": config.epochs,
+        "freeze_layers": config.freeze_layers,
         "accuracy_per_fold": [round(a, 4) for a in model_acc],
         "accuracy_mean": round(float(np.mean(model_acc)), 4), "accuracy_std": round(float(np.std(model_acc)), 4),
         "macro_f1_mean": round(float(np.mean(model_f1)), 4),
@@ -67,7 +69,7 @@ def cv_command(splits: Path, out: Path, params_path: Path, base: str | None, thr
     params = load_params(params_path)
     cv = params["cv"]
     config = FineTuneConfig.from_params(params, base=base, epochs=cv["epochs"], max_length=cv["max_length"],
-                                        threads=threads)
+                                        freeze_layers=cv.get("freeze_layers"), threads=threads, progress=False)
     texts, labels = [], []
     for split in ("train", "val", "test"):
         t, y = read_split(splits / f"{split}.csv")
