@@ -6,9 +6,11 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
 .PHONY: run test setup pipeline serve tui bench clean-artifacts
 
-## run: set up the venv, build Model A + its INT8 bundle with DVC, print the report and a sample prediction
+## run: set up the venv, build Model A + its INT8 bundle with DVC, print the report and a sample prediction,
+##      then serve the web page and API on the Model A bundle (Ctrl+C stops it)
 run: setup pipeline
 	@$(BIN)/python scripts/show_report.py
+	$(BIN)/careeredge serve --model artifacts/bundles/model_a_v1
 
 ## test: set up the venv and run the whole test suite
 test: setup
@@ -27,10 +29,10 @@ pipeline: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 serve: setup
-	$(BIN)/careeredge serve
+	$(BIN)/careeredge serve --model artifacts/bundles/model_a_v1
 
 tui: setup
-	$(BIN)/careeredge tui
+	$(BIN)/careeredge tui --model artifacts/bundles/model_a_v1
 
 clean-artifacts:
 	rm -rf artifacts data/interim data/processed
