@@ -110,9 +110,10 @@ def skills_first(text: str) -> str:
     """Lines naming a skill first, then the other lines, each group in original order; boilerplate dropped."""
     from shared.skills import find_skills  # shared.skills has no heavy imports; kept local to avoid a cycle
 
-    lines = [line for line in text.split("\n") if line.strip() and not _BOILERPLATE_LINE.search(line)]
-    with_skills = [line for line in lines if find_skills(line)]
-    without = [line for line in lines if not find_skills(line)]
+    with_skills, without = [], []
+    for line in text.split("\n"):
+        if line.strip() and not _BOILERPLATE_LINE.search(line):
+            (with_skills if find_skills(line) else without).append(line)
     return "\n".join(with_skills + without)
 
 
