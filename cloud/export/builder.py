@@ -55,7 +55,8 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
                   max_length: int, work_dir: Path, base_model: str = "", training_data_hash: str = "",
                   preprocessing: str = "clean",
                   per_channel: bool = True, reduce_range: bool = False, prune: bool = True,
-                  progress=None) -> ExportResult:
+                  min_agreement: float = parity.MIN_AGREEMENT,
+                  max_accuracy_drop_pt: float = parity.MAX_ACCURACY_DROP_PT, progress=None) -> ExportResult:
     step = progress or (lambda message: None)
     model_dir, out_dir, work_dir = Path(model_dir), Path(out_dir), Path(work_dir)
     tokenizer_path = model_dir / TOKENIZER_FILE
@@ -96,11 +97,12 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
         report = parity.enforce(parity.compare(
             fp32_probs.argmax(1).tolist(), int8_probs.argmax(1).tolist(), list(eval_set.labels),
             fp32_probs[:, 1].tolist(), int8_probs[:, 1].tolist(), eval_set.ids,
-        ))
+        ), min_agreement, max_accuracy_drop_pt)
         _write_golden(staging / GOLDEN_FILE, eval_set, fp32_probs, int8_probs, labels)
 
         metrics = {
             "parity": report.to_dict(),
+            "parity_thresholds": {"min_agreement": min_agreement, "max_accuracy_drop_pt": max_accuracy_drop_pt},
             "accuracy_fp32": round(report.accuracy_fp32, 6),
             "accuracy_int8": round(report.accuracy_int8, 6),
             "size_fp32_mb": _megabytes(work_dir / FP32_FILE),

@@ -27,11 +27,15 @@ SPLIT_COLUMNS = ("id", "text", "label")
               show_default=True, help="Pipeline params (model.max_length, model.base).")
 @click.option("--per-channel/--per-tensor", default=True, show_default=True, help="INT8 weight scales.")
 @click.option("--reduce-range", is_flag=True, help="7-bit weights (only for non-VNNI x86 if parity fails).")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.99, show_default=True,
+              help="Parity gate: INT8/FP32 agreement on the test split. Lowering it is recorded in the manifest.")
+@click.option("--max-accuracy-drop", type=click.FloatRange(0, 100), default=0.5, show_default=True,
+              help="Parity gate: largest allowed accuracy drop, in points.")
 @click.option("--prune/--no-prune", default=True, show_default=True,
               help="Drop unreachable embedding rows ([unusedN] wordpieces, positions past max_length).")
 def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str, out: Path | None,
                    work_dir: Path | None, params_path: Path, per_channel: bool, reduce_range: bool,
-                   prune: bool) -> None:
+                   min_agreement: float, max_accuracy_drop: float, prune: bool) -> None:
     """Export a trained classifier to an INT8 ONNX bundle, gated by an INT8-vs-FP32 parity check."""
     from cloud.export.builder import EvalSet, export_bundle
     from cloud.params import load_params
@@ -57,6 +61,7 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
         preprocessing=str(trained.get("preprocessing", model_params.get("preprocessing", "clean"))),
         base_model=str(model_params.get("base", "")), training_data_hash=sha256_file(train_csv),
         per_channel=per_channel, reduce_range=reduce_range, prune=prune,
+        min_agreement=min_agreement, max_accuracy_drop_pt=max_accuracy_drop,
         progress=lambda message: click.echo(f"export: {message}", err=True),
     )
     metrics, report = result.manifest["metrics"], result.parity

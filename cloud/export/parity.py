@@ -61,5 +61,7 @@ def enforce(report: ParityReport, min_agreement: float = MIN_AGREEMENT,
         shown = ", ".join(f"{i} (FP32 p1 {a:.3f} -> INT8 {b:.3f})" for i, a, b in report.flips[:3])
         more = f" and {len(report.flips) - 3} more" if len(report.flips) > 3 else ""
         flipped = f"; flipped: {shown}{more}" if shown else ""
-        raise ParityError(f"parity check failed on {report.examples} test postings: {'; '.join(failures)}{flipped}")
+        accuracy = f" (accuracy {report.accuracy_fp32:.2%} -> {report.accuracy_int8:.2%})"
+        raise ParityError(f"parity check failed on {report.examples} test postings{accuracy}: "
+                          f"{'; '.join(failures)}{flipped}")
     return report

@@ -21,7 +21,7 @@ def test_compare_and_enforce_thresholds():
     two_flips = one_flip[:]
     two_flips[1] = 0
     p1 = [0.2] * 100
-    with pytest.raises(parity.ParityError, match=r"agreement 98.00% < 99%.*flipped: 0 \(FP32 p1 0.200 -> INT8 0.200\), 1 "):
+    with pytest.raises(parity.ParityError, match=r"\(accuracy 100.00% -> 98.00%\): INT8/FP32 agreement 98.00% < 99%.*flipped: 0 \(FP32 p1 0.200 -> INT8 0.200\), 1 "):
         parity.enforce(parity.compare(truth, two_flips, truth, p1, p1))
 
 
@@ -47,7 +47,7 @@ def test_export_fails_loudly_when_the_int8_model_is_corrupted(tmp_path, monkeypa
 
     monkeypatch.setattr(builder, "quantize_int8", corrupted_quantize)
     out = tmp_path / "bundle"
-    with pytest.raises(parity.ParityError, match="parity check failed on 40 test postings: INT8/FP32 agreement"):
+    with pytest.raises(parity.ParityError, match=r"parity check failed on 40 test postings \(accuracy .*\): INT8/FP32 agreement"):
         tiny_model.build_tiny_bundle(out)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")], "staging dir left behind"
