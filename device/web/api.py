@@ -6,6 +6,7 @@ GET  /api/v1/predictions    ?limit=1..200&offset=0&label=0|1 -> {"items", "total
 GET  /api/v1/status         model, manifest, database, uptime, sync, config (secrets redacted)
 POST /api/v1/admin/prune    {"retention_days"?: int}  (Authorization: Bearer <[admin] token>)
 POST /api/v1/admin/reload-model {"bundle"?: path}     (same token)
+POST /api/v1/admin/rollback                            (same token) swap back to the previous OTA slot
 """
 from __future__ import annotations
 
@@ -181,3 +182,21 @@ def admin_reload_model():
         raise ApiError(409, f"could not load {target}; still serving the previous model",
                        model=daemon().model_info())
     return jsonify({"model": daemon().model_info()})
+
+
+@bp.post("/admin/rollback")
+def admin_rollback():
+    """Switch the `active` slot back to `previous` (as `careeredge model rollback` does) and serve it."""
+    from device.sync.slots import ModelSlots
+
+    _require_admin()
+    slots = ModelSlots(config().sync.models_dir)
+    try:
+        restored = slots.rollback()
+    except UserError as exc:
+        raise ApiError(409, str(exc)) from None
+    log.warning("admin.rollback", extra={"fields": {"active": str(restored)}})
+    if not daemon().load_model(slots.active_link):
+        raise ApiError(409, f"rolled back the slots to {restored.name} but could not load it; "
+                            "still serving the previous model", model=daemon().model_info())
+    return jsonify({"active_slot": restored.name, "model": daemon().model_info()})
