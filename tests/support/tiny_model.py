@@ -92,7 +92,7 @@ def train_tiny_classifier(out_dir: Path, seed: int = 0, steps: int = 60) -> Path
 
 
 def build_tiny_bundle(out_dir: str | Path, *, name: str = "tiny_model", version: str = "1",
-                      seed: int = 0) -> Path:
+                      seed: int = 0, scheme: str = "blockwise") -> Path:
     """Train the tiny classifier and export it to a verified INT8 bundle at `out_dir`."""
     from cloud.export.builder import EvalSet, export_bundle
 
@@ -104,5 +104,6 @@ def build_tiny_bundle(out_dir: str | Path, *, name: str = "tiny_model", version:
             hf_dir, out_dir, EvalSet(eval_texts, eval_labels), name=name, version=version,
             max_length=TINY_MAX_LENGTH, work_dir=Path(tmp) / "work", base_model="tiny-bert-32x2",
             training_data_hash=hashlib.sha256("\n".join(eval_texts).encode()).hexdigest(),
+            scheme=scheme,
         )
     return out_dir
