@@ -30,7 +30,7 @@ def metrics(labels, predicted) -> dict:
     if len(labels) == 0:
         return {"n": 0, "accuracy": None, "macro_f1": None}
     return {"n": int(len(labels)), "accuracy": round(float(accuracy_score(labels, predicted)), 4),
-            "macro_f1": round(float(f1_score(labels, predicted, average="macro", labels=[0, 1])), 4)}
+            "macro_f1": round(float(f1_score(labels, predicted, average="macro", labels=[0, 1], zero_division=0)), 4)}
 
 
 def keyword_slices(texts: list[str]) -> dict[str, np.ndarray]:

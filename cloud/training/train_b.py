@@ -242,11 +242,13 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
     from cloud.export.builder import EvalSet, export_bundle
 
     test_texts, test_labels = read_split(splits / "test.csv")
-    training_hash = json.loads((model_dir / "train_log.json").read_text("utf-8"))["training_data_sha256"]
+    log = json.loads((model_dir / "train_log.json").read_text("utf-8"))
+    training_hash, preprocessing = log["training_data_sha256"], log["config"].get("preprocessing", "clean")
     with tempfile.TemporaryDirectory(prefix="careeredge-export-b-") as work:
         result = export_bundle(model_dir / "hf", bundle_dir, EvalSet(test_texts, test_labels),
                                name=model_dir.name, version=str(version_number), max_length=max_length,
                                work_dir=Path(work), base_model=base_model, training_data_hash=training_hash,
+                               preprocessing=preprocessing,      # the device must read text as B was trained
                                progress=lambda message: click.echo(f"export-b: {message}", err=True))
     click.echo(f"export-b: bundle {result.bundle_dir} (INT8 accuracy on the 2025 test split "
                f"{result.manifest['metrics'].get('accuracy_int8', float('nan')):.3f})")
