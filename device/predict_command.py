@@ -51,10 +51,12 @@ class InputProblems:
 @click.option("--explain/--no-explain", default=True, show_default=True,
               help="Human output: show the skill terms that drove each decision (occlusion).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="Config file.")
+@click.option("--store/--no-store", "keep", default=True, show_default=True,
+              help="Record each prediction in the device's SQLite store ([store] path), like the web and TUI.")
 @click.pass_context
 def predict(ctx: click.Context, texts: tuple[str, ...], file_path: Path | None, jsonl_path: Path | None,
             bundle: Path | None, as_json: bool, threads: int | None, backend: str | None, explain: bool,
-            config_path: Path | None) -> None:
+            config_path: Path | None, keep: bool) -> None:
     """Classify job postings as Software Engineering or Data Science, offline.
 
     TEXT arguments are postings. Without TEXT, --file or --jsonl, a posting is read from stdin.
@@ -74,9 +76,12 @@ def predict(ctx: click.Context, texts: tuple[str, ...], file_path: Path | None, 
         ctx.exit(2)
     engine = load_backend(bundle or default_bundle(config), backend=backend or model_config.backend,
                           threads=threads or model_config.threads)
+    recorder = PredictionRecorder(config, engine.model_name, problems) if keep else None
     try:
         for chunk in itertools.chain([first], chunks):
             for posting, prediction in zip(chunk, engine.predict([p.text for p in chunk])):
+                if recorder is not None:
+                    recorder.record(posting.text, prediction)
                 if as_json:
                     click.echo(json.dumps(prediction.to_json(id=posting.id), ensure_ascii=False))
                 else:
@@ -86,8 +91,38 @@ def predict(ctx: click.Context, texts: tuple[str, ...], file_path: Path | None, 
     except BrokenPipeError:  # `careeredge predict --jsonl big.jsonl | head`: the reader left, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         ctx.exit(1)
+    finally:
+        if recorder is not None:
+            recorder.close()
     if problems.count:
         ctx.exit(2)
+
+
+class PredictionRecorder:
+    """Writes CLI predictions to the store the daemon and TUI share. A store that cannot be opened or
+    written (read-only, full disk) is one note on stderr: the prediction itself is never lost from stdout."""
+
+    def __init__(self, config, model_name: str, problems: "InputProblems"):
+        self.model_name, self.problems, self.store = model_name, problems, None
+        try:
+            from device.store import PredictionStore
+
+            self.store = PredictionStore(config.store.path, privacy=config.store.privacy)
+        except Exception as exc:  # noqa: BLE001 -- any store failure must not cost the prediction
+            problems.report(f"predictions not stored: cannot open {config.store.path}: {exc}", kind="Note")
+
+    def record(self, text: str, prediction) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.insert_prediction(prediction, text, "cli", self.model_name)
+        except Exception as exc:  # noqa: BLE001
+            self.problems.report(f"prediction not stored: {exc}", kind="Note")
+            self.store = None
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
 
 def _postings(texts, file_path, jsonl_path, problems: InputProblems) -> Iterator[list[Posting]]:

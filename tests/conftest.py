@@ -38,3 +38,13 @@ def kaggle_csv() -> Path:
 def shared_data() -> Path:
     require(SHARED_DATA.is_dir(), f"../shared/data beside the checkout ({SHARED_DATA})")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def isolated_device_state(tmp_path_factory, monkeypatch):
+    """No test writes to the real ~/.local/share/careeredge: the default store and model slots point
+    into a per-test temporary directory (tests that need their own paths still pass them explicitly)."""
+    state = tmp_path_factory.mktemp("device-state")
+    monkeypatch.setenv("CAREEREDGE_STORE_PATH", str(state / "predictions.db"))
+    monkeypatch.setenv("CAREEREDGE_SYNC_MODELS_DIR", str(state / "models"))
+    return state
