@@ -4,11 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test setup pipeline serve tui bench clean-artifacts
+.PHONY: run test setup model-a pipeline serve tui clean-artifacts
 
 ## run: set up the venv, build Model A + its INT8 bundle with DVC, print the report and a sample prediction,
 ##      then serve the web page and API on the Model A bundle (Ctrl+C stops it)
-run: setup pipeline
+run: setup model-a
 	@$(BIN)/python scripts/show_report.py
 	$(BIN)/careeredge serve --model artifacts/bundles/model_a_v1
 
@@ -24,7 +24,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[device,cloud,dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-## pipeline: every DVC stage that is out of date (offline; no remote needed)
+## model-a: the Model A chain only (prepare -> label -> train_a -> cv_a -> evaluate_a -> export)
+model-a: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro export evaluate_a
+
+## pipeline: every out-of-date DVC stage, Model B's weekly chain included (offline; no remote needed)
 pipeline: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
