@@ -52,8 +52,11 @@ def export_onnx(model: torch.nn.Module, out_path: Path, opset: int = OPSET) -> t
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript tracer warnings about python-side shape checks
+        # The wrapper must be in eval mode too: the exporter restores the wrapper's training flag
+        # afterwards, recursively, and a fresh nn.Module is in training mode -- which would leave the
+        # caller's model with dropout on (an FP32 reference that changes from run to run).
         torch.onnx.export(
-            _LogitsOnly(model, input_names),
+            _LogitsOnly(model, input_names).eval(),
             tuple(inputs[name] for name in input_names),
             str(out_path),
             dynamo=False,
@@ -63,4 +66,5 @@ def export_onnx(model: torch.nn.Module, out_path: Path, opset: int = OPSET) -> t
             dynamic_axes=dynamic_axes,
             do_constant_folding=True,
         )
+    assert not model.training, "export must leave the model in eval mode"
     return input_names
