@@ -22,7 +22,7 @@ The choices, and why they suit both the Pi 5 (Cortex-A76) and x86:
   7-bit weights would only throw precision away. The one place U8S8 can saturate is x86 AVX2 without
   VNNI (vpmaddubsw sums pairs into int16) -- exactly this build machine, so the parity gate that
   follows measures that worst case; AVX-512 VNNI / AVX-VNNI use vpdpbusd and do not saturate.
-  If the gate ever fails on x86 only, `reduce_range=True` is the knob (see notes/edge.md).
+  If the gate ever fails on x86 only, `reduce_range=True` is the knob.
 * Per-channel weight scales: one scale per output column keeps small-magnitude columns from being
   crushed by one large column; it costs nothing at run time on either ISA.
 * Operator coverage: MatMul, fused Attention (-> QAttention) and EmbedLayerNormalization
