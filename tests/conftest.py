@@ -42,9 +42,11 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_device_state(tmp_path_factory, monkeypatch):
-    """No test writes to the real ~/.local/share/careeredge: the default store and model slots point
-    into a per-test temporary directory (tests that need their own paths still pass them explicitly)."""
-    state = tmp_path_factory.mktemp("device-state")
-    monkeypatch.setenv("CAREEREDGE_STORE_PATH", str(state / "predictions.db"))
-    monkeypatch.setenv("CAREEREDGE_SYNC_MODELS_DIR", str(state / "models"))
-    return state
+    """No test writes to the real ~/.local/share/careeredge or reads ~/.config/careeredge: the XDG base
+    directories point into a per-test temporary directory. (XDG, not CAREEREDGE_* variables: those
+    would override the config files that tests write on purpose.)"""
+    root = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_DATA_HOME", str(root / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(root / "config"))
+    monkeypatch.delenv("CAREEREDGE_CONFIG", raising=False)
+    return root / "data" / "careeredge"
