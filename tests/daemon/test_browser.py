@@ -16,7 +16,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 @pytest.fixture
 def browser():
     require(Path(CHROMIUM).is_file() and shutil.which("chromium") is not None, f"Debian chromium at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api  # dev extra: a missing package is an error, never a skip
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

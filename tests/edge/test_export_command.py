@@ -7,11 +7,9 @@ import hashlib
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip("torch", reason="the export needs torch (cloud extra)")
-
-from cloud.export.command import export_command  # noqa: E402
-from shared.bundle import verify_bundle  # noqa: E402
-from tests.support.tiny_model import TINY_MAX_LENGTH, synthetic_postings, train_tiny_classifier  # noqa: E402
+from cloud.export.command import export_command
+from shared.bundle import verify_bundle
+from tests.support.tiny_model import TINY_MAX_LENGTH, synthetic_postings, train_tiny_classifier
 
 
 def _write_split(path, texts, labels):
