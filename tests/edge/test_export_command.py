@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import hashlib
 
-import pytest
 from click.testing import CliRunner
 
 from cloud.export.command import export_command
