@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
-from cloud.export.onnx_export import model_input_names
-from shared.text import load_tokenizer, model_input
+from cloud.training.finetune import TrainedClassifier
+from shared.text import load_tokenizer
 
 
 def load_classifier(model_dir: Path):
@@ -18,28 +17,12 @@ def load_classifier(model_dir: Path):
     return AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager").eval()
 
 
-class TorchClassifier:
-    """Batches cleaned, tokenized texts through a PyTorch model; returns softmax probabilities."""
+class TorchClassifier(TrainedClassifier):
+    """The trainer's own scoring path (`TrainedClassifier`), with the `probabilities(texts)` method the
+    benchmark's runtimes share."""
 
     def __init__(self, model, tokenizer_path: Path, max_length: int, preprocessing: str = "clean"):
-        self.model = model
-        self.preprocessing = preprocessing
-        self.tokenizer = load_tokenizer(tokenizer_path, max_length)
-        self.accepts_token_types = "token_type_ids" in model_input_names(model)
+        super().__init__(model, load_tokenizer(tokenizer_path, max_length), preprocessing, max_length)
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
-        out = []
-        for start in range(0, len(texts), batch_size):
-            out.append(self.batch_probabilities(texts[start:start + batch_size]))
-        return np.concatenate(out) if out else np.zeros((0, self.model.config.num_labels))
-
-    @torch.inference_mode()
-    def batch_probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch([model_input(t, self.preprocessing) for t in texts])
-        inputs = {
-            "input_ids": torch.tensor([e.ids for e in encodings]),
-            "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
-        }
-        if self.accepts_token_types:
-            inputs["token_type_ids"] = torch.tensor([e.type_ids for e in encodings])
-        return torch.softmax(self.model(**inputs).logits.float(), dim=-1).numpy()
+        return self.predict_proba(list(texts), batch_size)
