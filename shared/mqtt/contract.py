@@ -65,6 +65,10 @@ def check_identifier(value: str, what: str) -> str:
     return value
 
 
+def _device_topic(device_id: str, leaf: str) -> str:
+    return f"{ROOT}/devices/{check_identifier(device_id, 'device_id')}/{leaf}"
+
+
 class Topics:
     """Every topic of contract v1. Placeholders are validated identifiers, never raw user strings."""
 
@@ -76,19 +80,19 @@ class Topics:
 
     @staticmethod
     def device_status(device_id: str) -> str:
-        return f"{ROOT}/devices/{check_identifier(device_id, 'device_id')}/status"
+        return _device_topic(device_id, "status")
 
     @staticmethod
     def device_predictions(device_id: str) -> str:
-        return f"{ROOT}/devices/{check_identifier(device_id, 'device_id')}/predictions"
+        return _device_topic(device_id, "predictions")
 
     @staticmethod
     def device_model(device_id: str) -> str:
-        return f"{ROOT}/devices/{check_identifier(device_id, 'device_id')}/model"
+        return _device_topic(device_id, "model")
 
     @staticmethod
     def device_ota_events(device_id: str) -> str:
-        return f"{ROOT}/devices/{check_identifier(device_id, 'device_id')}/ota"
+        return _device_topic(device_id, "ota")
 
     @staticmethod
     def model_manifest(channel: str) -> str:
