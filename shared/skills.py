@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Iterator
 
 LANGUAGES = "languages"
 FRAMEWORKS = "frameworks"
@@ -220,12 +221,9 @@ def _alias_index() -> dict[str, list[_AliasRule]]:
     return index
 
 
-def find_skills(text: str) -> list[SkillMatch]:
-    """Every skill mention in `text`, in reading order, overlaps resolved to the longest match."""
-    if not text:
-        return []
+def _alias_hits(text: str) -> Iterator[tuple[_AliasRule, re.Match]]:
+    """Every alias rule matching at a token start of `text`, in reading order (overlaps included)."""
     index = _alias_index()
-    candidates: list[SkillMatch] = []
     for token in _TOKEN_START.finditer(text):
         start = token.start()
         prefix = text[start:start + _KEY_LENGTH].lower()
@@ -233,13 +231,27 @@ def find_skills(text: str) -> list[SkillMatch]:
             for rule in index.get(key, ()):
                 m = rule.pattern.match(text, start)
                 if m:
-                    candidates.append(SkillMatch(rule.skill.name, rule.skill.category, m.group(0),
-                                                 m.start(), m.end()))
+                    yield rule, m
+
+
+def find_skills(text: str) -> list[SkillMatch]:
+    """Every skill mention in `text`, in reading order, overlaps resolved to the longest match."""
+    candidates = [SkillMatch(rule.skill.name, rule.skill.category, m.group(0), m.start(), m.end())
+                  for rule, m in _alias_hits(text)]
     kept: list[SkillMatch] = []
     for match in sorted(candidates, key=lambda c: (-(c.end - c.start), c.start)):
         if all(match.end <= k.start or match.start >= k.end for k in kept):
             kept.append(match)
     return sorted(kept, key=lambda match: match.start)
+
+
+def mentions_skill(text: str) -> bool:
+    """Whether `find_skills(text)` would find anything, stopping at the first alias that matches.
+
+    Any match survives `find_skills`' overlap resolution (the longest one is always kept), so the
+    first hit decides; `shared.text.skills_first` asks this for every line of every posting.
+    """
+    return next(_alias_hits(text), None) is not None
 
 
 def skill_names(text: str) -> list[str]:

@@ -1,7 +1,10 @@
 """The skills taxonomy finds what postings ask for, by alias, as whole tokens, with spans."""
 from __future__ import annotations
 
-from shared.skills import CATEGORIES, SKILLS, canonical_skill, find_skills, skill_names
+import csv
+
+from shared.skills import CATEGORIES, SKILLS, canonical_skill, find_skills, mentions_skill, skill_names
+from shared.text import clean_text
 
 
 def test_genai_terms_are_found_with_their_spans():
@@ -51,3 +54,12 @@ def test_table_is_consistent():
     assert all(skill.category in CATEGORIES for skill in SKILLS)
     for required in ("LangChain", "RAG", "Agentic AI", "MCP", "Mojo", "Mamba", "LLM", "MLOps", "AWS"):
         assert required in names
+
+
+def test_mentions_skill_agrees_with_find_skills_on_every_2025_line(kaggle_csv):
+    # skills_first asks the short-circuiting check for every line; it must decide like find_skills.
+    with open(kaggle_csv, encoding="utf-8", newline="") as handle:
+        lines = [line for row in csv.DictReader(handle) for line in clean_text(row["description"]).split("\n")]
+    assert sum(map(mentions_skill, lines)) > 1000  # the 2025 postings are full of skill lines
+    for line in lines:
+        assert mentions_skill(line) == bool(find_skills(line)), line

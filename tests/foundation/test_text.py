@@ -17,6 +17,8 @@ def test_html_entities_urls_emails_and_whitespace():
 
 def test_unicode_normalised_and_control_characters_dropped():
     assert clean_text("ﬁne-tune\u200b models\x07") == "fine-tune models"
+    # Layout is kept, and the printable fast path must not let a format or private-use character through.
+    assert clean_text("a\tb\nc\ufeffd\ue000e") == "a b\ncde"
 
 
 def test_mojibake_from_the_2025_csv_is_repaired():
