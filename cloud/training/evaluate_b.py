@@ -89,6 +89,61 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def shared_bottom_layers(model_a: Path, model_b: Path, classifiers: dict) -> int:
+    """How many frozen layers A and B provably share (0 = none): B trained from A with its bottom
+    frozen has bit-identical embeddings + lowest k blocks, same tokenizer and input preprocessing."""
+    import json
+
+    from cloud.training.frozen_prefix import shares_bottom
+
+    try:
+        config_b = json.loads((model_b / "train_log.json").read_text("utf-8"))["config"]
+    except (OSError, KeyError, ValueError):
+        return 0
+    layers = int(config_b.get("freeze_layers") or 0)
+    a, b = classifiers["model_a"], classifiers["model_b"]
+    same_reading = (a.preprocessing, a.max_length) == (b.preprocessing, b.max_length) and \
+        _tokenization(model_a) == _tokenization(model_b)
+    if layers <= 0 or not config_b.get("freeze_embeddings", True) or not same_reading:
+        return 0
+    return layers if shares_bottom(a.model, b.model, layers) else 0
+
+
+def _tokenization(model_dir: Path) -> dict:
+    """The parts of tokenizer.json that decide the ids (save_pretrained re-serializes the file)."""
+    import json
+
+    spec = json.loads((model_dir / "hf" / "tokenizer.json").read_text("utf-8"))
+    return {key: spec.get(key) for key in ("normalizer", "pre_tokenizer", "model", "post_processor", "added_tokens")}
+
+
+def predict_all(classifiers: dict, splits_data: dict, shared_layers: int) -> dict:
+    """Argmax predictions per split and model. With a shared frozen bottom it runs once per posting
+    for both models (a progress bar per split), then each model's own top layers."""
+    from cloud.training.finetune import encode
+    from cloud.training.frozen_prefix import FrozenPrefix, PrefixCache
+    from shared.text import model_input
+
+    predictions = {split: {} for split in splits_data}
+    if not shared_layers:
+        for model_name, classifier in classifiers.items():   # each applies its own recorded preprocessing
+            for split, (texts, _) in splits_data.items():
+                click.echo(f"evaluate-b: {model_name} on {split} ({len(texts)} postings)", err=True)
+                predictions[split][model_name] = classifier.predict_logits(texts).argmax(axis=1)
+        return predictions
+    click.echo(f"evaluate-b: A and B share embeddings + layers 1-{shared_layers}: computed once for both", err=True)
+    cache = PrefixCache(progress=True)
+    reference = classifiers["model_a"]
+    for split, (texts, _) in splits_data.items():
+        click.echo(f"evaluate-b: model_a and model_b on {split} ({len(texts)} postings)", err=True)
+        inputs = [model_input(t, reference.preprocessing) for t in texts]
+        for model_name, classifier in classifiers.items():
+            prefix = FrozenPrefix(classifier.model, shared_layers)
+            cache.ensure(prefix, lambda batch, tok=classifier.tokenizer: encode(tok, batch), inputs)
+            predictions[split][model_name] = prefix.predict_logits(cache.states(inputs)).argmax(axis=1)
+    return predictions
+
+
 @click.command("evaluate-b")
 @click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"), show_default=True,
               help="Model A's directory (hf/ + train_log.json).")
@@ -117,12 +172,8 @@ def evaluate_b_command(model_a, model_b, artifacts, splits, normalized, params_p
         raise UserError("the 2026 evaluation split is empty; ingest and normalize a 2026 stream first")
     splits_data = {"test_2025": read_split(splits / "test.csv"),
                    "eval_2026": ([p.description for p in stream.evaluation], stream.eval_labels)}
-    predictions = {split: {} for split in splits_data}
-    for model_name, model_dir in (("model_a", model_a), ("model_b", model_b_dir)):
-        classifier = load_classifier(model_dir)     # applies the model's own recorded preprocessing
-        for split, (texts, _) in splits_data.items():
-            click.echo(f"evaluate-b: {model_name} on {split} ({len(texts)} postings)", err=True)
-            predictions[split][model_name] = classifier.predict_logits(texts).argmax(axis=1)
+    classifiers = {"model_a": load_classifier(model_a), "model_b": load_classifier(model_b_dir)}
+    predictions = predict_all(classifiers, splits_data, shared_bottom_layers(model_a, model_b_dir, classifiers))
     report = {"model_a": str(model_a), "model_b": str(model_b_dir), "model_b_name": model_b_dir.name,
               "stream": stream.summary()}
     for split, (texts, labels) in splits_data.items():

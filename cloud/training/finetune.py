@@ -130,9 +130,13 @@ def freeze_lower_layers(model, embeddings: bool, layers: int) -> None:
 
 
 def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[str], val_labels: list[int],
-              config: FineTuneConfig, sample_weights: list[float] | None = None) -> FineTuneResult:
+              config: FineTuneConfig, sample_weights: list[float] | None = None,
+              prefix_cache=None) -> FineTuneResult:
     """Fine-tune `config.base` as a 2-class sequence classifier; keep the best epoch on validation
     (or the last epoch when `val_texts` is empty).
+
+    `prefix_cache` (a `frozen_prefix.PrefixCache`) shares the frozen bottom's outputs between
+    fine-tunes that start from the same weights (Model B's arms): texts it holds are not recomputed.
 
     Texts are raw or cleaned postings; `config.preprocessing` turns them into model input here.
     """
@@ -173,7 +177,7 @@ def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[s
         from cloud.training.frozen_prefix import FrozenPrefix
 
         prefix = FrozenPrefix(model, config.freeze_layers)
-        prefix.precompute(lambda batch: encode(tokenizer, batch), train_texts + val_texts)
+        prefix.precompute(lambda batch: encode(tokenizer, batch), train_texts + val_texts, cache=prefix_cache)
     all_texts, val_offset = train_texts + val_texts, len(train_texts)
 
     def batch_logits(indices: list[int]):

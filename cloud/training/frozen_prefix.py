@@ -11,11 +11,14 @@ full stack with frozen weights: the cached blocks run without dropout (eval mode
 """
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 
 class _PrecomputedEmbeddings(nn.Module):
@@ -40,17 +43,62 @@ class FrozenPrefix:
         self.hidden: list[torch.Tensor] = []
         self._stand_in = _PrecomputedEmbeddings()
 
+    def precompute(self, encode_batch, texts: list[str], batch_size: int = 32,
+                   cache: "PrefixCache | None" = None) -> None:
+        """Cache, per text, the output of the last frozen block (its own length, no padding).
+
+        With a shared `cache` (same frozen bottom), texts it already holds are not recomputed."""
+        if cache is None:
+            self.hidden = self.compute_states(encode_batch, texts, batch_size)
+            return
+        cache.ensure(self, encode_batch, texts, batch_size)
+        self.hidden = cache.states(texts)
+
     @torch.inference_mode()
-    def precompute(self, encode_batch, texts: list[str], batch_size: int = 32) -> None:
-        """Cache, per text, the output of the last frozen block (its own length, no padding)."""
+    def compute_states(self, encode_batch, texts: list[str], batch_size: int = 32,
+                       progress: bool = False) -> list[torch.Tensor]:
+        """The last frozen block's output for `texts`, in order. Batches are length-sorted (less padding)."""
         self.model.eval()
         bottom = list(self.layers)[: self.frozen_layers]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        states: list[torch.Tensor | None] = [None] * len(texts)
+        batches = range(0, len(order), batch_size)
         with self._swap_layers(bottom):
-            for start in range(0, len(texts), batch_size):
-                ids, mask = encode_batch(texts[start:start + batch_size])
+            for start in tqdm(batches, desc=f"frozen layers 1-{self.frozen_layers}", disable=not progress,
+                              leave=False):
+                idx = order[start:start + batch_size]
+                ids, mask = encode_batch([texts[i] for i in idx])
                 hidden = self.base(input_ids=ids, attention_mask=mask).last_hidden_state
-                lengths = mask.sum(dim=1).tolist()
-                self.hidden.extend(h[:n].clone() for h, n in zip(hidden, lengths))
+                for i, h, n in zip(idx, hidden, mask.sum(dim=1).tolist()):
+                    states[i] = h[:n].clone()
+        return states
+
+    def fingerprint(self) -> str:
+        """sha256 over the frozen bottom's weights (embeddings + the lowest `frozen_layers` blocks)."""
+        digest = hashlib.sha256(f"layers={self.frozen_layers}".encode())
+        modules = [self.base.embeddings] + list(self.layers)[: self.frozen_layers]
+        for module in modules:
+            for name, tensor in sorted(module.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+        return digest.hexdigest()
+
+    @torch.inference_mode()
+    def predict_logits(self, states: list[torch.Tensor], batch_size: int = 32) -> np.ndarray:
+        """Logits (n, labels) of the top blocks + head on cached states (length-sorted batches)."""
+        self.model.eval()
+        order = sorted(range(len(states)), key=lambda i: len(states[i]))
+        out = np.zeros((len(states), self.model.config.num_labels), dtype=np.float64)
+        saved = self.hidden
+        self.hidden = states
+        try:
+            with self.top_only():
+                for start in range(0, len(order), batch_size):
+                    idx = order[start:start + batch_size]
+                    out[idx] = self.logits(idx).double().numpy()
+        finally:
+            self.hidden = saved
+        return out
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded cached states and their attention mask for the rows `indices`."""
@@ -93,3 +141,49 @@ class FrozenPrefix:
             container._modules.clear()
             for i, block in enumerate(original):
                 container.add_module(str(i), block)
+
+
+class PrefixCache:
+    """Frozen-bottom outputs shared by every model that has the same frozen bottom.
+
+    Model B's candidates all start from Model A with A's bottom frozen, so the embeddings and the
+    lowest k blocks are bit-identical across A and every B arm: the bottom runs once per text for
+    all of them (train-b's arms, evaluate-b's A-vs-B). Keys are model-input texts; the bottom's
+    weight fingerprint is checked so a model with a different bottom can never read these states.
+    """
+
+    def __init__(self, progress: bool = True):
+        self.progress = progress
+        self.frozen_layers: int | None = None
+        self.fingerprint: str | None = None
+        self._states: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def __contains__(self, text: str) -> bool:
+        return text in self._states
+
+    def check(self, prefix: FrozenPrefix) -> None:
+        fingerprint = prefix.fingerprint()
+        if self.fingerprint is None:
+            self.frozen_layers, self.fingerprint = prefix.frozen_layers, fingerprint
+        elif (prefix.frozen_layers, fingerprint) != (self.frozen_layers, self.fingerprint):
+            raise ValueError("this model's frozen bottom differs from the one the prefix cache was built with")
+
+    def ensure(self, prefix: FrozenPrefix, encode_batch: Callable, texts: list[str], batch_size: int = 32) -> int:
+        """Compute the states of the texts not cached yet; returns how many were computed."""
+        self.check(prefix)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._states))
+        if missing:
+            for text, state in zip(missing, prefix.compute_states(encode_batch, missing, batch_size, self.progress)):
+                self._states[text] = state
+        return len(missing)
+
+    def states(self, texts: list[str]) -> list[torch.Tensor]:
+        return [self._states[t] for t in texts]
+
+
+def shares_bottom(model_a, model_b, frozen_layers: int) -> bool:
+    """True when two models' embeddings and lowest `frozen_layers` blocks are identical."""
+    return FrozenPrefix(model_a, frozen_layers).fingerprint() == FrozenPrefix(model_b, frozen_layers).fingerprint()

@@ -32,8 +32,8 @@ from shared.errors import UserError
 # The row caps exist for the time budget (normalize -> B bundle in 15 min on 2 CPU cores, three arms):
 # each arm trains on at most `max_rows_per_arm` 2026 postings plus a stratified `replay_2025` sample of
 # the 2025 train split (B starts from A, so the replay only has to stop it forgetting). "all" lifts a cap.
-B_DEFAULTS = {"epochs": 1, "init": "model_a", "learning_rate": None, "arms": list(ARMS),
-              "max_rows_per_arm": 400, "replay_2025": 200, "seed": 2026}
+B_DEFAULTS = {"epochs": 1, "init": "model_a", "learning_rate": None, "freeze_layers": None, "arms": list(ARMS),
+              "max_rows_per_arm": 400, "replay_2025": 200, "pseudo_weight": 1.0, "seed": 2026}
 DESCRIPTION = ("Model B is retrained weekly: it starts from Model A and is fine-tuned on the 2025 training "
                "split plus 2026 postings labelled by the winning pseudo-label arm ({arm}).")
 _VERSION_DIR = re.compile(r"^model_b_v(\d+)$")
@@ -66,15 +66,31 @@ def next_version(artifacts: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def read_pseudo_labels(path: Path, max_rows: int | None = None) -> tuple[list[str], list[int]]:
-    """An arm's rows; over `max_rows`, the most confident ones with the arm's class mix kept."""
+def read_pseudo_rows(path: Path, max_rows: int | None = None, exclude_ids=frozenset()) -> list[dict]:
+    """An arm's rows (minus `exclude_ids`); over `max_rows`, the most confident ones, class mix kept."""
     if not path.is_file():
-        return [], []
+        return []
     with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        rows = [r for r in csv.DictReader(handle) if r["id"] not in exclude_ids]
     if max_rows is not None and len(rows) > max_rows:
         rows = _cap_stratified(rows, max_rows)
+    return rows
+
+
+def read_pseudo_labels(path: Path, max_rows: int | None = None, exclude_ids=frozenset()) -> tuple[list[str], list[int]]:
+    rows = read_pseudo_rows(path, max_rows, exclude_ids)
     return [r["text"] for r in rows], [int(r["label"]) for r in rows]
+
+
+def pseudo_weights(rows: list[dict], pseudo_weight) -> list[float]:
+    """Per-row loss weight of 2026 rows relative to the 2025 rows (weight 1): a number, or
+    "confidence" = the arm's calibrated confidence (1.0 for taxonomy rows)."""
+    if pseudo_weight == "confidence":
+        return [float(r.get("confidence") or 1.0) for r in rows]
+    weight = float(pseudo_weight)
+    if not weight > 0:
+        raise UserError(f"train_b.pseudo_weight must be > 0 or 'confidence', got {pseudo_weight!r}")
+    return [weight] * len(rows)
 
 
 def _cap_stratified(rows: list[dict], max_rows: int) -> list[dict]:
@@ -108,21 +124,64 @@ def _optional_float(value) -> float | None:
     return None if value is None else float(value)
 
 
+def _optional_int(value) -> int | None:
+    return None if value is None else int(value)
+
+
 def _cap(value) -> int | None:
     return None if value in (None, "all") else int(value)
 
 
-def score(result, config, texts: list[str], labels: list[int]) -> tuple[float, float]:
+def new_prefix_cache(config):
+    """One frozen-bottom cache for every candidate that starts from the same weights (None if nothing is frozen)."""
+    from cloud.training.frozen_prefix import PrefixCache
+
+    return PrefixCache(progress=config.progress) if config.freeze_layers > 0 else None
+
+
+def warm_prefix_cache(cache, config, texts: list[str]) -> None:
+    """Run the frozen bottom of `config.base` once over `texts` (raw postings), one progress bar for all."""
+    if cache is None:
+        return
+    from cloud.training.base_models import load_pretrained_classifier
+    from cloud.training.finetune import encode
+    from cloud.training.frozen_prefix import FrozenPrefix
+    from shared.labels import LABEL_NAMES
+    from shared.text import load_tokenizer, model_input
+
+    model, hf_tokenizer = load_pretrained_classifier(config.base, 2, dict(LABEL_NAMES))
+    with tempfile.TemporaryDirectory(prefix="careeredge-tok-") as tok_dir:
+        hf_tokenizer.save_pretrained(tok_dir)
+        tokenizer = load_tokenizer(Path(tok_dir) / "tokenizer.json", config.max_length)
+    inputs = [model_input(t, config.preprocessing) for t in texts]
+    cache.ensure(FrozenPrefix(model, config.freeze_layers), lambda batch: encode(tokenizer, batch), inputs)
+
+
+def predict_labels(result, config, texts: list[str], cache=None):
+    """Argmax labels of a fresh fine-tune result on raw postings, read with the config's preprocessing.
+    With a prefix cache only the trained top runs (the bottom is the frozen one the cache holds)."""
+    from cloud.training.finetune import TrainedClassifier, encode
+    from shared.text import load_tokenizer, model_input
+
+    tokenizer = load_tokenizer(result.tokenizer_json, config.max_length)
+    if cache is None or config.freeze_layers == 0:
+        classifier = TrainedClassifier(result.model, tokenizer, config.preprocessing, config.max_length)
+        return classifier.predict_logits(texts).argmax(axis=1)
+    from cloud.training.frozen_prefix import FrozenPrefix
+
+    prefix = FrozenPrefix(result.model, config.freeze_layers)
+    inputs = [model_input(t, config.preprocessing) for t in texts]
+    cache.ensure(prefix, lambda batch: encode(tokenizer, batch), inputs)
+    return prefix.predict_logits(cache.states(inputs)).argmax(axis=1)
+
+
+def score(result, config, texts: list[str], labels: list[int], cache=None) -> tuple[float, float]:
     """Accuracy and macro-F1 of a fresh fine-tune result, with the config's own preprocessing."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    from cloud.training.finetune import TrainedClassifier
-    from shared.text import load_tokenizer
-
-    tokenizer = load_tokenizer(result.tokenizer_json, config.max_length)
-    classifier = TrainedClassifier(result.model, tokenizer, config.preprocessing, config.max_length)
-    predicted = classifier.predict_proba(texts).argmax(axis=1)
-    return float(accuracy_score(labels, predicted)), float(f1_score(labels, predicted, average="macro"))
+    predicted = predict_labels(result, config, texts, cache)
+    return (float(accuracy_score(labels, predicted)),
+            float(f1_score(labels, predicted, average="macro", labels=[0, 1], zero_division=0)))
 
 
 def write_training_csv(path: Path, texts: list[str], labels: list[int]) -> Path:
@@ -133,21 +192,33 @@ def write_training_csv(path: Path, texts: list[str], labels: list[int]) -> Path:
     return path
 
 
-def train_arms(arms, pseudo_dir, train, val, evaluation, config, max_rows=None,
-               log=click.echo) -> tuple[ArmOutcome, list[ArmOutcome], dict]:
-    """Train one B candidate per usable arm; keep only the best model in memory."""
+def train_arms(arms, pseudo_dir, train, val, evaluation, config, max_rows=None, pseudo_weight=1.0,
+               log=click.echo, cache=None) -> tuple[ArmOutcome, list[ArmOutcome], dict]:
+    """Train one B candidate per usable arm, one after the other; keep only the best model in memory.
+
+    Every candidate starts from the same weights with the same frozen bottom, so the bottom runs once
+    per distinct text for all arms (`cache`), up front with one progress bar."""
     from cloud.training.finetune import fine_tune
 
     best, outcomes, skipped = None, [], {}
+    rows = {arm: read_pseudo_rows(pseudo_dir / f"{arm}.csv", max_rows) for arm in arms}
+    if cache is None:
+        cache = new_prefix_cache(config)
+    usable = [arm for arm in arms if len({r["label"] for r in rows[arm]}) >= 2]
+    log(f"train-b: frozen bottom once for every arm ({', '.join(usable) or 'none'})", err=True)
+    warm_prefix_cache(cache, config, train[0] + val[0] + evaluation[0]
+                      + [r["text"] for arm in usable for r in rows[arm]])
     for arm in arms:
-        texts, labels = read_pseudo_labels(pseudo_dir / f"{arm}.csv", max_rows)
+        texts, labels = [r["text"] for r in rows[arm]], [int(r["label"]) for r in rows[arm]]
         if len(set(labels)) < 2:
             skipped[arm] = "no usable pseudo-labels (missing, empty or one class)"
             log(f"train-b: arm {arm}: skipped ({skipped[arm]})", err=True)
             continue
         log(f"train-b: arm {arm}: {len(train[0])} 2025 + {len(texts)} 2026 postings", err=True)
-        result = fine_tune(train[0] + texts, train[1] + labels, val[0], val[1], config)
-        accuracy, macro_f1 = score(result, config, evaluation[0], evaluation[1])
+        weights = [1.0] * len(train[0]) + pseudo_weights(rows[arm], pseudo_weight)
+        result = fine_tune(train[0] + texts, train[1] + labels, val[0], val[1], config,
+                           sample_weights=weights, prefix_cache=cache)
+        accuracy, macro_f1 = score(result, config, evaluation[0], evaluation[1], cache)
         history = result.history[result.best_epoch - 1]
         outcome = ArmOutcome(arm, len(texts), accuracy, macro_f1, history["val_accuracy"],
                              history["val_macro_f1"], result.best_epoch, result)
@@ -199,7 +270,8 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
     config = FineTuneConfig.from_params(params, base=base, epochs=epochs or settings["epochs"],
                                         learning_rate=_optional_float(settings["learning_rate"]), threads=threads,
                                         preprocessing=a_config.get("preprocessing"),
-                                        max_length=a_config.get("max_length"))
+                                        max_length=a_config.get("max_length"),
+                                        freeze_layers=_optional_int(settings["freeze_layers"]))
 
     train = replay_sample(*read_split(splits / "train.csv"), _cap(settings["replay_2025"]), settings["seed"])
     val = read_split(splits / "val.csv")
@@ -209,7 +281,7 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
     evaluation = ([p.description for p in stream.evaluation], stream.eval_labels)
     max_rows = _cap(settings["max_rows_per_arm"])
     best, outcomes, skipped = train_arms(list(only_arms) or settings["arms"], pseudo_dir, train, val,
-                                         evaluation, config, max_rows)
+                                         evaluation, config, max_rows, settings["pseudo_weight"])
 
     ensure_writable_dir(artifacts)
     out_dir = artifacts / name
@@ -221,7 +293,9 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
             save_classifier(best.result, config, staging, name, train_csv, DESCRIPTION.format(arm=best.arm))
             write_json_atomic(staging / "arms.json", {
                 "name": name, "default_arm": best.arm, "selection": "highest 2026 eval accuracy",
-                "init": settings["init"], "epochs": config.epochs, "eval_2026_postings": len(evaluation[1]),
+                "init": settings["init"], "epochs": config.epochs, "learning_rate": config.learning_rate,
+                "freeze_layers": config.freeze_layers, "pseudo_weight": settings["pseudo_weight"],
+                "eval_2026_postings": len(evaluation[1]),
                 "replay_2025_rows": len(train[1]), "max_rows_per_arm": max_rows,
                 "arms": {o.arm: o.summary() for o in outcomes}, "skipped": skipped,
             })

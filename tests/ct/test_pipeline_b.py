@@ -25,7 +25,7 @@ SWE_TITLES = ["Backend Software Engineer", "Frontend Developer", "Platform Engin
 DS_TITLES = ["Data Scientist", "Data Analyst", "Statistician", "Senior Data Scientist"]
 PARAMS = """
 model: {base: minilm, max_length: 64}
-train: {epochs: 1, batch_size: 16, learning_rate: 1.0e-3, seed: 1}
+train: {epochs: 1, batch_size: 16, learning_rate: 1.0e-3, seed: 1, freeze_layers: 1}
 pseudo_label: {threshold: 0.6, max_class_ratio: 3.0, eval_fraction: 0.3}
 train_b: {epochs: 1, init: model_a, learning_rate: 1.0e-3}
 """
@@ -62,6 +62,12 @@ def workspace(tmp_path_factory):
     (normalized / "postings.jsonl").write_text("".join(json.dumps(p) + "\n" for p in postings))
     (root / "params.yaml").write_text(PARAMS)
     return root, model_a
+
+
+def ensure_pseudo_labels(root, model_a):
+    if not (root / "pseudo" / "report.json").is_file():
+        run("pseudo-label", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
+            root / "splits", "--model-a", model_a, "--out", root / "pseudo", "--threads", 1)
 
 
 def run(*args):
@@ -122,3 +128,56 @@ def test_train_b_without_usable_labels_leaves_no_model(workspace, tmp_path):
                                             "--artifacts", str(tmp_path / "artifacts")])
     assert result.exit_code == 2 and "no pseudo-label arm is usable" in result.output
     assert not list((tmp_path / "artifacts").glob("*model_b*")) if (tmp_path / "artifacts").exists() else True
+
+
+def test_evaluate_b_shared_bottom_matches_separate_models(workspace):
+    """B trained from A with A's bottom frozen: evaluate-b runs that bottom once for both models, and
+    the predictions equal those of running each model whole."""
+    from cloud.data.prepare import read_split
+    from cloud.training.evaluate_b import predict_all, shared_bottom_layers
+    from cloud.training.model_io import load_classifier
+
+    root, model_a = workspace
+    ensure_pseudo_labels(root, model_a)
+    artifacts = root / "artifacts"
+    if not (artifacts / "model_b_v1").is_dir():
+        run("train-b", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
+            root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--artifacts", artifacts,
+            "--threads", 1, "--no-export")
+    model_b = artifacts / "model_b_v1"
+    classifiers = {"model_a": load_classifier(model_a), "model_b": load_classifier(model_b)}
+    assert shared_bottom_layers(model_a, model_b, classifiers) == 1
+    assert shared_bottom_layers(model_a, model_a.parent / "splits", classifiers) == 0   # no B train log
+    data = {"test_2025": read_split(root / "splits" / "test.csv")}
+    shared, separate = predict_all(classifiers, data, 1), predict_all(classifiers, data, 0)
+    for name in classifiers:
+        assert list(shared["test_2025"][name]) == list(separate["test_2025"][name])
+
+
+def test_study_b_scores_settings_on_dev_without_training_on_it(workspace, tmp_path):
+    from cloud.ingest.normalize_command import load_postings
+    from cloud.training.stream_split import split_stream
+    from cloud.training.study_b import dev_slice
+
+    root, model_a = workspace
+    ensure_pseudo_labels(root, model_a)
+    out = tmp_path / "study.json"
+    result = run("study-b", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
+                 root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--out", out,
+                 "--threads", 1, "--dev-fraction", "0.2",
+                 "--setting", "tax:arm=taxonomy,replay_2025=all",
+                 "--setting", "agree_w:arm=agreement,pseudo_weight=confidence,epochs=2,learning_rate=5e-4")
+    study = json.loads(out.read_text())
+    assert set(study["settings"]) == {"tax", "agree_w"} and study["recommended"] in study["settings"]
+    assert study["settings"]["tax"]["rows_2025"] == 48 and study["settings"]["agree_w"]["values"]["epochs"] == "2"
+    for entry in list(study["settings"].values()) + [study["model_a"]]:
+        assert all(0.0 <= entry[s] <= 1.0 for s in ("val_2025", "dev_2026", "eval_2026", "test_2025"))
+    assert "| Model A |" in result.output and "(recommended)" in result.output
+    # the dev slice: stable, disjoint from the evaluation split, and none of it trained on
+    stream = split_stream(load_postings(root / "normalized"), 0.3)
+    dev_ids, dev_texts, _ = dev_slice(stream.pool, 0.3, 0.2)
+    assert dev_ids and dev_ids == dev_slice(stream.pool, 0.3, 0.2)[0]
+    assert not dev_ids & {p.source_id for p in stream.evaluation}
+    assert study["sizes"]["dev_2026"] == len(dev_texts)
+    bad = CliRunner().invoke(cloud_cli, ["study-b", "--params", str(root / "params.yaml"), "--setting", "x:colour=red"])
+    assert bad.exit_code == 2 and "key=value" in bad.output

@@ -1,0 +1,175 @@
+"""`careeredge-cloud study-b`: Model B's training settings side by side, chosen on data that is not reported.
+
+Each `--setting NAME:key=value,...` (keys: arm, epochs, learning_rate, replay_2025, max_rows_per_arm,
+pseudo_weight, freeze_layers; unset keys come from params.yaml's `train_b`) trains one B candidate.
+Every candidate is scored on four sets:
+
+* `val_2025`  - the 2025 validation split (also picks each candidate's best epoch);
+* `dev_2026`  - a 2026 development slice carved from the pseudo-label pool by the same stable hash as
+  the evaluation split (bucket in [eval_fraction, eval_fraction + dev_fraction)), labelled by the title
+  taxonomy; its postings are removed from every arm's training rows here;
+* `eval_2026` and `test_2025` - the report's splits, shown but not used to choose.
+
+The recommended setting is the one with the best mean of dev_2026 and val_2025 accuracy. Model A's
+figures on the same sets are the reference row. All candidates start from Model A with its bottom
+frozen, so the frozen bottom runs once per posting for the whole study (one progress bar).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from cloud.artifacts import write_json_atomic
+from cloud.params import load_params
+from cloud.training.pseudo_label import ARMS, pseudo_label_settings
+from cloud.training.stream_split import eval_bucket, split_stream
+from cloud.training.train_b import (B_DEFAULTS, _cap, _optional_float, _optional_int, _recorded_config,
+                                    new_prefix_cache, predict_labels, pseudo_weights, read_pseudo_rows,
+                                    replay_sample, warm_prefix_cache)
+from shared.errors import UserError
+from shared.labels import classify_title
+
+SETTING_KEYS = {"arm", "epochs", "learning_rate", "replay_2025", "max_rows_per_arm", "pseudo_weight",
+                "freeze_layers"}
+
+
+def parse_setting(text: str) -> tuple[str, dict]:
+    """"name:key=value,key=value" -> (name, {key: value}); values stay strings until used."""
+    name, _, body = text.partition(":")
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise UserError(f"--setting {text!r}: expected NAME:key=value,... with a plain NAME")
+    values = {}
+    for item in filter(None, body.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or key not in SETTING_KEYS:
+            raise UserError(f"--setting {text!r}: {item!r} is not key=value with key in {sorted(SETTING_KEYS)}")
+        values[key] = value
+    if values.get("arm", "taxonomy") not in ARMS:
+        raise UserError(f"--setting {text!r}: unknown arm {values['arm']!r}")
+    return name, values
+
+
+def dev_slice(pool, eval_fraction: float, dev_fraction: float):
+    """Pool postings whose stable hash falls just after the evaluation split's share; (ids, labelled postings,
+    labels). Unplaceable titles are held out too (no training on them), but not scored."""
+    if not 0.0 < dev_fraction < 1.0 - eval_fraction:
+        raise UserError(f"--dev-fraction must be in (0, {1.0 - eval_fraction:.2f}), got {dev_fraction}")
+    held = [p for p in pool if eval_bucket(p.source_id) < eval_fraction + dev_fraction]
+    labelled = [(p, classify_title(p.title)) for p in held]
+    labelled = [(p, label) for p, label in labelled if label is not None]
+    return {p.source_id for p in held}, [p.description for p, _ in labelled], [label for _, label in labelled]
+
+
+def accuracy(labels, predicted) -> float:
+    import numpy as np
+
+    return round(float((np.asarray(labels) == np.asarray(predicted)).mean()), 4) if len(labels) else float("nan")
+
+
+@click.command("study-b")
+@click.option("--setting", "settings_text", multiple=True, required=True,
+              help="NAME:key=value,... (keys: " + ", ".join(sorted(SETTING_KEYS)) + "); repeatable.")
+@click.option("--dev-fraction", type=float, default=0.1, show_default=True,
+              help="Share of the 2026 stream (by stable hash) carved from the pool as the dev slice.")
+@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@click.option("--pseudo-labels", "pseudo_dir", type=click.Path(path_type=Path), default=Path("data/pseudo_labels"),
+              show_default=True)
+@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
+@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"), show_default=True)
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=Path("artifacts/study_b/study.json"),
+              show_default=True)
+@click.option("--threads", type=int, default=None)
+def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized, model_a, params_path, out_path,
+                    threads) -> None:
+    """Train B candidates for several settings; score them on 2025 val + a 2026 dev slice (and the report's splits)."""
+    from cloud.data.prepare import read_split
+    from cloud.ingest.normalize_command import load_postings
+    from cloud.training.finetune import FineTuneConfig, FineTuneResult, fine_tune
+    from cloud.training.model_io import load_classifier
+
+    params = load_params(params_path)
+    base_settings = {**B_DEFAULTS, **(params.get("train_b") or {})}
+    settings = [parse_setting(text) for text in settings_text]
+    eval_fraction = pseudo_label_settings(params)["eval_fraction"]
+    stream = split_stream(load_postings(normalized), eval_fraction)
+    dev_ids, dev_texts, dev_labels = dev_slice(stream.pool, eval_fraction, dev_fraction)
+    sets = {"val_2025": read_split(splits / "val.csv"), "dev_2026": (dev_texts, dev_labels),
+            "eval_2026": ([p.description for p in stream.evaluation], stream.eval_labels),
+            "test_2025": read_split(splits / "test.csv")}
+    train_all = read_split(splits / "train.csv")
+    a_config = _recorded_config(model_a)
+    click.echo(f"study-b: dev_2026 {len(dev_labels)} labelled ({len(dev_ids)} held out of the pool), "
+               f"eval_2026 {len(stream.eval_labels)}, val_2025 {len(sets['val_2025'][1])}, "
+               f"test_2025 {len(sets['test_2025'][1])}", err=True)
+
+    def config_for(values: dict) -> FineTuneConfig:
+        merged = {**base_settings, **values}
+        return FineTuneConfig.from_params(params, base=str(model_a / "hf"), epochs=int(merged["epochs"]),
+                                          learning_rate=_optional_float(merged["learning_rate"]), threads=threads,
+                                          preprocessing=a_config.get("preprocessing"),
+                                          max_length=a_config.get("max_length"),
+                                          freeze_layers=_optional_int(merged["freeze_layers"]))
+
+    caches, report = {}, {"dev_fraction": dev_fraction, "sizes": {k: len(v[1]) for k, v in sets.items()},
+                          "selection": "best mean of dev_2026 and val_2025 accuracy", "settings": {}}
+    classifier_a = load_classifier(model_a)
+    a_result = FineTuneResult(model=classifier_a.model, hf_tokenizer=None,
+                              tokenizer_json=model_a / "hf" / "tokenizer.json")
+    for name, values in settings:
+        merged = {**base_settings, **values}
+        config = config_for(values)
+        arm = merged.get("arm", "taxonomy")
+        rows = read_pseudo_rows(pseudo_dir / f"{arm}.csv", _cap(merged["max_rows_per_arm"]), dev_ids)
+        if len({r["label"] for r in rows}) < 2:
+            raise UserError(f"setting {name}: arm {arm} has no usable rows in {pseudo_dir}")
+        train = replay_sample(*train_all, _cap(merged["replay_2025"]), int(merged["seed"]))
+        if config.freeze_layers not in caches:
+            cache = caches[config.freeze_layers] = new_prefix_cache(config)
+            pool_texts = [r["text"] for a in ARMS for r in read_pseudo_rows(pseudo_dir / f"{a}.csv", None, dev_ids)]
+            warm_prefix_cache(cache, config, train_all[0] + pool_texts + [t for s in sets.values() for t in s[0]])
+            if "model_a" not in report:
+                report["model_a"] = {s: accuracy(labels, predict_labels(a_result, config, texts, cache))
+                                     for s, (texts, labels) in sets.items()}
+                click.echo(f"study-b: model A {report['model_a']}", err=True)
+        cache = caches[config.freeze_layers]
+        started = time.monotonic()
+        click.echo(f"study-b: {name}: arm {arm}, {len(train[0])} 2025 + {len(rows)} 2026 rows, "
+                   f"{config.epochs} epoch(s), lr {config.learning_rate}, freeze {config.freeze_layers}, "
+                   f"weight {merged['pseudo_weight']}", err=True)
+        result = fine_tune(train[0] + [r["text"] for r in rows], train[1] + [int(r["label"]) for r in rows],
+                           *sets["val_2025"], config,
+                           sample_weights=[1.0] * len(train[0]) + pseudo_weights(rows, merged["pseudo_weight"]),
+                           prefix_cache=cache)
+        scores = {s: accuracy(labels, predict_labels(result, config, texts, cache))
+                  for s, (texts, labels) in sets.items()}
+        report["settings"][name] = {"values": {"arm": arm, **{k: merged[k] for k in SETTING_KEYS - {"arm"}}},
+                                    "rows_2025": len(train[0]), "rows_2026": len(rows),
+                                    "best_epoch": result.best_epoch, **scores,
+                                    "train_seconds": round(time.monotonic() - started, 1)}
+        click.echo(f"study-b: {name}: " + ", ".join(f"{s} {v:.3f}" for s, v in scores.items()), err=True)
+        best = max(report["settings"], key=lambda n: (report["settings"][n]["dev_2026"]
+                                                      + report["settings"][n]["val_2025"]) / 2)
+        report["recommended"] = best
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_path, report)      # after every setting: a long study keeps what it measured
+        del result
+    click.echo(render(report))
+
+
+def render(report: dict) -> str:
+    columns = ("val_2025", "dev_2026", "eval_2026", "test_2025")
+    lines = ["| setting | arm | rows 2025+2026 | epochs | lr | freeze | weight | " + " | ".join(columns) + " |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(columns)]
+    a = report.get("model_a", {})
+    lines.append("| Model A | - | - | - | - | - | - | " + " | ".join(f"{a.get(c, float('nan')):.3f}" for c in columns)
+                 + " |")
+    for name, entry in report["settings"].items():
+        v = entry["values"]
+        mark = " (recommended)" if name == report.get("recommended") else ""
+        lines.append(f"| {name}{mark} | {v['arm']} | {entry['rows_2025']}+{entry['rows_2026']} | {v['epochs']} | "
+                     f"{v['learning_rate'] or 'A'} | {v['freeze_layers'] or 'A'} | {v['pseudo_weight']} | "
+                     + " | ".join(f"{entry[c]:.3f}" for c in columns) + " |")
+    return "\n".join(lines)
