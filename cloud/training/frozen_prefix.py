@@ -73,6 +73,38 @@ class FrozenPrefix:
                     states[i] = h[:n].clone()
         return states
 
+    @torch.inference_mode()
+    def advance(self, states: list[torch.Tensor], from_layers: int, batch_size: int = 32,
+                progress: bool = False) -> list[torch.Tensor]:
+        """This prefix's states from the cached outputs of a shallower one (`from_layers` < frozen_layers):
+        only blocks from_layers+1 .. frozen_layers run."""
+        if not 0 < from_layers <= self.frozen_layers:
+            raise ValueError(f"cannot advance states of {from_layers} layers to {self.frozen_layers}")
+        self.model.eval()
+        blocks = list(self.layers)[from_layers: self.frozen_layers]
+        order = sorted(range(len(states)), key=lambda i: len(states[i]))
+        out: list[torch.Tensor | None] = [None] * len(states)
+        original_embeddings = self.base.embeddings
+        self.base.embeddings = self._stand_in
+        saved = self.hidden
+        self.hidden = states
+        try:
+            with self._swap_layers(blocks):
+                for start in tqdm(range(0, len(order), batch_size), desc=f"frozen layers {from_layers + 1}-"
+                                  f"{self.frozen_layers}", disable=not progress, leave=False):
+                    idx = order[start:start + batch_size]
+                    padded, mask = self.batch(idx)
+                    self._stand_in.current = padded
+                    hidden = self.base(input_ids=torch.zeros(mask.shape, dtype=torch.long),
+                                       attention_mask=mask).last_hidden_state
+                    for i, h, n in zip(idx, hidden, mask.sum(dim=1).tolist()):
+                        out[i] = h[:n].clone()
+        finally:
+            self.base.embeddings = original_embeddings
+            self._stand_in.current = None
+            self.hidden = saved
+        return out
+
     def fingerprint(self) -> str:
         """sha256 over the frozen bottom's weights (embeddings + the lowest `frozen_layers` blocks)."""
         digest = hashlib.sha256(f"layers={self.frozen_layers}".encode())
@@ -182,6 +214,20 @@ class PrefixCache:
 
     def states(self, texts: list[str]) -> list[torch.Tensor]:
         return [self._states[t] for t in texts]
+
+    def deepen(self, prefix: FrozenPrefix) -> "PrefixCache":
+        """A cache for a deeper frozen bottom (same weights below), built from this one's states by
+        running only the extra blocks: settings freezing more layers need not rerun the whole bottom."""
+        if self.fingerprint is None or prefix.frozen_layers <= (self.frozen_layers or 0):
+            raise ValueError("deepen needs a filled cache and a prefix with more frozen layers")
+        if FrozenPrefix(prefix.model, self.frozen_layers).fingerprint() != self.fingerprint:
+            raise ValueError("this model's frozen bottom differs from the one the prefix cache was built with")
+        deeper = PrefixCache(self.progress)
+        deeper.check(prefix)
+        texts = list(self._states)
+        deeper._states = dict(zip(texts, prefix.advance(self.states(texts), self.frozen_layers,
+                                                         progress=self.progress)))
+        return deeper
 
 
 def shares_bottom(model_a, model_b, frozen_layers: int) -> bool:

@@ -127,9 +127,16 @@ def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized,
             raise UserError(f"setting {name}: arm {arm} has no usable rows in {pseudo_dir}")
         train = replay_sample(*train_all, _cap(merged["replay_2025"]), int(merged["seed"]))
         if config.freeze_layers not in caches:
-            cache = caches[config.freeze_layers] = new_prefix_cache(config)
-            pool_texts = [r["text"] for a in ARMS for r in read_pseudo_rows(pseudo_dir / f"{a}.csv", None, dev_ids)]
-            warm_prefix_cache(cache, config, train_all[0] + pool_texts + [t for s in sets.values() for t in s[0]])
+            shallower = [k for k in caches if caches[k] is not None and 0 < k < config.freeze_layers]
+            if shallower and config.freeze_layers > 0:      # run only the extra blocks on cached states
+                from cloud.training.frozen_prefix import FrozenPrefix
+
+                caches[config.freeze_layers] = caches[max(shallower)].deepen(
+                    FrozenPrefix(classifier_a.model, config.freeze_layers))
+            else:
+                cache = caches[config.freeze_layers] = new_prefix_cache(config)
+                pool_texts = [r["text"] for a in ARMS for r in read_pseudo_rows(pseudo_dir / f"{a}.csv", None, dev_ids)]
+                warm_prefix_cache(cache, config, train_all[0] + pool_texts + [t for s in sets.values() for t in s[0]])
             if "model_a" not in report:
                 report["model_a"] = {s: accuracy(labels, predict_labels(a_result, config, texts, cache))
                                      for s, (texts, labels) in sets.items()}

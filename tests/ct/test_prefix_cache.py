@@ -108,3 +108,23 @@ def test_pseudo_weights_and_sample_weights_change_training(tiny):
     plain = fine_tune(texts, flipped, [], [], config)
     weighted = fine_tune(texts, flipped, [], [], config, sample_weights=[0.05] * 8 + [1.0] * 8)
     assert plain.history[0]["train_loss"] != weighted.history[0]["train_loss"]
+
+
+def test_deepened_cache_equals_a_fresh_deeper_one(tiny):
+    from cloud.training.finetune import encode
+    from cloud.training.frozen_prefix import FrozenPrefix, PrefixCache
+    from cloud.training.model_io import load_classifier
+    from shared.text import model_input
+
+    classifier = load_classifier(tiny)
+    inputs = [model_input(t, "clean") for t in synthetic_postings(12, 6)[0]]
+    encode_batch = lambda batch: encode(classifier.tokenizer, batch)  # noqa: E731
+    one, two = PrefixCache(progress=False), PrefixCache(progress=False)
+    one.ensure(FrozenPrefix(classifier.model, 1), encode_batch, inputs)
+    two.ensure(FrozenPrefix(classifier.model, 2), encode_batch, inputs)
+    deepened = one.deepen(FrozenPrefix(classifier.model, 2))
+    assert deepened.fingerprint == two.fingerprint and len(deepened) == len(two)
+    for got, want in zip(deepened.states(inputs), two.states(inputs)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
+    with pytest.raises(ValueError):
+        two.deepen(FrozenPrefix(classifier.model, 1))
