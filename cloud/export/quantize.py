@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Sequence
 
 SCHEMES = ("blockwise", "dynamic")
 BLOCK_SIZE = 32
@@ -43,7 +44,8 @@ QUANTIZED_OPS = ("MatMul", "Attention", "EmbedLayerNormalization")
 
 
 def quantize_int8(fp32_path: Path, out_path: Path, per_channel: bool = True,
-                  reduce_range: bool = False) -> dict[str, object]:
+                  reduce_range: bool = False, keep_fp32: Sequence[str] = ()) -> dict[str, object]:
+    """Dynamic U8S8; `keep_fp32` names graph nodes left unquantized (the quantization study uses it)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -54,32 +56,36 @@ def quantize_int8(fp32_path: Path, out_path: Path, per_channel: bool = True,
         per_channel=per_channel,
         reduce_range=reduce_range,
         op_types_to_quantize=list(QUANTIZED_OPS),
+        nodes_to_exclude=list(keep_fp32),
         # Fused contrib ops (SkipLayerNormalization, ...) have no ONNX shape inference; their
         # outputs are float, which the quantizer must be told.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
     )
     return {"scheme": "dynamic", "weight_type": "QInt8", "activation_type": "QUInt8 (dynamic)", "per_channel": per_channel,
-            "reduce_range": reduce_range, "quantized_ops": list(QUANTIZED_OPS)}
+            "reduce_range": reduce_range, "quantized_ops": list(QUANTIZED_OPS), "kept_fp32": list(keep_fp32)}
 
 
 def quantize_blockwise(fp32_path: Path, out_path: Path, block_size: int = BLOCK_SIZE,
-                       embedding_block_size: int = EMBEDDING_BLOCK_SIZE) -> dict[str, object]:
-    """int8 block-quantized MatMuls (accuracy_level 4) and a 4-bit block-quantized word embedding."""
+                       embedding_block_size: int = EMBEDDING_BLOCK_SIZE, bits: int = 8,
+                       accuracy_level: int = 4) -> dict[str, object]:
+    """Block-quantized MatMuls (int8, accuracy_level 4 = int8 compute, by default) and a 4-bit
+    block-quantized word embedding. `bits`/`accuracy_level` are the quantization study's knobs."""
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
                                                                  MatMulNBitsQuantizer)
 
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.ERROR)
     model = onnx.load(str(fp32_path))
-    for bits, ops, accuracy_level, block in ((4, ("Gather",), None, embedding_block_size),
-                                             (8, ("MatMul",), 4, block_size)):
-        config = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, bits=bits,
-                                              accuracy_level=accuracy_level, op_types_to_quantize=ops)
+    for step_bits, ops, level, block in ((4, ("Gather",), None, embedding_block_size),
+                                         (bits, ("MatMul",), accuracy_level, block_size)):
+        config = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, bits=step_bits,
+                                              accuracy_level=level, op_types_to_quantize=ops)
         quantizer = MatMulNBitsQuantizer(model, algo_config=config)
         quantizer.process()
         model = quantizer.model.model
     onnx.save(model, str(out_path))
     kinds = sorted({node.op_type for node in model.graph.node if "Quantized" in node.op_type or "NBits" in node.op_type})
-    return {"scheme": "blockwise", "matmul_weights": f"int8, symmetric, blocks of {block_size}",
-            "matmul_compute": "accuracy_level 4 (int8, activations quantized per block)",
+    return {"scheme": "blockwise", "matmul_weights": f"int{bits}, symmetric, blocks of {block_size}",
+            "matmul_compute": f"accuracy_level {accuracy_level}"
+                              + (" (int8, activations quantized per block)" if accuracy_level == 4 else ""),
             "embedding": f"4-bit blocks of {embedding_block_size} (GatherBlockQuantized)", "quantized_ops": kinds}
