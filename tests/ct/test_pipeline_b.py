@@ -181,3 +181,41 @@ def test_study_b_scores_settings_on_dev_without_training_on_it(workspace, tmp_pa
     assert study["sizes"]["dev_2026"] == len(dev_texts)
     bad = CliRunner().invoke(cloud_cli, ["study-b", "--params", str(root / "params.yaml"), "--setting", "x:colour=red"])
     assert bad.exit_code == 2 and "key=value" in bad.output
+
+
+def test_export_b_falls_back_to_the_next_scheme_under_the_same_gate(workspace, tmp_path):
+    """A scheme that fails the parity gate is not shipped: the next one is tried with the same gate."""
+    from cloud.export.builder import export_bundle
+    from cloud.export.parity import ParityError
+    from cloud.training.train_b import export_b
+
+    root, model_a = workspace
+    ensure_pseudo_labels(root, model_a)
+    artifacts = root / "artifacts"
+    if not (artifacts / "model_b_v1").is_dir():
+        run("train-b", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
+            root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--artifacts", artifacts,
+            "--threads", 1, "--no-export")
+    tried = []
+
+    def blockwise_fails(*args, scheme, **kwargs):
+        tried.append(scheme)
+        if scheme == "blockwise":      # as if its INT8 flipped borderline postings
+            raise ParityError("parity check failed on 24 test postings: agreement 95% < 99%")
+        return export_bundle(*args, scheme=scheme, **kwargs)
+
+    bundle = tmp_path / "bundle"
+    export_b(artifacts / "model_b_v1", bundle, root / "splits", 64, 1, "tiny", export=blockwise_fails)
+    assert tried == ["blockwise", "dynamic"]
+    manifest = verify_bundle(bundle)
+    assert manifest["metrics"]["quantization"]["scheme"] == "dynamic"
+    assert manifest["metrics"]["parity"]["agreement"] >= 0.99
+    with pytest.raises(ParityError):
+        export_b(artifacts / "model_b_v1", tmp_path / "none", root / "splits", 64, 1, "tiny",
+                 schemes=("blockwise",), export=blockwise_fails)
+    assert not (tmp_path / "none").exists()
+
+    result = run("export-b", "--model-dir", artifacts / "model_b_v1", "--out", tmp_path / "cli_bundle",
+                 "--splits", root / "splits", "--params", root / "params.yaml")
+    assert "INT8, accuracy on the 2025 test split" in result.output
+    assert verify_bundle(tmp_path / "cli_bundle")["name"] == "model_b_v1"
