@@ -139,8 +139,8 @@ def predict_all(classifiers: dict, splits_data: dict, shared_layers: int) -> dic
         inputs = [model_input(t, reference.preprocessing) for t in texts]
         for model_name, classifier in classifiers.items():
             prefix = FrozenPrefix(classifier.model, shared_layers)
-            cache.ensure(prefix, lambda batch, tok=classifier.tokenizer: encode(tok, batch), inputs)
-            predictions[split][model_name] = prefix.predict_logits(cache.states(inputs)).argmax(axis=1)
+            logits = cache.logits(prefix, lambda batch, tok=classifier.tokenizer: encode(tok, batch), inputs)
+            predictions[split][model_name] = logits.argmax(axis=1)
     return predictions
 
 

@@ -84,25 +84,16 @@ class FrozenPrefix:
         blocks = list(self.layers)[from_layers: self.frozen_layers]
         order = sorted(range(len(states)), key=lambda i: len(states[i]))
         out: list[torch.Tensor | None] = [None] * len(states)
-        original_embeddings = self.base.embeddings
-        self.base.embeddings = self._stand_in
-        saved = self.hidden
-        self.hidden = states
-        try:
-            with self._swap_layers(blocks):
-                for start in tqdm(range(0, len(order), batch_size), desc=f"frozen layers {from_layers + 1}-"
-                                  f"{self.frozen_layers}", disable=not progress, leave=False):
-                    idx = order[start:start + batch_size]
-                    padded, mask = self.batch(idx)
-                    self._stand_in.current = padded
-                    hidden = self.base(input_ids=torch.zeros(mask.shape, dtype=torch.long),
-                                       attention_mask=mask).last_hidden_state
-                    for i, h, n in zip(idx, hidden, mask.sum(dim=1).tolist()):
-                        out[i] = h[:n].clone()
-        finally:
-            self.base.embeddings = original_embeddings
-            self._stand_in.current = None
-            self.hidden = saved
+        with self._from_cached(blocks, states):
+            for start in tqdm(range(0, len(order), batch_size), desc=f"frozen layers {from_layers + 1}-"
+                              f"{self.frozen_layers}", disable=not progress, leave=False):
+                idx = order[start:start + batch_size]
+                padded, mask = self.batch(idx)
+                self._stand_in.current = padded
+                hidden = self.base(input_ids=torch.zeros(mask.shape, dtype=torch.long),
+                                   attention_mask=mask).last_hidden_state
+                for i, h, n in zip(idx, hidden, mask.sum(dim=1).tolist()):
+                    out[i] = h[:n].clone()
         return out
 
     def fingerprint(self) -> str:
@@ -121,15 +112,10 @@ class FrozenPrefix:
         self.model.eval()
         order = sorted(range(len(states)), key=lambda i: len(states[i]))
         out = np.zeros((len(states), self.model.config.num_labels), dtype=np.float64)
-        saved = self.hidden
-        self.hidden = states
-        try:
-            with self.top_only():
-                for start in range(0, len(order), batch_size):
-                    idx = order[start:start + batch_size]
-                    out[idx] = self.logits(idx).double().numpy()
-        finally:
-            self.hidden = saved
+        with self._from_cached(list(self.layers)[self.frozen_layers:], states):
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                out[idx] = self.logits(idx).double().numpy()
         return out
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,15 +136,24 @@ class FrozenPrefix:
 
     @contextmanager
     def top_only(self) -> Iterator[None]:
-        top = list(self.layers)[self.frozen_layers:]
-        original_embeddings = self.base.embeddings
+        with self._from_cached(list(self.layers)[self.frozen_layers:]):
+            yield
+
+    @contextmanager
+    def _from_cached(self, blocks: list[nn.Module], states: list[torch.Tensor] | None = None) -> Iterator[None]:
+        """Run only `blocks`, fed from cached states instead of the embeddings (`states`, when given,
+        replace this prefix's own cache for the duration)."""
+        original_embeddings, saved = self.base.embeddings, self.hidden
         self.base.embeddings = self._stand_in
+        if states is not None:
+            self.hidden = states
         try:
-            with self._swap_layers(top):
+            with self._swap_layers(blocks):
                 yield
         finally:
             self.base.embeddings = original_embeddings
             self._stand_in.current = None
+            self.hidden = saved
 
     @contextmanager
     def _swap_layers(self, blocks: list[nn.Module]) -> Iterator[None]:
@@ -214,6 +209,11 @@ class PrefixCache:
 
     def states(self, texts: list[str]) -> list[torch.Tensor]:
         return [self._states[t] for t in texts]
+
+    def logits(self, prefix: FrozenPrefix, encode_batch: Callable, texts: list[str]) -> np.ndarray:
+        """`prefix`'s model's logits for model-input `texts`, the bottom taken from (or added to) this cache."""
+        self.ensure(prefix, encode_batch, texts)
+        return prefix.predict_logits(self.states(texts))
 
     def deepen(self, prefix: FrozenPrefix) -> "PrefixCache":
         """A cache for a deeper frozen bottom (same weights below), built from this one's states by

@@ -171,8 +171,7 @@ def predict_labels(result, config, texts: list[str], cache=None):
 
     prefix = FrozenPrefix(result.model, config.freeze_layers)
     inputs = [model_input(t, config.preprocessing) for t in texts]
-    cache.ensure(prefix, lambda batch: encode(tokenizer, batch), inputs)
-    return prefix.predict_logits(cache.states(inputs)).argmax(axis=1)
+    return cache.logits(prefix, lambda batch: encode(tokenizer, batch), inputs).argmax(axis=1)
 
 
 def score(result, config, texts: list[str], labels: list[int], cache=None) -> tuple[float, float]:
@@ -305,7 +304,7 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
                    f" | 2025 val acc {outcome.val_2025_accuracy:.3f} | {outcome.rows_2026} 2026 rows")
     if export:
         export_b(out_dir, artifacts / "bundles" / name, splits, config.max_length, version_number,
-                 base_model=f"{model_a.name} (from {params.get('model', {}).get('base', '')})")
+                 base_model=_base_model_name({"base": config.base}, params))
 
 
 EXPORT_SCHEMES = ("blockwise", "dynamic")

@@ -70,6 +70,16 @@ def ensure_pseudo_labels(root, model_a):
             root / "splits", "--model-a", model_a, "--out", root / "pseudo", "--threads", 1)
 
 
+def ensure_model_b(root, model_a):
+    """Train model_b_v1 (no export) unless an earlier test did; returns the artifacts directory."""
+    artifacts = root / "artifacts"
+    if not (artifacts / "model_b_v1").is_dir():
+        run("train-b", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
+            root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--artifacts", artifacts,
+            "--threads", 1, "--no-export")
+    return artifacts
+
+
 def run(*args):
     result = CliRunner().invoke(cloud_cli, [str(a) for a in args])
     assert result.exit_code == 0, result.output + repr(result.exception)
@@ -139,11 +149,7 @@ def test_evaluate_b_shared_bottom_matches_separate_models(workspace):
 
     root, model_a = workspace
     ensure_pseudo_labels(root, model_a)
-    artifacts = root / "artifacts"
-    if not (artifacts / "model_b_v1").is_dir():
-        run("train-b", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
-            root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--artifacts", artifacts,
-            "--threads", 1, "--no-export")
+    artifacts = ensure_model_b(root, model_a)
     model_b = artifacts / "model_b_v1"
     classifiers = {"model_a": load_classifier(model_a), "model_b": load_classifier(model_b)}
     assert shared_bottom_layers(model_a, model_b, classifiers) == 1
@@ -191,11 +197,7 @@ def test_export_b_falls_back_to_the_next_scheme_under_the_same_gate(workspace, t
 
     root, model_a = workspace
     ensure_pseudo_labels(root, model_a)
-    artifacts = root / "artifacts"
-    if not (artifacts / "model_b_v1").is_dir():
-        run("train-b", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
-            root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--artifacts", artifacts,
-            "--threads", 1, "--no-export")
+    artifacts = ensure_model_b(root, model_a)
     tried = []
 
     def blockwise_fails(*args, scheme, **kwargs):
