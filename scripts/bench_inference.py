@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,13 +48,12 @@ BATCH = 16
 def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, splits: Path, threads: int,
          limit: int, cli_runs: int) -> None:
     import torch
-    from tqdm import tqdm
     from transformers import AutoModelForSequenceClassification
 
-    from cloud.export.builder import FP32_FILE, FUSED_FILE
+    from cloud.export.builder import FP32_FILE, FUSED_FILE, bundle_around
     from cloud.export.reference import TorchClassifier
     from device.runtime import load_backend
-    from shared.bundle import MODEL_FILE, TOKENIZER_FILE, read_manifest, write_bundle
+    from shared.bundle import MODEL_FILE, TOKENIZER_FILE, read_manifest
 
     manifest = read_manifest(bundle)
     load_before = os.getloadavg()[0]
@@ -68,15 +66,10 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
     runtimes = {"pytorch_fp32": TorchClassifier(torch_model, model_dir / TOKENIZER_FILE, manifest["max_length"],
                                                    manifest.get("preprocessing", "clean"))}
     with tempfile.TemporaryDirectory() as tmp:
-        # ORT FP32 through the device runtime itself: a throw-away bundle around the FP32 graph.
-        fp32_bundle = Path(tmp) / "fp32"
-        fp32_bundle.mkdir()
-        os.symlink(fp32_onnx.resolve(), fp32_bundle / MODEL_FILE)
-        # The trained tokenizer: the bundle's copy is renumbered for the pruned INT8 embeddings.
-        shutil.copyfile(model_dir / TOKENIZER_FILE, fp32_bundle / TOKENIZER_FILE)
-        write_bundle(fp32_bundle, name=manifest["name"] + "_fp32", version=manifest["version"],
-                     labels={int(k): v for k, v in manifest["labels"].items()}, max_length=manifest["max_length"],
-                     preprocessing=manifest.get("preprocessing", "clean"))
+        # ORT FP32 through the device runtime itself: a throw-away bundle around the FP32 graph, with
+        # the trained tokenizer (the bundle's copy is renumbered for the pruned INT8 embeddings).
+        fp32_bundle = bundle_around(Path(tmp) / "fp32", fp32_onnx, model_dir / TOKENIZER_FILE, manifest,
+                                    manifest["name"] + "_fp32")
         runtimes["ort_fp32"] = OrtRuntime(load_backend(fp32_bundle, threads=threads))
         runtimes["ort_int8"] = OrtRuntime(load_backend(bundle, threads=threads))
 
@@ -84,25 +77,12 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
         for runtime in runtimes.values():
             for text in timed[:WARMUP]:
                 runtime.probabilities([text])
-        latencies = {name: [] for name in runtimes}
-        names = list(runtimes)
-        for index, text in enumerate(tqdm(timed, desc="batch 1 latency", unit="posting")):
-            # Rotate who goes first: PyTorch's OpenMP workers keep spinning after a call and slow
-            # whichever runtime runs right after it, so a fixed order would bias the comparison.
-            for name in names[index % len(names):] + names[:index % len(names)]:
-                began = time.perf_counter()
-                runtimes[name].probabilities([text])
-                latencies[name].append((time.perf_counter() - began) * 1000)
+        seconds, _ = interleaved(runtimes, [[text] for text in timed], "batch 1 latency", "posting")
+        latencies = {name: [s * 1000 for s in values] for name, values in seconds.items()}
 
         batches = [texts[i:i + BATCH] for i in range(0, len(texts), BATCH)]
-        elapsed = {name: 0.0 for name in runtimes}
-        outputs = {name: [] for name in runtimes}
-        for index, batch in enumerate(tqdm(batches, desc=f"batch {BATCH} throughput", unit="batch")):
-            for name in names[index % len(names):] + names[:index % len(names)]:
-                began = time.perf_counter()
-                outputs[name].append(runtimes[name].probabilities(batch))
-                elapsed[name] += time.perf_counter() - began
-        throughput = {name: len(texts) / elapsed[name] for name in runtimes}
+        seconds, outputs = interleaved(runtimes, batches, f"batch {BATCH} throughput", "batch")
+        throughput = {name: len(texts) / sum(seconds[name]) for name in runtimes}
         accuracy = {name: float((np.concatenate(outputs[name]).argmax(1) == np.array(labels)).mean())
                     for name in runtimes}
 
@@ -121,6 +101,23 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(figures, indent=2) + "\n")
     print_table(figures)
+
+
+def interleaved(runtimes: dict, inputs: list, desc: str, unit: str) -> tuple[dict, dict]:
+    """Each input through every runtime's `probabilities` in turn, rotating who goes first: PyTorch's
+    OpenMP workers keep spinning after a call and slow whichever runtime runs right after it, so a fixed
+    order would bias the comparison. Returns, per runtime, the seconds and the output of every call."""
+    from tqdm import tqdm
+
+    names = list(runtimes)
+    seconds = {name: [] for name in names}
+    outputs = {name: [] for name in names}
+    for index, batch in enumerate(tqdm(inputs, desc=desc, unit=unit)):
+        for name in names[index % len(names):] + names[:index % len(names)]:
+            began = time.perf_counter()
+            outputs[name].append(runtimes[name].probabilities(batch))
+            seconds[name].append(time.perf_counter() - began)
+    return seconds, outputs
 
 
 class OrtRuntime:

@@ -30,7 +30,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import click
@@ -84,10 +83,11 @@ def main(json_out: Path, bundle: Path, export_dir: Path | None, model_dir: Path,
             fused, fused_tokenizer = scratch / "fused.onnx", tokenizer
         study.add("ORT FP32 (fused)", fused, fused_tokenizer)
         candidates = {"dynamic (shipped by --scheme dynamic)": lambda out: quantize_int8(fused, out)}
+        calibration = study.reference_inputs(train[0][:CALIBRATION_POSTINGS])
+        peaks = activation_peaks(fused, calibration)   # alpha-independent: measured once
         for alpha in SMOOTHQUANT_ALPHAS:
             def smoothed(out, alpha=alpha):
-                calibration = study.reference_inputs(train[0][:CALIBRATION_POSTINGS])
-                smooth_quant(fused, scratch / "smoothed.onnx", calibration, alpha)
+                smooth_quant(fused, scratch / "smoothed.onnx", peaks, alpha, calibration)
                 quantize_int8(scratch / "smoothed.onnx", out)
             candidates[f"dynamic + SmoothQuant a={alpha}"] = smoothed
         for bits, level in ((8, 4), (8, 0), (4, 4)):
@@ -139,19 +139,18 @@ class Study:
         self.reference: dict[str, np.ndarray] = {}
 
     def backend(self, model: Path, tokenizer: Path):
+        from cloud.export.builder import bundle_around
         from device.runtime import load_backend
-        from shared.bundle import MODEL_FILE, TOKENIZER_FILE, write_bundle
 
-        directory = Path(tempfile.mkdtemp(dir=self.scratch))
-        shutil.copyfile(model, directory / MODEL_FILE)
-        shutil.copyfile(tokenizer, directory / TOKENIZER_FILE)
-        write_bundle(directory, name="study", version="0", labels={int(k): v for k, v in self.manifest["labels"].items()},
-                     max_length=self.manifest["max_length"], preprocessing=self.manifest.get("preprocessing", "clean"))
+        directory = bundle_around(Path(tempfile.mkdtemp(dir=self.scratch)), model, tokenizer, self.manifest, "study")
         return load_backend(directory, threads=self.threads)
 
     def score(self, model: Path, tokenizer: Path, keep_backend: str | None = None) -> dict:
         backend = self.backend(model, tokenizer)
-        probabilities = {name: probabilities_of(backend, split[0]) for name, split in (("val", self.val), ("test", self.test))}
+        from bench_inference import OrtRuntime  # scripts/, beside this file
+
+        runtime = OrtRuntime(backend)
+        probabilities = {name: runtime.probabilities(split[0]) for name, split in (("val", self.val), ("test", self.test))}
         if not self.reference:
             self.reference = probabilities
         row = {"size_mb": round(model.stat().st_size / 1e6, 2),
@@ -178,18 +177,15 @@ class Study:
         return [backend.encode([model_input(t, backend.preprocessing)]) for t in texts]
 
     def time_latency(self, texts) -> None:
-        names = list(self.backends)
-        latencies = {name: [] for name in names}
-        for backend in self.backends.values():
-            backend.predict(texts[:2])  # warm-up
-        for index, text in enumerate(texts):
-            for name in names[index % len(names):] + names[:index % len(names)]:  # rotate who goes first
-                began = time.perf_counter()
-                self.backends[name].predict([text])
-                latencies[name].append((time.perf_counter() - began) * 1000)
-        baseline = float(np.median(latencies[names[0]]))
+        from bench_inference import OrtRuntime, interleaved  # scripts/, beside this file
+
+        runtimes = {name: OrtRuntime(backend) for name, backend in self.backends.items()}
+        for runtime in runtimes.values():
+            runtime.probabilities(texts[:2])  # warm-up
+        seconds, _ = interleaved(runtimes, [[text] for text in texts], "batch 1 latency", "posting")
+        baseline = float(np.median(seconds[next(iter(runtimes))])) * 1000
         for row in self.rows:
-            p50 = float(np.median(latencies[row["variant"]]))
+            p50 = float(np.median(seconds[row["variant"]])) * 1000
             row["p50_ms"] = round(p50, 2)
             row["speed_vs_ort_fp32"] = round(baseline / p50, 2)
 
@@ -198,7 +194,41 @@ class Study:
             backend.close()
 
 
-def smooth_quant(fp32_path: Path, out_path: Path, calibration, alpha: float) -> None:
+def activation_peaks(fp32_path: Path, calibration) -> dict[str, np.ndarray]:
+    """Per-channel max |x| of every quantized MatMul/Attention input over the calibration postings."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    probe = onnx.load(str(fp32_path))
+    initializers = {i.name for i in probe.graph.initializer}
+    activations = sorted({n.input[0] for n in smoothing_targets(probe.graph.node, initializers)})
+    probe.graph.output.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in activations)
+    session = ort.InferenceSession(probe.SerializeToString(), unoptimized(), providers=["CPUExecutionProvider"])
+    feeds = {i.name for i in session.get_inputs()}
+    peaks: dict[str, np.ndarray] = {}
+    for batch in calibration:
+        outputs = session.run(activations, {k: getattr(batch, k) for k in feeds})
+        for name, value in zip(activations, outputs):
+            peak = np.abs(value.reshape(-1, value.shape[-1])).max(0)
+            peaks[name] = np.maximum(peaks.get(name, peak), peak)
+    return peaks
+
+
+def smoothing_targets(nodes, initializers) -> list:
+    """The nodes SmoothQuant rescales: fused Attention (QKV weight) and every MatMul with a constant weight."""
+    return [n for n in nodes if n.op_type == "Attention" or (n.op_type == "MatMul" and n.input[1] in initializers)]
+
+
+def unoptimized():
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return options
+
+
+def smooth_quant(fp32_path: Path, out_path: Path, peaks: dict[str, np.ndarray], alpha: float, calibration) -> None:
     """SmoothQuant for a post-LN BERT graph: X W = (X / s)(s W), with s_j = max|X_j|^a / max|W_j|^(1-a).
 
     Exact in FP32; it only moves where the dynamic range lives, so that one uint8 scale per activation
@@ -210,30 +240,12 @@ def smooth_quant(fp32_path: Path, out_path: Path, calibration, alpha: float) -> 
 
     model = onnx.load(str(fp32_path))
     initializers = {i.name: i for i in model.graph.initializer}
-    targets = [n for n in model.graph.node
-               if n.op_type == "Attention" or (n.op_type == "MatMul" and n.input[1] in initializers)]
-    activations = sorted({n.input[0] for n in targets})
-
-    probe = onnx.load(str(fp32_path))
-    probe.graph.output.extend(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in activations)
-    probe_path = out_path.with_suffix(".probe.onnx")
-    onnx.save(probe, str(probe_path))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(probe_path), options, providers=["CPUExecutionProvider"])
-    feeds = {i.name for i in session.get_inputs()}
-    channel_max: dict[str, np.ndarray] = {}
-    for batch in calibration:
-        outputs = session.run(activations, {k: getattr(batch, k) for k in feeds})
-        for name, value in zip(activations, outputs):
-            peak = np.abs(value.reshape(-1, value.shape[-1])).max(0)
-            channel_max[name] = np.maximum(channel_max.get(name, peak), peak)
-    probe_path.unlink()
+    targets = smoothing_targets(model.graph.node, initializers)
 
     smoothing = []
     for index, node in enumerate(targets):
         weight = numpy_helper.to_array(initializers[node.input[1]]).astype(np.float32)
-        scale = channel_max[node.input[0]] ** alpha / np.maximum(np.abs(weight).max(1), 1e-8) ** (1 - alpha)
+        scale = peaks[node.input[0]] ** alpha / np.maximum(np.abs(weight).max(1), 1e-8) ** (1 - alpha)
         scale = np.clip(scale, 1e-4, 1e4).astype(np.float32)
         initializers[node.input[1]].CopyFrom(numpy_helper.from_array(weight * scale[:, None], node.input[1]))
         inverse, smoothed = f"smoothquant_{index}_inverse_scale", f"smoothquant_{index}_output"
@@ -251,17 +263,14 @@ def smooth_quant(fp32_path: Path, out_path: Path, calibration, alpha: float) -> 
     onnx.save(model, str(out_path))
 
     # The transform must be exact in FP32: check the logits on a few calibration postings.
-    smoothed = ort.InferenceSession(str(out_path), options, providers=["CPUExecutionProvider"])
-    original = ort.InferenceSession(str(fp32_path), options, providers=["CPUExecutionProvider"])
+    smoothed_session = ort.InferenceSession(str(out_path), unoptimized(), providers=["CPUExecutionProvider"])
+    original = ort.InferenceSession(str(fp32_path), unoptimized(), providers=["CPUExecutionProvider"])
+    feeds = {i.name for i in original.get_inputs()}
     for batch in calibration[:4]:
         feed = {k: getattr(batch, k) for k in feeds}
-        gap = float(np.abs(smoothed.run(None, feed)[0] - original.run(None, feed)[0]).max())
+        gap = float(np.abs(smoothed_session.run(None, feed)[0] - original.run(None, feed)[0]).max())
         if gap > 1e-3:
             raise SystemExit(f"SmoothQuant changed the FP32 logits by {gap:.2e}: the transform is wrong")
-
-
-def probabilities_of(backend, texts) -> np.ndarray:
-    return np.array([p.probabilities for p in backend.predict(list(texts))])
 
 
 def margin(probabilities: np.ndarray) -> np.ndarray:

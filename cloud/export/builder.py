@@ -11,6 +11,7 @@ The FP32 graphs stay in `work_dir` for the inference benchmark.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,20 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
         }
         manifest = write_bundle(staging, **common, metrics=metrics)
     return ExportResult(out_dir, manifest, report)
+
+
+def bundle_around(directory: Path, graph: Path, tokenizer: Path, like: dict, name: str) -> Path:
+    """A scratch bundle at `directory` around any ONNX graph (symlinked, not copied), read like the bundle
+    whose manifest is `like` (labels, max_length, preprocessing): lets the benchmarks run FP32 or trial
+    graphs through the device runtime itself. Not for shipping: nothing here passed the parity gate."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.symlink(Path(graph).resolve(), directory / MODEL_FILE)
+    shutil.copyfile(tokenizer, directory / TOKENIZER_FILE)
+    write_bundle(directory, name=name, version=str(like["version"]),
+                 labels={int(k): v for k, v in like["labels"].items()}, max_length=like["max_length"],
+                 preprocessing=like.get("preprocessing", "clean"))
+    return directory
 
 
 def _int8_probabilities(bundle_dir: Path, texts: Sequence[str]) -> np.ndarray:
