@@ -22,6 +22,7 @@ _URL = re.compile(r"(https?://|www\.)\S+", re.I)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
+_LAYOUT_CHARACTERS = str.maketrans("", "", "\n\t")   # kept by clean_text; removed only for the printable check
 _WORD = re.compile(r"[a-z0-9][a-z0-9+#.\-]*[a-z0-9+#]|[a-z0-9]", re.I)
 
 # Mojibake seen in the 2025 CSV (UTF-8 bytes decoded as cp1252 upstream, e.g. "â€“").
@@ -73,9 +74,6 @@ def _drop_control_characters(text: str) -> str:
     if text.translate(_LAYOUT_CHARACTERS).isprintable():
         return text
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
-
-
-_LAYOUT_CHARACTERS = str.maketrans("", "", "\n\t")
 
 
 def remove_stop_words(text: str) -> str:

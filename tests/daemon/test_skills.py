@@ -1,8 +1,7 @@
 """The skills taxonomy finds what postings ask for, by alias, as whole tokens, with spans."""
 from __future__ import annotations
 
-import csv
-
+from cloud.data.kaggle import read_kaggle_csv
 from shared.skills import CATEGORIES, SKILLS, canonical_skill, find_skills, mentions_skill, skill_names
 from shared.text import clean_text
 
@@ -58,8 +57,7 @@ def test_table_is_consistent():
 
 def test_mentions_skill_agrees_with_find_skills_on_every_2025_line(kaggle_csv):
     # skills_first asks the short-circuiting check for every line; it must decide like find_skills.
-    with open(kaggle_csv, encoding="utf-8", newline="") as handle:
-        lines = [line for row in csv.DictReader(handle) for line in clean_text(row["description"]).split("\n")]
+    lines = [line for posting in read_kaggle_csv(kaggle_csv) for line in clean_text(posting.description).split("\n")]
     assert sum(map(mentions_skill, lines)) > 1000  # the 2025 postings are full of skill lines
     for line in lines:
         assert mentions_skill(line) == bool(find_skills(line)), line
