@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[device,cloud,dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-## model-a: the Model A chain only (prepare -> label -> train_a -> cv_a -> evaluate_a -> export)
+## model-a: the Model A chain (prepare -> label -> train_a -> cv_a -> evaluate_a; ingest -> normalize -> distill_a -> export)
 model-a: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro export evaluate_a
 

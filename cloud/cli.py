@@ -11,6 +11,7 @@ COMMANDS = {
     "cv-a": "cloud.training.cross_validate:cv_command",
     "train-a": "cloud.training.train_a:train_a_command",
     "evaluate": "cloud.training.evaluate:evaluate_command",
+    "distill-a": "cloud.training.distill:distill_command",
     "export": "cloud.export.command:export_command",
     "ingest": "cloud.ingest.command:ingest_command",
     "normalize": "cloud.ingest.normalize_command:normalize_command",

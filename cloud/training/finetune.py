@@ -78,31 +78,22 @@ def encode(tokenizer, texts: list[str]):
 
 
 def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-    """Softmax probabilities, shape (n, 2). Batches are length-sorted to cut padding work."""
-    import torch
-
-    model.eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
-    batches = range(0, len(order), batch_size)
-    with torch.inference_mode():
-        for start in tqdm(batches, desc="predict", disable=not progress, leave=False):
-            idx = order[start:start + batch_size]
-            ids, mask = encode(tokenizer, [texts[i] for i in idx])
-            logits = model(input_ids=ids, attention_mask=mask).logits
-            out[idx] = torch.softmax(logits.double(), dim=-1).numpy()
-    return out
+    """Softmax probabilities, shape (n, 2)."""
+    logits = predict_logits(model, tokenizer, texts, batch_size, progress)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
-def predict_logits(model, tokenizer, texts: list[str], batch_size: int = 32) -> np.ndarray:
-    """Raw logits (n, 2): what temperature scaling needs."""
+def predict_logits(model, tokenizer, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    """Raw logits (n, 2) in float64: what temperature scaling and distillation need. Batches are
+    length-sorted to cut padding work."""
     import torch
 
     model.eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
+        for start in tqdm(range(0, len(order), batch_size), desc="predict", disable=not progress, leave=False):
             idx = order[start:start + batch_size]
             ids, mask = encode(tokenizer, [texts[i] for i in idx])
             out[idx] = model(input_ids=ids, attention_mask=mask).logits.double().numpy()
@@ -129,6 +120,60 @@ def freeze_lower_layers(model, embeddings: bool, layers: int) -> None:
         parameter.requires_grad_(False)
 
 
+@dataclass
+class Optimization:
+    """AdamW over a model's trainable parameters (no decay on biases and LayerNorm), linear warm-up and
+    decay, gradient clipping at 1.0; shared by fine-tuning and distillation."""
+    trainable: list            # (name, parameter) pairs that get gradients
+    optimizer: object
+    scheduler: object
+
+    @classmethod
+    def for_model(cls, model, learning_rate: float, weight_decay: float, warmup_ratio: float,
+                  total_steps: int) -> "Optimization":
+        import torch
+        from transformers import get_linear_schedule_with_warmup
+
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": weight_decay},
+            {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=learning_rate)
+        return cls(trainable, optimizer,
+                   get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps))
+
+    def step(self, loss) -> float:
+        import torch
+
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in self.trainable], 1.0)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad()
+        return loss.item()
+
+    def snapshot(self) -> dict:
+        # by parameter, not state_dict(): inside FrozenPrefix.top_only() the module tree is swapped
+        return {name: p.detach().clone() for name, p in self.trainable}
+
+    def restore(self, state: dict) -> None:
+        import torch
+
+        with torch.no_grad():
+            for name, parameter in self.trainable:
+                parameter.copy_(state[name])
+
+
+def shuffled_batches(count: int, batch_size: int, generator) -> list[list[int]]:
+    """One epoch's batches of row indices, in the order `generator` draws."""
+    import torch
+
+    permutation = torch.randperm(count, generator=generator).tolist()
+    return [permutation[start:start + batch_size] for start in range(0, count, batch_size)]
+
+
 def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[str], val_labels: list[int],
               config: FineTuneConfig, sample_weights: list[float] | None = None,
               prefix_cache=None) -> FineTuneResult:
@@ -142,7 +187,6 @@ def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[s
     """
     import torch
     from sklearn.metrics import f1_score
-    from transformers import get_linear_schedule_with_warmup
 
     from cloud.training.base_models import load_pretrained_classifier
 
@@ -160,16 +204,9 @@ def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[s
     freeze_lower_layers(model, config.freeze_embeddings, config.freeze_layers)
     labels = torch.tensor(train_labels, dtype=torch.long)
     weights = torch.tensor(sample_weights if sample_weights is not None else [1.0] * len(train_labels))
-    steps_per_epoch = math.ceil(len(train_texts) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
-        {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    total_steps = math.ceil(len(train_texts) / config.batch_size) * config.epochs
+    optimization = Optimization.for_model(model, config.learning_rate, config.weight_decay, config.warmup_ratio,
+                                          total_steps)
     generator = torch.Generator().manual_seed(config.seed)
 
     prefix = None
@@ -192,21 +229,14 @@ def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[s
     with prefix.top_only() if prefix is not None else contextlib.nullcontext():
         for epoch in range(1, config.epochs + 1):
             model.train()
-            permutation = torch.randperm(len(train_texts), generator=generator).tolist()
             epoch_loss = 0.0
-            for start in range(0, len(permutation), config.batch_size):
-                idx = permutation[start:start + config.batch_size]
+            for idx in shuffled_batches(len(train_texts), config.batch_size, generator):
                 per_example = torch.nn.functional.cross_entropy(batch_logits(idx), labels[idx],
                                                                 reduction="none")
-                loss = (per_example * weights[idx]).sum() / weights[idx].sum()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-                epoch_loss += loss.item() * len(idx)
+                loss = optimization.step((per_example * weights[idx]).sum() / weights[idx].sum())
+                epoch_loss += loss * len(idx)
                 bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+                bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
             record = {"epoch": epoch, "train_loss": epoch_loss / len(train_texts)}
             if val_texts:
                 model.eval()
@@ -220,13 +250,9 @@ def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[s
                 val_f1 = float(epoch)
             history.append(record)
             if val_f1 > best_f1:
-                best_f1, best_epoch = val_f1, epoch
-                # by parameter, not state_dict(): inside top_only() the module tree is swapped
-                best_state = {name: p.detach().clone() for name, p in trainable}
+                best_f1, best_epoch, best_state = val_f1, epoch, optimization.snapshot()
     bar.close()
-    with torch.no_grad():
-        for name, parameter in trainable:
-            parameter.copy_(best_state[name])
+    optimization.restore(best_state)
     model.eval()
     return FineTuneResult(model=model, hf_tokenizer=hf_tokenizer, tokenizer_json=tokenizer_json,
                           history=history, best_epoch=best_epoch)
@@ -244,6 +270,6 @@ class TrainedClassifier:
         inputs = [model_input(t, self.preprocessing) for t in texts]
         return predict_proba(self.model, self.tokenizer, inputs, batch_size, progress)
 
-    def predict_logits(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def predict_logits(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         return predict_logits(self.model, self.tokenizer, [model_input(t, self.preprocessing) for t in texts],
-                              batch_size)
+                              batch_size, progress)

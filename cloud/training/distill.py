@@ -1,0 +1,267 @@
+"""`careeredge-cloud distill-a`: the shallower copy of Model A that the device runs.
+
+Why: on the 2-core x86 build box INT8 buys little over fused FP32 (no VNNI), and the one INT8 scheme
+that keeps all 93 of A's test decisions (blockwise) is slower than FP32 there; the edge target
+(INT8 >= 3x PyTorch FP32) needs less arithmetic, not cheaper arithmetic. A's cost is linear in its
+six blocks, so the device gets a student with three of them. Model A itself stays the frozen control
+of the study (pseudo-labels, Model B's start, evaluate-b all use A); only the bundle is the student.
+
+Recipe:
+* student = A's embeddings, A's blocks `layers` (default 0, 4, 5: the bottom block keeps the token
+  features, the top two are the ones A's fine-tuning trained), A's pooler and head;
+* transfer set = texts only, each labelled by A's logits: the 2025 train split plus the 2026 pool
+  that pseudo-labelling draws from (the 2026 evaluation split and 2025 val/test are never used).
+  Distillation needs no human labels, so the unlabelled 2026 stream triples the set;
+* loss = mean squared error between student and teacher logits: logits keep A's margins, and the
+  margin is what decides whether a borderline posting survives quantization later;
+* embeddings frozen as in A's recipe; the epoch is chosen on the 2025 validation split by agreement
+  with A (ties: smaller logit error). The test split is only the gate.
+
+Gate (the edge issue's accuracy check, held against A itself): the student's accuracy on the 2025
+test split may be at most `max_accuracy_drop_pt` below A's, or nothing is written. The export checks
+the same floor again for the INT8 graph (see `cloud/export/builder.py`), with A's test accuracy and
+the test split's sha256 read from this stage's train_log.json.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+import numpy as np
+from tqdm.auto import tqdm
+
+from cloud.artifacts import atomic_directory, ensure_writable_dir, write_json_atomic
+from cloud.training.finetune import Optimization, encode, encoder_layers, set_seed, shuffled_batches
+from cloud.training.model_io import file_sha256, load_classifier
+from shared.errors import UserError
+from shared.text import model_input
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json")
+
+
+class DistillationError(UserError):
+    """The student lost too much of A's accuracy: nothing is written."""
+
+
+@dataclass
+class DistillConfig:
+    layers: tuple[int, ...] = (0, 4, 5)
+    epochs: int = 4
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    seed: int = 2025
+    max_accuracy_drop_pt: float = 0.5
+    threads: int | None = None
+    progress: bool = True
+
+    @classmethod
+    def from_params(cls, params: dict, **overrides) -> "DistillConfig":
+        section = params.get("distill", {}) or {}
+        values = {k: section[k] for k in ("epochs", "batch_size", "seed") if k in section}
+        values.update({k: float(section[k]) for k in ("learning_rate", "weight_decay", "warmup_ratio",
+                                                       "max_accuracy_drop_pt") if k in section})
+        if "layers" in section:
+            values["layers"] = tuple(section["layers"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class Outcome:
+    student: object
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+def shallow_copy(teacher_model, layers: tuple[int, ...]):
+    """A copy of `teacher_model` keeping only the encoder blocks `layers` (in order), with everything
+    else (embeddings, pooler, head) as the teacher has it."""
+    import torch
+
+    blocks = encoder_layers(teacher_model)
+    if not layers or list(layers) != sorted(set(layers)) or not all(0 <= i < len(blocks) for i in layers):
+        raise UserError(f"distill.layers must be increasing block indices in 0..{len(blocks) - 1}, got {list(layers)}")
+    student = copy.deepcopy(teacher_model)
+    kept = torch.nn.ModuleList([copy.deepcopy(blocks[i]) for i in layers])
+    container = student.base_model.encoder if hasattr(student.base_model, "encoder") else student.base_model.transformer
+    container.layer = kept
+    for position, block in enumerate(kept):  # newer transformers index blocks for their KV cache
+        attention = getattr(getattr(block, "attention", None), "self", None)
+        if attention is not None and hasattr(attention, "layer_idx"):
+            attention.layer_idx = position
+    attribute = "num_hidden_layers" if hasattr(student.config, "num_hidden_layers") else "n_layers"
+    setattr(student.config, attribute, len(layers))
+    return student
+
+
+def transfer_texts(splits: Path, normalized: Path | None, eval_fraction: float) -> tuple[list[str], dict]:
+    """2025 train texts + the 2026 pseudo-label pool (descriptions, as A sees them)."""
+    from cloud.data.prepare import read_split
+    from cloud.ingest.normalize_command import load_postings
+    from cloud.training.stream_split import split_stream
+
+    texts, _ = read_split(splits / "train.csv")
+    counts = {"train_2025": len(texts), "pool_2026": 0}
+    if normalized is not None:
+        if not (normalized / "postings.jsonl").is_file():
+            raise UserError(f"{normalized / 'postings.jsonl'} not found (run `careeredge-cloud normalize` first, "
+                            "or leave out --normalized to distil on the 2025 train split alone)")
+        pool = split_stream(load_postings(normalized), eval_fraction).pool
+        texts = texts + [p.description for p in pool]
+        counts["pool_2026"] = len(pool)
+    return texts, counts
+
+
+def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillConfig) -> Outcome:
+    """Train a `config.layers` student of `teacher` (a TrainedClassifier) to regress its logits."""
+    import torch
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    set_seed(config.seed)
+    targets = torch.tensor(teacher.predict_logits(transfer, progress=config.progress), dtype=torch.float32)
+    val_teacher = teacher.predict_logits(val_texts)
+    student = shallow_copy(teacher.model, tuple(config.layers))
+    for parameter in student.base_model.embeddings.parameters():
+        parameter.requires_grad_(False)
+    inputs = [model_input(t, teacher.preprocessing) for t in transfer]
+    total_steps = math.ceil(len(inputs) / config.batch_size) * config.epochs
+    optimization = Optimization.for_model(student, config.learning_rate, config.weight_decay, config.warmup_ratio,
+                                          total_steps)
+    generator = torch.Generator().manual_seed(config.seed)
+    outcome, best_key, best_state = Outcome(student), None, None
+    bar = tqdm(total=total_steps, desc=f"distil {len(config.layers)} of A's blocks", disable=not config.progress)
+    for epoch in range(1, config.epochs + 1):
+        student.train()
+        epoch_loss = 0.0
+        for idx in shuffled_batches(len(inputs), config.batch_size, generator):
+            ids, mask = encode(teacher.tokenizer, [inputs[i] for i in idx])
+            loss = optimization.step(torch.nn.functional.mse_loss(
+                student(input_ids=ids, attention_mask=mask).logits, targets[idx]))
+            epoch_loss += loss * len(idx)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
+        record = {"epoch": epoch, "train_mse": epoch_loss / len(inputs),
+                  **fidelity(student_logits(student, teacher, val_texts), val_teacher, "val")}
+        outcome.history.append(record)
+        key = (record["val_agreement"], -record["val_logit_mae"])
+        if best_key is None or key > best_key:
+            best_key, outcome.best_epoch, best_state = key, epoch, optimization.snapshot()
+    bar.close()
+    optimization.restore(best_state)
+    student.eval()
+    return outcome
+
+
+def student_logits(student, teacher, texts: list[str]) -> np.ndarray:
+    """The student's logits on raw texts, read exactly as the teacher reads them."""
+    from cloud.training.finetune import TrainedClassifier
+
+    return TrainedClassifier(student, teacher.tokenizer, teacher.preprocessing, teacher.max_length).predict_logits(texts)
+
+
+def fidelity(student: np.ndarray, teacher: np.ndarray, split: str) -> dict:
+    """How closely the student follows A: decision agreement and mean |logit-margin difference|."""
+    margin = lambda logits: logits[:, 1] - logits[:, 0]  # noqa: E731
+    return {f"{split}_agreement": float((student.argmax(1) == teacher.argmax(1)).mean()),
+            f"{split}_logit_mae": float(np.abs(margin(student) - margin(teacher)).mean())}
+
+
+def gate(teacher, student, test_texts: list[str], test_labels: list[int], max_drop_pt: float) -> dict:
+    """A's and the student's test accuracy; raises DistillationError past the allowed drop."""
+    labels = np.asarray(test_labels)
+    teacher_logits, logits = teacher.predict_logits(test_texts), student_logits(student, teacher, test_texts)
+    report = {"test_postings": len(labels),
+              "teacher_accuracy": float((teacher_logits.argmax(1) == labels).mean()),
+              "student_accuracy": float((logits.argmax(1) == labels).mean()),
+              **fidelity(logits, teacher_logits, "test")}
+    report["accuracy_drop_pt"] = (report["teacher_accuracy"] - report["student_accuracy"]) * 100
+    if report["accuracy_drop_pt"] > max_drop_pt + 1e-9:
+        raise DistillationError(
+            f"distilled student scores {report['student_accuracy']:.2%} on the {len(labels)} test postings, "
+            f"{report['accuracy_drop_pt']:.2f} pt below Model A's {report['teacher_accuracy']:.2%} "
+            f"(allowed: {max_drop_pt} pt); nothing written")
+    return report
+
+
+def save_student(outcome: Outcome, teacher_dir: Path, out_dir: Path, name: str, config: DistillConfig,
+                 teacher_config: dict, transfer_counts: dict, report: dict, test_csv: Path) -> None:
+    """The layout every later step reads (`hf/`, `train_log.json`, `<name>.pth`, MODEL_CARD.md)."""
+    import torch
+
+    with atomic_directory(out_dir) as staging:
+        outcome.student.save_pretrained(staging / "hf", safe_serialization=True)
+        for source in (teacher_dir / "hf").iterdir():   # tokenizer files: the student reads as A does
+            if source.is_file() and source.name not in WEIGHT_FILES:
+                shutil.copyfile(source, staging / "hf" / source.name)
+        torch.save(outcome.student.state_dict(), staging / f"{name}.pth")
+        distillation = {"teacher": teacher_dir.name, "layers": list(config.layers), **transfer_counts, **report,
+                        "test_split_sha256": file_sha256(test_csv)}
+        log = {"name": name, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               # max_length and preprocessing are A's: the export and the device read them from here
+               "config": {**teacher_config, "distill": {k: v for k, v in asdict(config).items()
+                                                        if k not in ("threads", "progress")}},
+               "distillation": distillation, "best_epoch": outcome.best_epoch, "history": outcome.history}
+        write_json_atomic(staging / "train_log.json", log)
+        (staging / "MODEL_CARD.md").write_text(_model_card(name, log), encoding="utf-8")
+
+
+def _model_card(name: str, log: dict) -> str:
+    d = log["distillation"]
+    return f"""# {name}
+
+The device's copy of Model A: {len(d['layers'])} of {d['teacher']}'s blocks ({d['layers']}), trained to
+reproduce {d['teacher']}'s logits (`careeredge-cloud distill-a`, `cloud/training/distill.py`).
+
+- Transfer set: {d['train_2025']} 2025 train postings + {d['pool_2026']} postings of the 2026 pseudo-label pool,
+  labelled by {d['teacher']}'s logits (no human labels).
+- Best epoch {log['best_epoch']} by agreement with {d['teacher']} on the 2025 validation split.
+- 2025 test split ({d['test_postings']} postings): accuracy {d['student_accuracy']:.4f} vs {d['teacher']}'s
+  {d['teacher_accuracy']:.4f}; decisions agree on {d['test_agreement']:.2%}.
+- Weights: `hf/model.safetensors`; `{name}.pth` is a plain state_dict (`torch.load(..., weights_only=True)`).
+"""
+
+
+@click.command("distill-a")
+@click.option("--model-a", "model_a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"),
+              show_default=True, help="The teacher: Model A's directory (hf/ + train_log.json).")
+@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@click.option("--normalized", type=click.Path(path_type=Path), default=None,
+              help="Normalized postings dir; its 2026 pseudo-label pool joins the transfer set.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1_edge"),
+              show_default=True)
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
+@click.option("--epochs", type=int, default=None, help="Override params.yaml distill.epochs.")
+@click.option("--threads", type=int, default=None, help="torch intra-op threads (default: all cores).")
+def distill_command(model_a: Path, splits: Path, normalized: Path | None, out_dir: Path, params_path: Path,
+                    epochs: int | None, threads: int | None) -> None:
+    """Distil Model A into a shallower student for the device, gated on A's 2025 test accuracy."""
+    import json
+
+    from cloud.data.prepare import read_split
+    from cloud.params import load_params
+
+    ensure_writable_dir(out_dir.parent)
+    params = load_params(params_path)
+    config = DistillConfig.from_params(params, epochs=epochs, threads=threads)
+    teacher = load_classifier(model_a)
+    teacher_config = json.loads((model_a / "train_log.json").read_text(encoding="utf-8"))["config"]
+    eval_fraction = float(params.get("pseudo_label", {}).get("eval_fraction", 0.3))
+    transfer, counts = transfer_texts(splits, normalized, eval_fraction)
+    val_texts, _ = read_split(splits / "val.csv")
+    test_texts, test_labels = read_split(splits / "test.csv")
+    outcome = distill(teacher, transfer, val_texts, config)
+    report = gate(teacher, outcome.student, test_texts, test_labels, config.max_accuracy_drop_pt)
+    save_student(outcome, model_a, out_dir, out_dir.name, config, teacher_config, counts, report, splits / "test.csv")
+    best = outcome.history[outcome.best_epoch - 1]
+    click.echo(f"distill-a: {len(config.layers)} of A's blocks {list(config.layers)} on {len(transfer)} transfer "
+               f"texts; best epoch {outcome.best_epoch}/{config.epochs} (val agreement {best['val_agreement']:.1%}); "
+               f"test accuracy {report['student_accuracy']:.2%} vs A {report['teacher_accuracy']:.2%}, "
+               f"agreement {report['test_agreement']:.1%} -> {out_dir}")
