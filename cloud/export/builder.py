@@ -57,7 +57,11 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
                   preprocessing: str = "clean", scheme: str = "blockwise",
                   per_channel: bool = True, reduce_range: bool = False, prune: bool = True,
                   min_agreement: float = parity.MIN_AGREEMENT,
-                  max_accuracy_drop_pt: float = parity.MAX_ACCURACY_DROP_PT, progress=None) -> ExportResult:
+                  max_accuracy_drop_pt: float = parity.MAX_ACCURACY_DROP_PT, distillation: dict | None = None,
+                  progress=None) -> ExportResult:
+    """`distillation` (a distilled model's train_log entry: teacher, teacher_accuracy, ...) adds a second
+    floor: the INT8 graph's test accuracy against the *teacher's* FP32 accuracy, so that the device's
+    answers are held to Model A itself and not only to the student they were quantized from."""
     step = progress or (lambda message: None)
     model_dir, out_dir, work_dir = Path(model_dir), Path(out_dir), Path(work_dir)
     tokenizer_path = model_dir / TOKENIZER_FILE
@@ -68,13 +72,7 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
     step("loading the FP32 model")
     model = load_classifier(model_dir)
     labels = {int(k): v for k, v in model.config.id2label.items()}
-
-    step("exporting to ONNX")
-    export_onnx(model, work_dir / FP32_FILE)
-    step("fusing attention / LayerNorm / GELU")
-    heads, hidden = attention_geometry(model.config)
-    layers = getattr(model.config, "num_hidden_layers", None) or model.config.n_layers
-    fusion = fuse_transformer(work_dir / FP32_FILE, work_dir / FUSED_FILE, heads, hidden, layers)
+    fusion = export_fp32_graphs(model, work_dir, step)
     to_quantize, bundle_tokenizer, pruning = work_dir / FUSED_FILE, tokenizer_path, None
     if prune and scheme == "dynamic":  # blockwise keeps the original graph and tokenizer
         step("pruning unreachable embedding rows")
@@ -106,6 +104,9 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
             fp32_probs.argmax(1).tolist(), int8_probs.argmax(1).tolist(), list(eval_set.labels),
             fp32_probs[:, 1].tolist(), int8_probs[:, 1].tolist(), eval_set.ids,
         ), min_agreement, max_accuracy_drop_pt)
+        if distillation:
+            distillation = {**distillation, "int8_accuracy_drop_vs_teacher_pt": round(parity.enforce_teacher_floor(
+                report, distillation["teacher"], distillation["teacher_accuracy"], max_accuracy_drop_pt), 4)}
         _write_golden(staging / GOLDEN_FILE, eval_set, fp32_probs, int8_probs, labels)
 
         metrics = {
@@ -118,9 +119,40 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
             "fused_operators": fusion,
             "embedding_pruning": pruning or {},
             "quantization": quantization,
+            **({"distillation": distillation} if distillation else {}),
         }
         manifest = write_bundle(staging, **common, metrics=metrics)
     return ExportResult(out_dir, manifest, report)
+
+
+def export_fp32_graphs(model, work_dir: Path, step=None) -> dict[str, int]:
+    """`model` (torch, eval mode) -> work_dir/model_fp32.onnx and its fused twin model_fp32_fused.onnx
+    (attention / LayerNorm / GELU fusion). Returns the fused operator counts."""
+    step = step or (lambda message: None)
+    step("exporting to ONNX")
+    export_onnx(model, work_dir / FP32_FILE)
+    step("fusing attention / LayerNorm / GELU")
+    heads, hidden = attention_geometry(model.config)
+    layers = getattr(model.config, "num_hidden_layers", None) or model.config.n_layers
+    return fuse_transformer(work_dir / FP32_FILE, work_dir / FUSED_FILE, heads, hidden, layers)
+
+
+def export_first_passing(schemes: Sequence[str], *args, export=None, on_fallback=None, **kwargs) -> ExportResult:
+    """Export with each INT8 scheme in turn under the same, never lowered, parity gate; the first that
+    passes ships and the manifest records it. Which scheme keeps a given model's borderline test
+    postings on the FP32 side differs from model to model (full-depth A passes blockwise and fails
+    dynamic; B v2 and A's distilled student the opposite), so the order is a speed preference: see
+    `quantize.SCHEMES`. When none passes, nothing is written and the last gate error is raised."""
+    export = export or export_bundle
+    for i, scheme in enumerate(schemes):
+        try:
+            return export(*args, scheme=scheme, **kwargs)
+        except parity.ParityError as exc:
+            if i == len(schemes) - 1:
+                raise
+            if on_fallback:
+                on_fallback(f"{scheme} INT8 fails the parity gate ({str(exc).split(':')[0]}); trying {schemes[i + 1]}")
+    raise ValueError("no INT8 scheme to try")
 
 
 def bundle_around(directory: Path, graph: Path, tokenizer: Path, like: dict, name: str) -> Path:

@@ -27,9 +27,9 @@ SPLIT_COLUMNS = ("id", "text", "label")
               help="Where the FP32 ONNX graphs are kept for benchmarks [default: artifacts/export/NAME].")
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"),
               show_default=True, help="Pipeline params (model.max_length, model.base).")
-@click.option("--scheme", type=click.Choice(SCHEMES), default="blockwise", show_default=True,
-              help="blockwise: int8 block-quantized MatMuls + 4-bit embedding; dynamic: classic ORT U8S8 "
-                   "(see cloud/export/quantize.py for why blockwise is the default).")
+@click.option("--scheme", "schemes", multiple=True, type=click.Choice(SCHEMES),
+              help="INT8 schemes to try in order; the first that passes the parity gate ships [default: "
+                   "dynamic, then blockwise; see cloud/export/quantize.py].")
 @click.option("--per-channel/--per-tensor", default=True, show_default=True, help="INT8 weight scales (dynamic).")
 @click.option("--reduce-range", is_flag=True, help="7-bit weights (only for non-VNNI x86 if parity fails).")
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.99, show_default=True,
@@ -40,9 +40,10 @@ SPLIT_COLUMNS = ("id", "text", "label")
               help="Drop unreachable embedding rows ([unusedN] wordpieces, positions past max_length).")
 def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str, out: Path | None,
                    work_dir: Path | None, params_path: Path, per_channel: bool, reduce_range: bool,
-                   min_agreement: float, max_accuracy_drop: float, prune: bool, scheme: str) -> None:
-    """Export a trained classifier to an INT8 ONNX bundle, gated by an INT8-vs-FP32 parity check."""
-    from cloud.export.builder import EvalSet, export_bundle
+                   min_agreement: float, max_accuracy_drop: float, prune: bool, schemes: tuple[str, ...]) -> None:
+    """Export a trained classifier to an INT8 ONNX bundle, gated by an INT8-vs-FP32 parity check
+    (and, for a model distilled from Model A, by A's own test accuracy)."""
+    from cloud.export.builder import export_first_passing
     from cloud.params import load_params
     from shared.bundle import sha256_file
 
@@ -59,15 +60,23 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
     work_dir = work_dir or Path("artifacts/export") / name
 
     # The model's own train log says how it was trained; params.yaml is the fallback for foreign models.
-    trained = _train_config(model_dir)
-    result = export_bundle(
-        model_dir, out, eval_set, name=name, version=bundle_version,
+    log = _train_log(model_dir)
+    trained, distillation = log.get("config", {}), log.get("distillation")
+    base_model = str(model_params.get("base", ""))
+    if distillation:
+        if distillation.get("test_split_sha256") != sha256_file(test_csv):
+            raise UserError(f"{test_csv} is not the test split {distillation.get('teacher')}'s accuracy was measured "
+                            f"on when this model was distilled; re-run `careeredge-cloud distill-a`")
+        base_model = f"{distillation['teacher']}, distilled to {len(distillation['layers'])} blocks ({base_model})"
+    echo = lambda message: click.echo(f"export: {message}", err=True)  # noqa: E731
+    result = export_first_passing(
+        schemes or SCHEMES, model_dir, out, eval_set, name=name, version=bundle_version,
         max_length=int(trained.get("max_length", model_params.get("max_length", 256))), work_dir=work_dir,
         preprocessing=str(trained.get("preprocessing", model_params.get("preprocessing", "clean"))),
-        base_model=str(model_params.get("base", "")), training_data_hash=sha256_file(train_csv),
-        per_channel=per_channel, reduce_range=reduce_range, prune=prune, scheme=scheme,
-        min_agreement=min_agreement, max_accuracy_drop_pt=max_accuracy_drop,
-        progress=lambda message: click.echo(f"export: {message}", err=True),
+        base_model=base_model, training_data_hash=sha256_file(train_csv),
+        per_channel=per_channel, reduce_range=reduce_range, prune=prune,
+        min_agreement=min_agreement, max_accuracy_drop_pt=max_accuracy_drop, distillation=distillation,
+        progress=echo, on_fallback=echo,
     )
     metrics, report = result.manifest["metrics"], result.parity
     click.echo(
@@ -76,14 +85,15 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
         f"parity on {report.examples} test postings: agreement {report.agreement:.2%}, "
         f"accuracy {report.accuracy_fp32:.2%} -> {report.accuracy_int8:.2%} "
         f"(drop {report.accuracy_drop_pt:+.2f} pt)"
+        + (f"; vs the teacher {distillation['teacher']} {distillation['teacher_accuracy']:.2%}" if distillation else "")
     )
 
 
-def _train_config(model_dir: Path) -> dict:
+def _train_log(model_dir: Path) -> dict:
     import json
 
     log = model_dir.parent / "train_log.json"
-    return json.loads(log.read_text(encoding="utf-8")).get("config", {}) if log.is_file() else {}
+    return json.loads(log.read_text(encoding="utf-8")) if log.is_file() else {}
 
 
 def read_split(path: Path) -> EvalSet:

@@ -65,3 +65,15 @@ def enforce(report: ParityReport, min_agreement: float = MIN_AGREEMENT,
         raise ParityError(f"parity check failed on {report.examples} test postings{accuracy}: "
                           f"{'; '.join(failures)}{flipped}")
     return report
+
+
+def enforce_teacher_floor(report: ParityReport, teacher: str, teacher_accuracy: float,
+                          max_accuracy_drop_pt: float = MAX_ACCURACY_DROP_PT) -> float:
+    """For a distilled model: its INT8 accuracy may sit at most `max_accuracy_drop_pt` below the
+    teacher's FP32 accuracy on the same postings. Returns the drop in points (negative = better)."""
+    drop = (teacher_accuracy - report.accuracy_int8) * 100
+    if drop > max_accuracy_drop_pt + 1e-9:
+        raise ParityError(f"INT8 accuracy {report.accuracy_int8:.2%} on {report.examples} test postings is "
+                          f"{drop:.2f} pt below the teacher {teacher}'s {teacher_accuracy:.2%} "
+                          f"(allowed: {max_accuracy_drop_pt} pt)")
+    return drop

@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from cloud.artifacts import atomic_directory, ensure_writable_dir, write_json_atomic
+from cloud.export.quantize import SCHEMES
 from cloud.params import load_params
 from cloud.training.pseudo_label import ARMS, pseudo_label_settings
 from cloud.training.stream_split import split_stream
@@ -307,43 +308,29 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
                  base_model=_base_model_name({"base": config.base}, params))
 
 
-EXPORT_SCHEMES = ("blockwise", "dynamic")
-
-
 def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, version_number: int,
-             base_model: str, schemes=EXPORT_SCHEMES, export=None) -> None:
+             base_model: str, schemes=SCHEMES, export=None) -> None:
     """Export through the edge export code (INT8 + parity gate on the 2025 test split), named like
-    `careeredge-cloud export` names Model A's bundle (name = the model directory's name).
-
-    The parity gate is never lowered. Which INT8 scheme keeps a given model's borderline test postings
-    on the FP32 side differs from model to model (A passes blockwise and fails dynamic; a B can do the
-    opposite), so the schemes are tried in order and the first that passes the same gate ships; the
-    manifest records which one. When none passes, nothing is written and the last gate error is raised."""
+    `careeredge-cloud export` names Model A's bundle (name = the model directory's name). The gate is
+    never lowered: the schemes are tried in order and the first that passes ships (see
+    `cloud.export.builder.export_first_passing`)."""
     from cloud.data.prepare import read_split
-    from cloud.export.builder import EvalSet, export_bundle
-    from cloud.export.parity import ParityError
+    from cloud.export.builder import EvalSet, export_first_passing
 
-    export = export or export_bundle
     test_texts, test_labels = read_split(splits / "test.csv")
     log = json.loads((model_dir / "train_log.json").read_text("utf-8"))
     training_hash, preprocessing = log["training_data_sha256"], log["config"].get("preprocessing", "clean")
-    for i, scheme in enumerate(schemes):
-        try:
-            with tempfile.TemporaryDirectory(prefix="careeredge-export-b-") as work:
-                result = export(model_dir / "hf", bundle_dir, EvalSet(test_texts, test_labels),
-                                name=model_dir.name, version=str(version_number), max_length=max_length,
-                                work_dir=Path(work), base_model=base_model, training_data_hash=training_hash,
-                                preprocessing=preprocessing,      # the device must read text as B was trained
-                                scheme=scheme,
-                                progress=lambda message: click.echo(f"export-b: {message}", err=True))
-            break
-        except ParityError as exc:
-            if i == len(schemes) - 1:
-                raise
-            click.echo(f"export-b: {scheme} INT8 fails the parity gate ({str(exc).split(':')[0]}); "
-                       f"trying {schemes[i + 1]}", err=True)
-    click.echo(f"export-b: bundle {result.bundle_dir} ({scheme} INT8, accuracy on the 2025 test split "
-               f"{result.manifest['metrics'].get('accuracy_int8', float('nan')):.3f})")
+    echo = lambda message: click.echo(f"export-b: {message}", err=True)  # noqa: E731
+    with tempfile.TemporaryDirectory(prefix="careeredge-export-b-") as work:
+        result = export_first_passing(
+            schemes, model_dir / "hf", bundle_dir, EvalSet(test_texts, test_labels), export=export,
+            name=model_dir.name, version=str(version_number), max_length=max_length, work_dir=Path(work),
+            base_model=base_model, training_data_hash=training_hash,
+            preprocessing=preprocessing,      # the device must read text as B was trained
+            progress=echo, on_fallback=echo)
+    metrics = result.manifest["metrics"]
+    click.echo(f"export-b: bundle {result.bundle_dir} ({metrics['quantization']['scheme']} INT8, accuracy on the "
+               f"2025 test split {metrics.get('accuracy_int8', float('nan')):.3f})")
 
 
 @click.command("export-b")
@@ -352,8 +339,8 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
               help="Bundle directory [default: artifacts/bundles/<model dir name>].")
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
-@click.option("--scheme", "schemes", multiple=True, type=click.Choice(EXPORT_SCHEMES),
-              help="INT8 schemes to try in order (default: blockwise, then dynamic).")
+@click.option("--scheme", "schemes", multiple=True, type=click.Choice(SCHEMES),
+              help="INT8 schemes to try in order (default: dynamic, then blockwise).")
 def export_b_command(model_dir, bundle_dir, splits, params_path, schemes) -> None:
     """Export a Model B to an INT8 bundle: the first scheme that passes the parity gate ships."""
     match = _VERSION_DIR.match(model_dir.name)
@@ -363,7 +350,7 @@ def export_b_command(model_dir, bundle_dir, splits, params_path, schemes) -> Non
     config = _recorded_config(model_dir)
     export_b(model_dir, bundle_dir or Path("artifacts/bundles") / model_dir.name, splits,
              int(config.get("max_length") or params.get("model", {}).get("max_length", 256)), int(match.group(1)),
-             base_model=_base_model_name(config, params), schemes=tuple(schemes) or EXPORT_SCHEMES)
+             base_model=_base_model_name(config, params), schemes=tuple(schemes) or SCHEMES)
 
 
 def _base_model_name(config: dict, params: dict) -> str:
