@@ -3,6 +3,11 @@
 
     python scripts/bench_inference.py --json artifacts/bench/inference.json
 
+Runtimes: `pytorch_fp32` is Model A (--model-dir) in transformers; `ort_fp32` is the same Model A as a
+fused FP32 ONNX graph, exported here in-process; `ort_int8` is the bundle the device runs. When the
+bundle is a distilled student of A (its manifest says so), `ort_fp32_student` is the student's fused
+FP32 graph from the export's work dir, so the table separates what depth buys from what INT8 buys.
+
 Same test postings, same process, same threads (torch = ORT = --threads, default 2). Each posting
 runs through the three runtimes in turn (rotating who goes first), so machine noise hits all of them
 alike; figures are medians. Every runtime is timed end to end: model_input + tokenize + model + softmax.
@@ -40,7 +45,7 @@ BATCH = 16
 @click.option("--model-dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True)
 @click.option("--bundle", type=click.Path(path_type=Path), default=Path("artifacts/bundles/model_a_v1"), show_default=True)
 @click.option("--fp32-onnx", type=click.Path(path_type=Path), default=None,
-              help="FP32 ONNX graph [default: artifacts/export/<bundle name>/model_fp32_fused.onnx].")
+              help="The bundle's FP32 ONNX graph [default: artifacts/export/<bundle name>/model_fp32_fused.onnx].")
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
 @click.option("--threads", default=2, show_default=True)
 @click.option("--limit", default=0, help="Use only the first N test postings for latency (0 = all).")
@@ -50,12 +55,13 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from cloud.export.builder import FP32_FILE, FUSED_FILE, bundle_around
-    from cloud.export.reference import TorchClassifier
+    from cloud.export.builder import FP32_FILE, FUSED_FILE, bundle_around, export_fp32_graphs
+    from cloud.export.reference import TorchClassifier, load_classifier
     from device.runtime import load_backend
     from shared.bundle import MODEL_FILE, TOKENIZER_FILE, read_manifest
 
     manifest = read_manifest(bundle)
+    distilled = "distillation" in manifest.get("metrics", {})
     load_before = os.getloadavg()[0]
     fp32_onnx = fp32_onnx or Path("artifacts/export") / manifest["name"] / FUSED_FILE
     texts, labels = read_test_split(splits / "test.csv")
@@ -66,11 +72,18 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
     runtimes = {"pytorch_fp32": TorchClassifier(torch_model, model_dir / TOKENIZER_FILE, manifest["max_length"],
                                                    manifest.get("preprocessing", "clean"))}
     with tempfile.TemporaryDirectory() as tmp:
-        # ORT FP32 through the device runtime itself: a throw-away bundle around the FP32 graph, with
-        # the trained tokenizer (the bundle's copy is renumbered for the pruned INT8 embeddings).
-        fp32_bundle = bundle_around(Path(tmp) / "fp32", fp32_onnx, model_dir / TOKENIZER_FILE, manifest,
-                                    manifest["name"] + "_fp32")
-        runtimes["ort_fp32"] = OrtRuntime(load_backend(fp32_bundle, threads=threads))
+        # ORT FP32 through the device runtime itself: throw-away bundles around FP32 graphs, with the
+        # trained tokenizer (the INT8 bundle's copy may be renumbered for pruned embeddings).
+        def fp32_runtime(graph: Path, label: str):
+            scratch = bundle_around(Path(tmp) / label, graph, model_dir / TOKENIZER_FILE, manifest, label)
+            return OrtRuntime(load_backend(scratch, threads=threads))
+
+        if distilled:   # the bundle's FP32 graph is the student's: export A itself for the ORT FP32 row
+            export_fp32_graphs(load_classifier(model_dir), Path(tmp))
+            runtimes["ort_fp32"] = fp32_runtime(Path(tmp) / FUSED_FILE, "model_a_fp32")
+            runtimes["ort_fp32_student"] = fp32_runtime(fp32_onnx, "student_fp32")
+        else:
+            runtimes["ort_fp32"] = fp32_runtime(fp32_onnx, "model_fp32")
         runtimes["ort_int8"] = OrtRuntime(load_backend(bundle, threads=threads))
 
         timed = texts[:limit] if limit else texts
@@ -183,6 +196,11 @@ def summarize(latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb,
     figures["accuracy_pytorch_fp32"] = round(accuracy["pytorch_fp32"], 4)
     figures["accuracy_ort_fp32"] = round(accuracy["ort_fp32"], 4)
     figures["accuracy_int8"] = round(accuracy["ort_int8"], 4)
+    if "ort_fp32_student" in p50:
+        figures["distilled_from"] = manifest["metrics"]["distillation"]["teacher"]
+        figures["accuracy_ort_fp32_student"] = round(accuracy["ort_fp32_student"], 4)
+        figures["speedup_student_fp32_vs_pytorch_fp32"] = round(p50["pytorch_fp32"] / p50["ort_fp32_student"], 2)
+        figures["speedup_int8_vs_student_fp32"] = round(p50["ort_fp32_student"] / p50["ort_int8"], 2)
     figures["accuracy_drop_int8_pt"] = round((accuracy["pytorch_fp32"] - accuracy["ort_int8"]) * 100, 2)
     figures["speedup_ort_fp32_vs_pytorch_fp32"] = round(p50["pytorch_fp32"] / p50["ort_fp32"], 2)
     figures["speedup_int8_vs_pytorch_fp32"] = round(p50["pytorch_fp32"] / p50["ort_int8"], 2)
@@ -196,8 +214,10 @@ def summarize(latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb,
 
 def print_table(f: dict) -> None:
     rows = [("PyTorch FP32", "pytorch_fp32", f["accuracy_pytorch_fp32"], f["size_pytorch_mb"]),
-            ("ORT FP32", "ort_fp32", f["accuracy_ort_fp32"], f["size_fp32_mb"]),
-            ("ORT INT8", "ort_int8", f["accuracy_int8"], f["size_int8_mb"])]
+            ("ORT FP32", "ort_fp32", f["accuracy_ort_fp32"], float("nan") if "distilled_from" in f else f["size_fp32_mb"])]
+    if "distilled_from" in f:
+        rows.append(("student FP32", "ort_fp32_student", f["accuracy_ort_fp32_student"], f["size_fp32_mb"]))
+    rows.append(("ORT INT8", "ort_int8", f["accuracy_int8"], f["size_int8_mb"]))
     base = f["pytorch_fp32_p50_ms"]
     print(f"\n{f['model']}: {f['test_postings']} test postings, {f['threads']} threads, max_length {f['max_length']}")
     print(f"{'runtime':<14}{'p50 ms':>9}{'p95 ms':>9}{'x p50':>8}{'batch16/s':>11}{'accuracy':>10}{'size MB':>9}")
