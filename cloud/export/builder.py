@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,7 +25,7 @@ from cloud.export import parity
 from cloud.export.onnx_export import export_onnx
 from cloud.export.optimize import attention_geometry, fuse_transformer
 from cloud.export.prune import prune_embeddings, verify_renumbering
-from cloud.export.quantize import quantize_blockwise, quantize_int8
+from cloud.export.quantize import quantize_blockwise, quantize_int8, quantize_mixed
 from cloud.export.reference import TorchClassifier, load_classifier
 from shared.bundle import GOLDEN_FILE, MODEL_FILE, TOKENIZER_FILE, write_bundle
 from shared.errors import UserError
@@ -58,10 +59,11 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
                   per_channel: bool = True, reduce_range: bool = False, prune: bool = True,
                   min_agreement: float = parity.MIN_AGREEMENT,
                   max_accuracy_drop_pt: float = parity.MAX_ACCURACY_DROP_PT, distillation: dict | None = None,
-                  progress=None) -> ExportResult:
+                  val_set: EvalSet | None = None, progress=None) -> ExportResult:
     """`distillation` (a distilled model's train_log entry: teacher, teacher_accuracy, ...) adds a second
     floor: the INT8 graph's test accuracy against the *teacher's* FP32 accuracy, so that the device's
-    answers are held to Model A itself and not only to the student they were quantized from."""
+    answers are held to Model A itself and not only to the student they were quantized from.
+    `val_set` (the validation split) is what the `mixed` scheme chooses its FP32 node on."""
     step = progress or (lambda message: None)
     model_dir, out_dir, work_dir = Path(model_dir), Path(out_dir), Path(work_dir)
     tokenizer_path = model_dir / TOKENIZER_FILE
@@ -74,7 +76,9 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
     labels = {int(k): v for k, v in model.config.id2label.items()}
     fusion = export_fp32_graphs(model, work_dir, step)
     to_quantize, bundle_tokenizer, pruning = work_dir / FUSED_FILE, tokenizer_path, None
-    if prune and scheme == "dynamic":  # blockwise keeps the original graph and tokenizer
+    if scheme == "mixed" and val_set is None:
+        raise UserError("the mixed INT8 scheme chooses its FP32 node on the validation split: none was given")
+    if prune and scheme in ("dynamic", "mixed"):  # blockwise keeps the original graph and tokenizer
         step("pruning unreachable embedding rows")
         pruning = prune_embeddings(work_dir / FUSED_FILE, tokenizer_path, work_dir / PRUNED_FILE,
                                    work_dir / PRUNED_TOKENIZER_FILE, max_length)
@@ -89,12 +93,21 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
             step("quantizing to INT8 (blockwise)")
             quantization = quantize_blockwise(work_dir / FP32_FILE, staging / MODEL_FILE)
             bundle_tokenizer, pruning = tokenizer_path, None
-        else:
+        common = dict(name=name, version=version, labels=labels, max_length=max_length,
+                      base_model=base_model, training_data_hash=training_data_hash, preprocessing=preprocessing)
+        if scheme == "mixed":
+            step(f"finding the most quantization-sensitive MatMul on {len(val_set.texts)} validation postings")
+            reference = TorchClassifier(model, tokenizer_path, max_length, preprocessing).probabilities(val_set.texts)
+            sensitivity = most_sensitive_node(to_quantize, bundle_tokenizer, common, val_set.texts, reference,
+                                              work_dir, per_channel, reduce_range)
+            step("quantizing to INT8 (mixed)")
+            quantization = quantize_mixed(to_quantize, staging / MODEL_FILE, sensitivity["node"], per_channel,
+                                          reduce_range)
+            quantization["sensitivity"] = sensitivity
+        elif scheme == "dynamic":
             step("quantizing to INT8 (dynamic)")
             quantization = quantize_int8(to_quantize, staging / MODEL_FILE, per_channel, reduce_range)
         shutil.copyfile(bundle_tokenizer, staging / TOKENIZER_FILE)
-        common = dict(name=name, version=version, labels=labels, max_length=max_length,
-                      base_model=base_model, training_data_hash=training_data_hash, preprocessing=preprocessing)
         write_bundle(staging, **common)  # provisional: lets the device runtime load the staged bundle
 
         step(f"parity check on {len(eval_set.texts)} test postings")
@@ -142,7 +155,7 @@ def export_first_passing(schemes: Sequence[str], *args, export=None, on_fallback
     passes ships and the manifest records it. Which scheme keeps a given model's borderline test
     postings on the FP32 side differs from model to model (full-depth A passes blockwise and fails
     dynamic; B v2 and A's distilled student the opposite), so the order is a speed preference: see
-    `quantize.SCHEMES`. When none passes, nothing is written and the last gate error is raised."""
+    `quantize.DEFAULT_SCHEMES`. When none passes, nothing is written and the last gate error is raised."""
     export = export or export_bundle
     for i, scheme in enumerate(schemes):
         try:
@@ -167,6 +180,34 @@ def bundle_around(directory: Path, graph: Path, tokenizer: Path, like: dict, nam
                  labels={int(k): v for k, v in like["labels"].items()}, max_length=like["max_length"],
                  preprocessing=like.get("preprocessing", "clean"))
     return directory
+
+
+def most_sensitive_node(graph: Path, tokenizer: Path, like: dict, val_texts: Sequence[str], reference: np.ndarray,
+                        scratch: Path, per_channel: bool = True, reduce_range: bool = False) -> dict:
+    """Layer-wise sensitivity on the validation split: the `mixed` quantization with each MatMul in turn
+    as its blockwise node; returns the MatMul whose choice leaves the smallest mean |logit-margin| error
+    against the FP32 model (`reference` probabilities). Only validation postings are used: the test
+    split stays the gate."""
+    import onnx
+    from tqdm.auto import tqdm
+
+    nodes = [n.name for n in onnx.load(str(graph), load_external_data=False).graph.node if n.op_type == "MatMul"]
+    errors = {}
+    with tempfile.TemporaryDirectory(dir=scratch, prefix="sensitivity-") as tmp:
+        for i, node in enumerate(tqdm(nodes, desc="sensitivity", unit="MatMul", leave=False)):
+            trial = Path(tmp) / f"trial_{i}.onnx"
+            quantize_mixed(graph, trial, node, per_channel, reduce_range)
+            directory = bundle_around(Path(tmp) / f"bundle_{i}", trial, tokenizer, like, "sensitivity")
+            errors[node] = float(np.abs(_margin(_int8_probabilities(directory, val_texts)) - _margin(reference)).mean())
+            trial.unlink()
+    kept = min(errors, key=errors.get)
+    return {"node": kept, "validation_postings": len(val_texts), "candidates": len(nodes),
+            "val_logit_mae": round(errors[kept], 4), "val_logit_mae_worst_choice": round(max(errors.values()), 4)}
+
+
+def _margin(probabilities: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probabilities, 1e-12, 1.0)
+    return np.log(clipped[:, 1]) - np.log(clipped[:, 0])
 
 
 def _int8_probabilities(bundle_dir: Path, texts: Sequence[str]) -> np.ndarray:

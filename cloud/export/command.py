@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from cloud.export.quantize import SCHEMES
+from cloud.export.quantize import DEFAULT_SCHEMES, SCHEMES
 
 from shared.errors import UserError
 
@@ -56,6 +56,8 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
         if not path.is_file():
             raise UserError(f"split file not found: {path} (run `careeredge-cloud prepare` first)")
     eval_set = read_split(test_csv)
+    val_set = read_split(splits / "val.csv") if (splits / "val.csv").is_file() else None
+    schemes = schemes or DEFAULT_SCHEMES
     out = out or Path("artifacts/bundles") / name
     work_dir = work_dir or Path("artifacts/export") / name
 
@@ -70,13 +72,13 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
         base_model = f"{distillation['teacher']}, distilled to {len(distillation['layers'])} blocks ({base_model})"
     echo = lambda message: click.echo(f"export: {message}", err=True)  # noqa: E731
     result = export_first_passing(
-        schemes or SCHEMES, model_dir, out, eval_set, name=name, version=bundle_version,
+        schemes, model_dir, out, eval_set, name=name, version=bundle_version,
         max_length=int(trained.get("max_length", model_params.get("max_length", 256))), work_dir=work_dir,
         preprocessing=str(trained.get("preprocessing", model_params.get("preprocessing", "clean"))),
         base_model=base_model, training_data_hash=sha256_file(train_csv),
         per_channel=per_channel, reduce_range=reduce_range, prune=prune,
         min_agreement=min_agreement, max_accuracy_drop_pt=max_accuracy_drop, distillation=distillation,
-        progress=echo, on_fallback=echo,
+        val_set=val_set, progress=echo, on_fallback=echo,
     )
     metrics, report = result.manifest["metrics"], result.parity
     click.echo(

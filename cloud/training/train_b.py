@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from cloud.artifacts import atomic_directory, ensure_writable_dir, write_json_atomic
-from cloud.export.quantize import SCHEMES
+from cloud.export.quantize import DEFAULT_SCHEMES, SCHEMES
 from cloud.params import load_params
 from cloud.training.pseudo_label import ARMS, pseudo_label_settings
 from cloud.training.stream_split import split_stream
@@ -309,7 +309,7 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
 
 
 def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, version_number: int,
-             base_model: str, schemes=SCHEMES, export=None) -> None:
+             base_model: str, schemes=DEFAULT_SCHEMES, export=None) -> None:
     """Export through the edge export code (INT8 + parity gate on the 2025 test split), named like
     `careeredge-cloud export` names Model A's bundle (name = the model directory's name). The gate is
     never lowered: the schemes are tried in order and the first that passes ships (see
@@ -318,6 +318,7 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
     from cloud.export.builder import EvalSet, export_first_passing
 
     test_texts, test_labels = read_split(splits / "test.csv")
+    val_set = EvalSet(*read_split(splits / "val.csv"))
     log = json.loads((model_dir / "train_log.json").read_text("utf-8"))
     training_hash, preprocessing = log["training_data_sha256"], log["config"].get("preprocessing", "clean")
     echo = lambda message: click.echo(f"export-b: {message}", err=True)  # noqa: E731
@@ -327,7 +328,7 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
             name=model_dir.name, version=str(version_number), max_length=max_length, work_dir=Path(work),
             base_model=base_model, training_data_hash=training_hash,
             preprocessing=preprocessing,      # the device must read text as B was trained
-            progress=echo, on_fallback=echo)
+            val_set=val_set, progress=echo, on_fallback=echo)
     metrics = result.manifest["metrics"]
     click.echo(f"export-b: bundle {result.bundle_dir} ({metrics['quantization']['scheme']} INT8, accuracy on the "
                f"2025 test split {metrics.get('accuracy_int8', float('nan')):.3f})")
@@ -350,7 +351,7 @@ def export_b_command(model_dir, bundle_dir, splits, params_path, schemes) -> Non
     config = _recorded_config(model_dir)
     export_b(model_dir, bundle_dir or Path("artifacts/bundles") / model_dir.name, splits,
              int(config.get("max_length") or params.get("model", {}).get("max_length", 256)), int(match.group(1)),
-             base_model=_base_model_name(config, params), schemes=tuple(schemes) or SCHEMES)
+             base_model=_base_model_name(config, params), schemes=tuple(schemes) or DEFAULT_SCHEMES)
 
 
 def _base_model_name(config: dict, params: dict) -> str:

@@ -7,7 +7,7 @@ import onnx
 
 from cloud.export.onnx_export import export_onnx
 from cloud.export.optimize import fuse_transformer
-from cloud.export.quantize import quantize_blockwise, quantize_int8
+from cloud.export.quantize import quantize_blockwise, quantize_int8, quantize_mixed
 from cloud.export.reference import load_classifier
 from tests.support.tiny_model import train_tiny_classifier
 
@@ -35,3 +35,18 @@ def test_dynamic_keeps_named_nodes_fp32_and_blockwise_takes_bits_and_level(tmp_p
     assert nbits and all({a.name: a.i for a in n.attribute}["bits"] == 4 for n in nbits)
     assert all({a.name: a.i for a in n.attribute}.get("accuracy_level", 0) == 0 for n in nbits)  # 0: the ONNX default
     assert config["matmul_weights"].startswith("int4") and config["matmul_compute"] == "accuracy_level 0"
+
+
+def test_mixed_makes_one_matmul_blockwise_and_the_rest_dynamic(tmp_path):
+    _, fused = _graphs(tmp_path)
+    matmuls = [n.name for n in onnx.load(str(fused)).graph.node if n.op_type == "MatMul"]
+    config = quantize_mixed(fused, tmp_path / "mixed.onnx", matmuls[1])
+    nodes = onnx.load(str(tmp_path / "mixed.onnx")).graph.node
+    nbits = [n for n in nodes if n.op_type == "MatMulNBits"]
+    assert len(nbits) == 1 and matmuls[1] in nbits[0].name
+    assert {a.name: a.i for a in nbits[0].attribute}["bits"] == 8
+    weights = {i.name for i in onnx.load(str(tmp_path / "mixed.onnx")).graph.initializer}
+    assert not [n.name for n in nodes if n.op_type == "MatMul" and n.input[1] in weights], "no FP32 weight MatMul left"
+    assert Counter(n.op_type for n in nodes)["DynamicQuantizeLinear"] >= 1
+    assert Counter(n.op_type for n in nodes)["QAttention"] == 2
+    assert config["scheme"] == "mixed" and config["blockwise_int8"]["nodes"] == [matmuls[1]]
