@@ -63,7 +63,7 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
     """`distillation` (a distilled model's train_log entry: teacher, teacher_accuracy, ...) adds a second
     floor: the INT8 graph's test accuracy against the *teacher's* FP32 accuracy, so that the device's
     answers are held to Model A itself and not only to the student they were quantized from.
-    `val_set` (the validation split) is what the `mixed` scheme chooses its FP32 node on."""
+    `val_set` (the validation split) is what the `mixed` scheme chooses its blockwise MatMul on."""
     step = progress or (lambda message: None)
     model_dir, out_dir, work_dir = Path(model_dir), Path(out_dir), Path(work_dir)
     tokenizer_path = model_dir / TOKENIZER_FILE
@@ -77,7 +77,7 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
     fusion = export_fp32_graphs(model, work_dir, step)
     to_quantize, bundle_tokenizer, pruning = work_dir / FUSED_FILE, tokenizer_path, None
     if scheme == "mixed" and val_set is None:
-        raise UserError("the mixed INT8 scheme chooses its FP32 node on the validation split: none was given")
+        raise UserError("the mixed INT8 scheme chooses its blockwise MatMul on the validation split: none was given")
     if prune and scheme in ("dynamic", "mixed"):  # blockwise keeps the original graph and tokenizer
         step("pruning unreachable embedding rows")
         pruning = prune_embeddings(work_dir / FUSED_FILE, tokenizer_path, work_dir / PRUNED_FILE,
@@ -153,8 +153,8 @@ def export_fp32_graphs(model, work_dir: Path, step=None) -> dict[str, int]:
 def export_first_passing(schemes: Sequence[str], *args, export=None, on_fallback=None, **kwargs) -> ExportResult:
     """Export with each INT8 scheme in turn under the same, never lowered, parity gate; the first that
     passes ships and the manifest records it. Which scheme keeps a given model's borderline test
-    postings on the FP32 side differs from model to model (full-depth A passes blockwise and fails
-    dynamic; B v2 and A's distilled student the opposite), so the order is a speed preference: see
+    postings on the FP32 side differs from model to model (full-depth A and its distilled student pass
+    blockwise and fail dynamic; B v2 the opposite), so the order is a speed preference: see
     `quantize.DEFAULT_SCHEMES`. When none passes, nothing is written and the last gate error is raised."""
     export = export or export_bundle
     for i, scheme in enumerate(schemes):
