@@ -149,6 +149,8 @@ class Study:
         backend = self.backend(model, tokenizer)
         from bench_inference import OrtRuntime  # scripts/, beside this file
 
+        from cloud.export.builder import logit_margin
+
         runtime = OrtRuntime(backend)
         probabilities = {name: runtime.probabilities(split[0]) for name, split in (("val", self.val), ("test", self.test))}
         if not self.reference:
@@ -157,7 +159,7 @@ class Study:
                "test_accuracy": round(float((probabilities["test"].argmax(1) == self.test[1]).mean()), 4)}
         for name, split_probabilities in probabilities.items():
             reference = self.reference[name]
-            row[f"{name}_logit_mae"] = round(float(np.abs(margin(split_probabilities) - margin(reference)).mean()), 4)
+            row[f"{name}_logit_mae"] = round(float(np.abs(logit_margin(split_probabilities) - logit_margin(reference)).mean()), 4)
             row[f"{name}_max_p1_gap"] = round(float(np.abs(split_probabilities[:, 1] - reference[:, 1]).max()), 4)
             row[f"{name}_flips"] = int((split_probabilities.argmax(1) != reference.argmax(1)).sum())
         if keep_backend:
@@ -271,10 +273,6 @@ def smooth_quant(fp32_path: Path, out_path: Path, peaks: dict[str, np.ndarray], 
         gap = float(np.abs(smoothed_session.run(None, feed)[0] - original.run(None, feed)[0]).max())
         if gap > 1e-3:
             raise SystemExit(f"SmoothQuant changed the FP32 logits by {gap:.2e}: the transform is wrong")
-
-
-def margin(probabilities: np.ndarray) -> np.ndarray:
-    return np.log(probabilities[:, 1]) - np.log(probabilities[:, 0])
 
 
 def read_split(path: Path) -> tuple[list[str], np.ndarray]:

@@ -69,6 +69,8 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
     tokenizer_path = model_dir / TOKENIZER_FILE
     if not tokenizer_path.is_file():
         raise UserError(f"{model_dir} has no {TOKENIZER_FILE}; the device tokenizes with it")
+    if scheme == "mixed" and val_set is None:
+        raise UserError("the mixed INT8 scheme chooses its blockwise MatMul on the validation split: none was given")
     work_dir.mkdir(parents=True, exist_ok=True)
 
     step("loading the FP32 model")
@@ -76,8 +78,6 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
     labels = {int(k): v for k, v in model.config.id2label.items()}
     fusion = export_fp32_graphs(model, work_dir, step)
     to_quantize, bundle_tokenizer, pruning = work_dir / FUSED_FILE, tokenizer_path, None
-    if scheme == "mixed" and val_set is None:
-        raise UserError("the mixed INT8 scheme chooses its blockwise MatMul on the validation split: none was given")
     if prune and scheme in ("dynamic", "mixed"):  # blockwise keeps the original graph and tokenizer
         step("pruning unreachable embedding rows")
         pruning = prune_embeddings(work_dir / FUSED_FILE, tokenizer_path, work_dir / PRUNED_FILE,
@@ -198,14 +198,16 @@ def most_sensitive_node(graph: Path, tokenizer: Path, like: dict, val_texts: Seq
             trial = Path(tmp) / f"trial_{i}.onnx"
             quantize_mixed(graph, trial, node, per_channel, reduce_range)
             directory = bundle_around(Path(tmp) / f"bundle_{i}", trial, tokenizer, like, "sensitivity")
-            errors[node] = float(np.abs(_margin(_int8_probabilities(directory, val_texts)) - _margin(reference)).mean())
+            errors[node] = float(np.abs(logit_margin(_int8_probabilities(directory, val_texts))
+                                        - logit_margin(reference)).mean())
             trial.unlink()
     kept = min(errors, key=errors.get)
     return {"node": kept, "validation_postings": len(val_texts), "candidates": len(nodes),
             "val_logit_mae": round(errors[kept], 4), "val_logit_mae_worst_choice": round(max(errors.values()), 4)}
 
 
-def _margin(probabilities: np.ndarray) -> np.ndarray:
+def logit_margin(probabilities: np.ndarray) -> np.ndarray:
+    """log(p1 / p0) per row: the decision margin, comparable across graphs of one model."""
     clipped = np.clip(probabilities, 1e-12, 1.0)
     return np.log(clipped[:, 1]) - np.log(clipped[:, 0])
 

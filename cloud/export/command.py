@@ -56,8 +56,8 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
         if not path.is_file():
             raise UserError(f"split file not found: {path} (run `careeredge-cloud prepare` first)")
     eval_set = read_split(test_csv)
-    val_set = read_split(splits / "val.csv") if (splits / "val.csv").is_file() else None
     schemes = schemes or DEFAULT_SCHEMES
+    val_set = read_split(splits / "val.csv") if "mixed" in schemes else None   # what mixed chooses on
     out = out or Path("artifacts/bundles") / name
     work_dir = work_dir or Path("artifacts/export") / name
 

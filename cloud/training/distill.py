@@ -36,8 +36,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cloud.artifacts import atomic_directory, ensure_writable_dir, write_json_atomic
-from cloud.training.finetune import Optimization, encode, encoder_layers, set_seed, shuffled_batches
-from cloud.training.model_io import file_sha256, load_classifier
+from cloud.training.finetune import (Optimization, TrainedClassifier, encode, encoder_layers, set_seed,
+                                     shuffled_batches)
+from cloud.training.model_io import load_classifier
+from shared.bundle import sha256_file
 from shared.errors import UserError
 from shared.text import model_input
 
@@ -162,8 +164,6 @@ def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillC
 
 def student_logits(student, teacher, texts: list[str]) -> np.ndarray:
     """The student's logits on raw texts, read exactly as the teacher reads them."""
-    from cloud.training.finetune import TrainedClassifier
-
     return TrainedClassifier(student, teacher.tokenizer, teacher.preprocessing, teacher.max_length).predict_logits(texts)
 
 
@@ -203,7 +203,7 @@ def save_student(outcome: Outcome, teacher_dir: Path, out_dir: Path, name: str, 
                 shutil.copyfile(source, staging / "hf" / source.name)
         torch.save(outcome.student.state_dict(), staging / f"{name}.pth")
         distillation = {"teacher": teacher_dir.name, "layers": list(config.layers), **transfer_counts, **report,
-                        "test_split_sha256": file_sha256(test_csv)}
+                        "test_split_sha256": sha256_file(test_csv)}  # the export checks it with the same function
         log = {"name": name, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                # max_length and preprocessing are A's: the export and the device read them from here
                "config": {**teacher_config, "distill": {k: v for k, v in asdict(config).items()

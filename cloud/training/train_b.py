@@ -318,7 +318,7 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
     from cloud.export.builder import EvalSet, export_first_passing
 
     test_texts, test_labels = read_split(splits / "test.csv")
-    val_set = EvalSet(*read_split(splits / "val.csv"))
+    val_set = EvalSet(*read_split(splits / "val.csv")) if "mixed" in schemes else None   # what mixed chooses on
     log = json.loads((model_dir / "train_log.json").read_text("utf-8"))
     training_hash, preprocessing = log["training_data_sha256"], log["config"].get("preprocessing", "clean")
     echo = lambda message: click.echo(f"export-b: {message}", err=True)  # noqa: E731
