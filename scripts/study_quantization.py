@@ -7,6 +7,8 @@ The export's parity gate (>= 99 % agreement on the 93 test postings, <= 0.5 pt a
 no flipped posting at all, and the fast recipe on this x86 box (fused graph, dynamic U8S8 with
 QAttention) flips one. This script measures, against ORT FP32 on the same graph, in one process:
 
+* `per_token`: what the export ships by default: one activation scale per token
+  (`cloud/export/per_token.py`), 7-bit per-column weights, 4-bit word embedding, unfused graph;
 * `dynamic`: the whole fused graph, per-channel U8S8 (what `--scheme dynamic` ships);
 * `dynamic, one node FP32`: the same with each quantizable node left in FP32 in turn (25 variants).
   The one a user could pick honestly is the variant with the smallest error on the *validation*
@@ -15,7 +17,7 @@ QAttention) flips one. This script measures, against ORT FP32 on the same graph,
   2023) before every quantized MatMul/Attention, calibrated on training postings. BERT is post-LN, so
   the 1/s scale cannot be folded into the LayerNorm (its output is also the residual): an explicit Mul
   is inserted instead;
-* `blockwise ...`: MatMulNBits weight-only blocks (the shipped default is int8, accuracy_level 4).
+* `blockwise ...`: MatMulNBits weight-only blocks (the export's fallback is int8, accuracy_level 4).
 
 Columns: logit-margin error and flips vs FP32 on the validation and test splits, test accuracy, size,
 and batch-1 p50 latency (model_input + tokenize + session; postings interleaved across variants) as a
@@ -60,7 +62,7 @@ def main(json_out: Path, bundle: Path, export_dir: Path | None, model_dir: Path,
     from cloud.export.builder import FP32_FILE
     from cloud.export.optimize import fuse_transformer
     from cloud.export.prune import prune_embeddings
-    from cloud.export.quantize import QUANTIZED_OPS, quantize_blockwise, quantize_int8
+    from cloud.export.quantize import QUANTIZED_OPS, quantize_blockwise, quantize_int8, quantize_per_token
     from shared.bundle import read_manifest
 
     manifest = read_manifest(bundle)
@@ -82,7 +84,8 @@ def main(json_out: Path, bundle: Path, export_dir: Path | None, model_dir: Path,
         if prune_embeddings(scratch / "fused.onnx", tokenizer, fused, fused_tokenizer, manifest["max_length"]) is None:
             fused, fused_tokenizer = scratch / "fused.onnx", tokenizer
         study.add("ORT FP32 (fused)", fused, fused_tokenizer)
-        candidates = {"dynamic (shipped by --scheme dynamic)": lambda out: quantize_int8(fused, out)}
+        candidates = {"per_token (shipped default)": lambda out: quantize_per_token(unfused, out),
+                      "dynamic (--scheme dynamic)": lambda out: quantize_int8(fused, out)}
         calibration = study.reference_inputs(train[0][:CALIBRATION_POSTINGS])
         peaks = activation_peaks(fused, calibration)   # alpha-independent: measured once
         for alpha in SMOOTHQUANT_ALPHAS:
@@ -91,13 +94,13 @@ def main(json_out: Path, bundle: Path, export_dir: Path | None, model_dir: Path,
                 quantize_int8(scratch / "smoothed.onnx", out)
             candidates[f"dynamic + SmoothQuant a={alpha}"] = smoothed
         for bits, level in ((8, 4), (8, 0), (4, 4)):
-            label = f"blockwise int{bits}, accuracy_level {level}" + (" (shipped default)" if (bits, level) == (8, 4) else "")
+            label = f"blockwise int{bits}, accuracy_level {level}" + (" (the fallback)" if (bits, level) == (8, 4) else "")
             candidates[label] = lambda out, bits=bits, level=level: quantize_blockwise(unfused, out, bits=bits,
                                                                                        accuracy_level=level)
         for label, build in tqdm(candidates.items(), desc="variants", unit="variant"):
             out = scratch / f"variant_{len(study.rows)}.onnx"
             build(out)
-            study.add(label, out, tokenizer if label.startswith("blockwise") else fused_tokenizer)
+            study.add(label, out, tokenizer if label.startswith(("blockwise", "per_token")) else fused_tokenizer)
 
         sensitivity = []
         if not skip_sensitivity:

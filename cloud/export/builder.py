@@ -25,7 +25,7 @@ from cloud.export import parity
 from cloud.export.onnx_export import export_onnx
 from cloud.export.optimize import attention_geometry, fuse_transformer
 from cloud.export.prune import prune_embeddings, verify_renumbering
-from cloud.export.quantize import quantize_blockwise, quantize_int8, quantize_mixed
+from cloud.export.quantize import UNFUSED_SCHEMES, quantize_blockwise, quantize_int8, quantize_mixed, quantize_per_token
 from cloud.export.reference import TorchClassifier, load_classifier
 from shared.bundle import GOLDEN_FILE, MODEL_FILE, TOKENIZER_FILE, write_bundle
 from shared.errors import UserError
@@ -35,6 +35,12 @@ FP32_FILE = "model_fp32.onnx"
 FUSED_FILE = "model_fp32_fused.onnx"
 PRUNED_FILE = "model_fp32_pruned.onnx"
 PRUNED_TOKENIZER_FILE = "tokenizer_pruned.json"
+# The gate runs the test split in length-sorted batches of 16, as `--jsonl` does. The export also runs
+# it one posting per call, as the web page, the TUI and a CLI argument do, and records both in the
+# manifest (`parity_by_batch_size`, `batch_invariance_max_p1_gap`). Only a scheme with per-call
+# activation scales (dynamic, mixed) can differ between the two; see quantize.py.
+GATE_BATCH_SIZE = 16
+RECORDED_BATCH_SIZES = (GATE_BATCH_SIZE, 1)
 
 
 @dataclass
@@ -87,11 +93,12 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
             to_quantize, bundle_tokenizer = work_dir / PRUNED_FILE, work_dir / PRUNED_TOKENIZER_FILE
 
     with atomic_directory(out_dir) as staging:
-        if scheme == "blockwise":
-            # Block quantization needs the plain MatMul/Gather graph; the fused one hides them in
-            # Attention/EmbedLayerNormalization. ORT still fuses LayerNorm/GELU when it loads it.
-            step("quantizing to INT8 (blockwise)")
-            quantization = quantize_blockwise(work_dir / FP32_FILE, staging / MODEL_FILE)
+        if scheme in UNFUSED_SCHEMES:
+            # These rewrite plain MatMul/Gather nodes; the fused graph hides them in Attention and
+            # EmbedLayerNormalization. ORT still fuses LayerNorm/GELU when it loads the bundle.
+            step(f"quantizing to INT8 ({scheme})")
+            quantize = quantize_blockwise if scheme == "blockwise" else quantize_per_token
+            quantization = quantize(work_dir / FP32_FILE, staging / MODEL_FILE)
             bundle_tokenizer, pruning = tokenizer_path, None
         common = dict(name=name, version=version, labels=labels, max_length=max_length,
                       base_model=base_model, training_data_hash=training_data_hash, preprocessing=preprocessing)
@@ -110,13 +117,15 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
         shutil.copyfile(bundle_tokenizer, staging / TOKENIZER_FILE)
         write_bundle(staging, **common)  # provisional: lets the device runtime load the staged bundle
 
-        step(f"parity check on {len(eval_set.texts)} test postings")
+        step(f"parity check on {len(eval_set.texts)} test postings (batches of {GATE_BATCH_SIZE}; one per call recorded)")
         fp32_probs = TorchClassifier(model, tokenizer_path, max_length, preprocessing).probabilities(eval_set.texts)
-        int8_probs = _int8_probabilities(staging, eval_set.texts)
-        report = parity.enforce(parity.compare(
-            fp32_probs.argmax(1).tolist(), int8_probs.argmax(1).tolist(), list(eval_set.labels),
-            fp32_probs[:, 1].tolist(), int8_probs[:, 1].tolist(), eval_set.ids,
-        ), min_agreement, max_accuracy_drop_pt)
+        int8_runs = {batch: _int8_probabilities(staging, eval_set.texts, batch) for batch in RECORDED_BATCH_SIZES}
+        reports = {batch: parity.compare(
+            fp32_probs.argmax(1).tolist(), probs.argmax(1).tolist(), list(eval_set.labels),
+            fp32_probs[:, 1].tolist(), probs[:, 1].tolist(), eval_set.ids,
+        ) for batch, probs in int8_runs.items()}
+        report = parity.enforce(reports[GATE_BATCH_SIZE], min_agreement, max_accuracy_drop_pt, batch_size=GATE_BATCH_SIZE)
+        int8_probs = int8_runs[GATE_BATCH_SIZE]
         if distillation:
             distillation = {**distillation, "int8_accuracy_drop_vs_teacher_pt": round(parity.enforce_teacher_floor(
                 report, distillation["teacher"], distillation["teacher_accuracy"], max_accuracy_drop_pt), 4)}
@@ -124,6 +133,9 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
 
         metrics = {
             "parity": report.to_dict(),
+            "parity_by_batch_size": {str(batch): r.to_dict() for batch, r in reports.items()},
+            # 0 for a batch-invariant scheme; dynamic's per-call activation scales make it > 0
+            "batch_invariance_max_p1_gap": round(float(np.abs(int8_runs[GATE_BATCH_SIZE][:, 1] - int8_runs[1][:, 1]).max()), 6),
             "parity_thresholds": {"min_agreement": min_agreement, "max_accuracy_drop_pt": max_accuracy_drop_pt},
             "accuracy_fp32": round(report.accuracy_fp32, 6),
             "accuracy_int8": round(report.accuracy_int8, 6),
@@ -212,11 +224,14 @@ def logit_margin(probabilities: np.ndarray) -> np.ndarray:
     return np.log(clipped[:, 1]) - np.log(clipped[:, 0])
 
 
-def _int8_probabilities(bundle_dir: Path, texts: Sequence[str]) -> np.ndarray:
-    from device.runtime import load_backend  # the exact runtime the device will use
+def _int8_probabilities(bundle_dir: Path, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+    from device.runtime import DEFAULT_BATCH_SIZE, load_backend  # the exact runtime the device will use
 
-    backend = load_backend(bundle_dir)
-    return np.array([p.probabilities for p in backend.predict(list(texts))])
+    backend = load_backend(bundle_dir, batch_size=batch_size or DEFAULT_BATCH_SIZE)
+    try:
+        return np.array([p.probabilities for p in backend.predict(list(texts))])
+    finally:
+        backend.close()
 
 
 def _write_golden(path: Path, eval_set: EvalSet, fp32_probs: np.ndarray, int8_probs: np.ndarray,

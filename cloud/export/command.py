@@ -29,7 +29,7 @@ SPLIT_COLUMNS = ("id", "text", "label")
               show_default=True, help="Pipeline params (model.max_length, model.base).")
 @click.option("--scheme", "schemes", multiple=True, type=click.Choice(SCHEMES),
               help="INT8 schemes to try in order; the first that passes the parity gate ships [default: "
-                   "dynamic, then blockwise; see cloud/export/quantize.py].")
+                   "per_token, blockwise, dynamic; see cloud/export/quantize.py].")
 @click.option("--per-channel/--per-tensor", default=True, show_default=True, help="INT8 weight scales (dynamic).")
 @click.option("--reduce-range", is_flag=True, help="7-bit weights (only for non-VNNI x86 if parity fails).")
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.99, show_default=True,

@@ -48,7 +48,8 @@ def compare(fp32_labels: Sequence[int], int8_labels: Sequence[int], true_labels:
 
 
 def enforce(report: ParityReport, min_agreement: float = MIN_AGREEMENT,
-            max_accuracy_drop_pt: float = MAX_ACCURACY_DROP_PT) -> ParityReport:
+            max_accuracy_drop_pt: float = MAX_ACCURACY_DROP_PT, batch_size: int | None = None) -> ParityReport:
+    """Raise ParityError unless `report` passes; `batch_size` (how the INT8 side was run) goes in the message."""
     failures = []
     if report.agreement < min_agreement:
         failures.append(f"INT8/FP32 agreement {report.agreement:.2%} < {min_agreement:.0%}")
@@ -62,7 +63,8 @@ def enforce(report: ParityReport, min_agreement: float = MIN_AGREEMENT,
         more = f" and {len(report.flips) - 3} more" if len(report.flips) > 3 else ""
         flipped = f"; flipped: {shown}{more}" if shown else ""
         accuracy = f" (accuracy {report.accuracy_fp32:.2%} -> {report.accuracy_int8:.2%})"
-        raise ParityError(f"parity check failed on {report.examples} test postings{accuracy}: "
+        batching = {None: "", 1: ", one posting per call"}.get(batch_size, f", in batches of {batch_size}")
+        raise ParityError(f"parity check failed on {report.examples} test postings{batching}{accuracy}: "
                           f"{'; '.join(failures)}{flipped}")
     return report
 

@@ -341,7 +341,7 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
 @click.option("--scheme", "schemes", multiple=True, type=click.Choice(SCHEMES),
-              help="INT8 schemes to try in order (default: dynamic, then blockwise).")
+              help="INT8 schemes to try in order (default: per_token, blockwise, dynamic).")
 def export_b_command(model_dir, bundle_dir, splits, params_path, schemes) -> None:
     """Export a Model B to an INT8 bundle: the first scheme that passes the parity gate ships."""
     match = _VERSION_DIR.match(model_dir.name)

@@ -200,21 +200,21 @@ def test_export_b_falls_back_to_the_next_scheme_under_the_same_gate(workspace, t
     artifacts = ensure_model_b(root, model_a)
     tried = []
 
-    def dynamic_fails(*args, scheme, **kwargs):
+    def per_token_fails(*args, scheme, **kwargs):
         tried.append(scheme)
-        if scheme == "dynamic":      # as if its INT8 flipped borderline postings
+        if scheme == "per_token":      # as if its INT8 flipped borderline postings
             raise ParityError("parity check failed on 24 test postings: agreement 95% < 99%")
         return export_bundle(*args, scheme=scheme, **kwargs)
 
     bundle = tmp_path / "bundle"
-    export_b(artifacts / "model_b_v1", bundle, root / "splits", 64, 1, "tiny", export=dynamic_fails)
-    assert tried == ["dynamic", "blockwise"]
+    export_b(artifacts / "model_b_v1", bundle, root / "splits", 64, 1, "tiny", export=per_token_fails)
+    assert tried == ["per_token", "blockwise"]
     manifest = verify_bundle(bundle)
     assert manifest["metrics"]["quantization"]["scheme"] == "blockwise"
     assert manifest["metrics"]["parity"]["agreement"] >= 0.99
     with pytest.raises(ParityError):
         export_b(artifacts / "model_b_v1", tmp_path / "none", root / "splits", 64, 1, "tiny",
-                 schemes=("dynamic",), export=dynamic_fails)
+                 schemes=("per_token",), export=per_token_fails)
     assert not (tmp_path / "none").exists()
 
     result = run("export-b", "--model-dir", artifacts / "model_b_v1", "--out", tmp_path / "cli_bundle",

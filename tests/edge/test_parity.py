@@ -47,7 +47,7 @@ def test_export_fails_loudly_when_the_int8_model_is_corrupted(tmp_path, monkeypa
 
     monkeypatch.setattr(builder, "quantize_blockwise", corrupted_quantize)
     out = tmp_path / "bundle"
-    with pytest.raises(parity.ParityError, match=r"parity check failed on 40 test postings \(accuracy .*\): INT8/FP32 agreement"):
+    with pytest.raises(parity.ParityError, match=r"parity check failed on 40 test postings, in batches of 16 \(accuracy .*\): INT8/FP32 agreement"):
         tiny_model.build_tiny_bundle(out)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")], "staging dir left behind"

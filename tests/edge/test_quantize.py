@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import onnx
+import pytest
 
 from cloud.export.onnx_export import export_onnx
 from cloud.export.optimize import fuse_transformer
-from cloud.export.quantize import quantize_blockwise, quantize_int8, quantize_mixed
+from cloud.export.quantize import quantize_blockwise, quantize_int8, quantize_mixed, quantize_per_token
 from cloud.export.reference import load_classifier
 from tests.support.tiny_model import train_tiny_classifier
 
@@ -50,3 +52,94 @@ def test_mixed_makes_one_matmul_blockwise_and_the_rest_dynamic(tmp_path):
     assert Counter(n.op_type for n in nodes)["DynamicQuantizeLinear"] >= 1
     assert Counter(n.op_type for n in nodes)["QAttention"] == 2
     assert config["scheme"] == "mixed" and config["blockwise_int8"]["nodes"] == [matmuls[1]]
+
+
+def _session(path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def test_per_token_quantizes_every_weight_matmul_and_answers_each_row_as_if_alone(tmp_path):
+    fp32, _ = _graphs(tmp_path)
+    weights = {i.name for i in onnx.load(str(fp32)).graph.initializer}
+    weight_matmuls = [n for n in onnx.load(str(fp32)).graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    config = quantize_per_token(fp32, tmp_path / "per_token.onnx")
+    nodes = onnx.load(str(tmp_path / "per_token.onnx")).graph.node
+    ops = Counter(n.op_type for n in nodes)
+    assert ops["MatMulIntegerToFloat"] == len(weight_matmuls) == config["matmuls"] == 2 * 6
+    assert ops["QuantizeLinear"] == config["quantized_activations"] == 2 * 4, "Q, K and V share one quantized input"
+    assert ops["GatherBlockQuantized"] == 3 and ops["DynamicQuantizeLinear"] == 0   # word, position, token type
+
+    # A padded batch of three postings of different lengths, and each posting alone.
+    rng = np.random.default_rng(0)
+    lengths, width = (12, 5, 9), 12
+    ids = rng.integers(5, 90, size=(3, width)).astype(np.int64)
+    mask = np.array([[1] * n + [0] * (width - n) for n in lengths], dtype=np.int64)
+    feeds = {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    per_token, reference = _session(tmp_path / "per_token.onnx"), _session(fp32)
+    names = [i.name for i in per_token.get_inputs()]
+    batched = per_token.run(None, {k: feeds[k] for k in names})[0]
+    for row, n in enumerate(lengths):
+        alone = per_token.run(None, {k: feeds[k][row:row + 1, :n] for k in names})[0]
+        np.testing.assert_array_equal(alone[0], batched[row])   # bit-identical: no scale is shared across rows
+    exact = reference.run(None, {k: feeds[k] for k in names})[0]
+    assert (batched.argmax(1) == exact.argmax(1)).all()
+
+
+def test_per_token_matmul_computes_the_documented_w8a8_and_keeps_outliers_local(tmp_path):
+    """One MatMul, 3-D input, one token with a 50x outlier channel: the graph equals the docstring's
+    formula computed in numpy (so no int16 saturation on this AVX2 machine either), and the other
+    tokens keep per-token precision (a per-tensor scale, set by the outlier, would leave them a
+    fraction of the bits)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from cloud.export.per_token import WEIGHT_LEVELS, ZERO_POINT, quantize_matmuls_per_token
+
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(16, 8)).astype(np.float32)
+    x = rng.normal(size=(2, 5, 16)).astype(np.float32)
+    x[0, 0, 3] = 50.0
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "one_matmul",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", 8])],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    assert quantize_matmuls_per_token(model)["matmuls"] == 1
+    onnx.save(model, str(tmp_path / "per_token.onnx"))
+    y = _session(tmp_path / "per_token.onnx").run(None, {"x": x})[0]
+
+    rows = x.reshape(-1, 16)
+    scale = np.abs(rows).max(1, keepdims=True) / 127
+    q = np.clip(np.round(rows / scale) + ZERO_POINT, 0, 255) - ZERO_POINT
+    w_scale = np.abs(w).max(0) / WEIGHT_LEVELS
+    expected = ((q @ np.round(w / w_scale)) * scale * w_scale).reshape(2, 5, 8)   # exact integer arithmetic
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+    exact = x @ w
+    per_tensor_scale = np.abs(x).max() / 127
+    per_tensor = (np.round(x / per_tensor_scale) * per_tensor_scale) @ w
+    ordinary = np.ones((2, 5), bool)
+    ordinary[0, 0] = False
+    assert np.abs(y - exact)[ordinary].max() < np.abs(per_tensor - exact)[ordinary].max() / 5
+
+
+def test_a_per_token_bundle_answers_alone_exactly_as_in_a_batch_and_says_so(tmp_path):
+    """The manifest records the test split's parity in batches of 16 and one posting per call; for a
+    per-token bundle the two are bit-identical, and so is what the device runtime returns."""
+    from device.runtime import load_backend
+    from shared.bundle import verify_bundle
+    from tests.support import tiny_model
+
+    bundle = tiny_model.build_tiny_bundle(tmp_path / "bundle", scheme="per_token")
+    metrics = verify_bundle(bundle)["metrics"]
+    assert metrics["quantization"]["scheme"] == "per_token"
+    assert set(metrics["parity_by_batch_size"]) == {"16", "1"}
+    assert metrics["parity_by_batch_size"]["1"] == metrics["parity_by_batch_size"]["16"]
+    assert metrics["batch_invariance_max_p1_gap"] == 0
+
+    texts, _ = tiny_model.synthetic_postings(20, seed=7)
+    alone, batched = (np.array([p.probabilities for p in load_backend(bundle, batch_size=n).predict(texts)]) for n in (1, 16))
+    np.testing.assert_array_equal(alone, batched)

@@ -1,0 +1,100 @@
+"""Per-token dynamic INT8 for every MatMul with a constant weight (W8A8, one activation scale per token).
+
+ORT's dynamic quantization (`DynamicQuantizeLinear`, QAttention) takes *one* uint8 scale per
+activation tensor, over every token of every posting in the call. BERT's few outlier channels set
+that scale, so ordinary tokens keep only a few bits, and a posting's answer depends on which other
+postings shared its call. Here each token (row) gets its own scale instead, the granularity of the
+W8A8 LLM recipes (LLM.int8, SmoothQuant), built from standard ONNX ops plus ORT's
+`MatMulIntegerToFloat`, which runs on MLAS' U8S8 kernels on both the Pi 5 (A76 dot product) and x86:
+
+    x [..., K]  -> x2 = Reshape(x, [-1, K])
+                   s  = max(|x2|, axis=1) / 127                      one scale per token, [R, 1]
+                   q  = QuantizeLinear(x2, s, zero point 128)        uint8, symmetric around 128
+    W [K, N]    -> W8 int8 in [-63, 63], one scale per output column (ahead of time; 7 bits: see WEIGHT_LEVELS)
+    y           =  Reshape(MatMulIntegerToFloat(q, W8, 1, w_scale, 128, 0) * s, [..., N])
+
+Each token's row is quantized from that row alone, so the answers do not depend on the batch, and the
+error is a third of per-tensor dynamic's (measured on the student's validation split, README).
+MatMuls that read the same activation (Q, K and V) share one quantized copy of it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+ZERO_POINT = 128          # uint8 activations, symmetric: q = round(x / s) + 128, |x / s| <= 127
+# 7-bit weights (|w8| <= 63). x86 AVX2 without VNNI (this build machine) runs U8S8 with vpmaddubsw,
+# which adds two u8 x s8 products into int16 and saturates: 2 x 255 x 127 > 32767. Measured on a
+# one-MatMul graph, a full-range weight column came out at 41.6 instead of 104.2. With 7 bits,
+# 2 x 255 x 63 = 32130 fits, so the arithmetic is exact on every ISA, and the gate measures here what
+# the Pi 5 (A76 dot product, never saturating) computes. U8U8 is exact too, but 20 % slower on AVX2.
+WEIGHT_LEVELS = 63
+_EPSILON = 1e-8           # an all-zero token gets scale eps / 127 instead of a division by zero
+
+
+def quantize_matmuls_per_token(model, skip: tuple[str, ...] = ()) -> dict[str, object]:
+    """Rewrite `model` (an onnx.ModelProto, opset >= 15) in place; returns what was quantized."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    weights = {i.name: i for i in graph.initializer}
+    added = []
+
+    def constant(name: str, value: np.ndarray) -> str:
+        added.append(numpy_helper.from_array(value, name))
+        return name
+
+    one = constant("per_token_one", np.array(1.0, np.float32))
+    eps = constant("per_token_eps", np.array(_EPSILON, np.float32))
+    q_max = constant("per_token_127", np.array(127.0, np.float32))
+    zero_point = constant("per_token_zero_point", np.array(ZERO_POINT, np.uint8))
+    weight_zero_point = constant("per_token_weight_zero_point", np.array(0, np.int8))
+    last_axis = constant("per_token_axis", np.array([1], np.int64)) if opset >= 18 else None  # an input from opset 18
+    flat = constant("per_token_flat", np.array([-1], np.int64))
+
+    nodes, quantized, groups = [], [], {}
+    for node in graph.node:
+        weight = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        if weight is None or len(weight.dims) != 2 or node.name in skip:
+            nodes.append(node)
+            continue
+        x, (k, n) = node.input[0], weight.dims
+        p = f"per_token_{len(quantized)}"
+        if x not in groups:  # quantize this activation once, for every MatMul that reads it
+            groups[x] = g = f"per_token_x{len(groups)}"
+            nodes += [
+                helper.make_node("Reshape", [x, constant(g + "_rows", np.array([-1, k], np.int64))], [g + "_2d"]),
+                helper.make_node("Abs", [g + "_2d"], [g + "_abs"]),
+                (helper.make_node("ReduceMax", [g + "_abs", last_axis], [g + "_peak"], keepdims=1) if opset >= 18 else
+                 helper.make_node("ReduceMax", [g + "_abs"], [g + "_peak"], axes=[1], keepdims=1)),
+                helper.make_node("Max", [g + "_peak", eps], [g + "_peak_safe"]),
+                helper.make_node("Div", [g + "_peak_safe", q_max], [g + "_scale"]),              # [R, 1]
+                helper.make_node("Reshape", [g + "_scale", flat], [g + "_scale_1d"]),            # [R]
+                helper.make_node("Shape", [g + "_scale_1d"], [g + "_rows_shape"]),
+                helper.make_node("ConstantOfShape", [g + "_rows_shape"], [g + "_zero_points"],
+                                 value=helper.make_tensor("zp", TensorProto.UINT8, [1], [ZERO_POINT])),
+                helper.make_node("QuantizeLinear", [g + "_2d", g + "_scale_1d", g + "_zero_points"], [g + "_q"], axis=0),
+                helper.make_node("Shape", [x], [g + "_lead"], end=-1),
+            ]
+        g = groups[x]
+        w = numpy_helper.to_array(weight).astype(np.float32)
+        w_scale = (np.maximum(np.abs(w).max(0), 1e-12) / WEIGHT_LEVELS).astype(np.float32)
+        w_int8 = np.clip(np.round(w / w_scale), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8)
+        nodes += [
+            helper.make_node("MatMulIntegerToFloat", [g + "_q", constant(p + "_weight", w_int8), one,
+                                                      constant(p + "_weight_scale", w_scale), zero_point, weight_zero_point],
+                             [p + "_2d"], domain="com.microsoft", name=node.name + "_per_token"),
+            helper.make_node("Mul", [p + "_2d", g + "_scale"], [p + "_scaled"]),
+            helper.make_node("Concat", [g + "_lead", constant(p + "_cols", np.array([n], np.int64))], [p + "_shape"], axis=0),
+            helper.make_node("Reshape", [p + "_scaled", p + "_shape"], [node.output[0]], name=node.name),
+        ]
+        quantized.append(node.name)
+    used = {name for node in nodes for name in node.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + added)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return {"matmuls": len(quantized), "activations": len(groups), "skipped": list(skip)}
