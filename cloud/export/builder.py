@@ -65,11 +65,13 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
                   per_channel: bool = True, reduce_range: bool = False, prune: bool = True,
                   min_agreement: float = parity.MIN_AGREEMENT,
                   max_accuracy_drop_pt: float = parity.MAX_ACCURACY_DROP_PT, distillation: dict | None = None,
-                  val_set: EvalSet | None = None, progress=None) -> ExportResult:
+                  val_set: EvalSet | None = None, progress=None, shared: dict | None = None) -> ExportResult:
     """`distillation` (a distilled model's train_log entry: teacher, teacher_accuracy, ...) adds a second
     floor: the INT8 graph's test accuracy against the *teacher's* FP32 accuracy, so that the device's
     answers are held to Model A itself and not only to the student they were quantized from.
-    `val_set` (the validation split) is what the `mixed` scheme chooses its blockwise MatMul on."""
+    `val_set` (the validation split) is what the `mixed` scheme chooses its blockwise MatMul on.
+    `shared` (a dict, empty at first) carries what does not depend on the scheme from one attempt of
+    `export_first_passing` to the next: the FP32 graphs' fusion counts and the FP32 test probabilities."""
     step = progress or (lambda message: None)
     model_dir, out_dir, work_dir = Path(model_dir), Path(out_dir), Path(work_dir)
     tokenizer_path = model_dir / TOKENIZER_FILE
@@ -82,7 +84,10 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
     step("loading the FP32 model")
     model = load_classifier(model_dir)
     labels = {int(k): v for k, v in model.config.id2label.items()}
-    fusion = export_fp32_graphs(model, work_dir, step)
+    shared = {} if shared is None else shared
+    if "fusion" not in shared:
+        shared["fusion"] = export_fp32_graphs(model, work_dir, step)
+    fusion = shared["fusion"]
     to_quantize, bundle_tokenizer, pruning = work_dir / FUSED_FILE, tokenizer_path, None
     if prune and scheme in ("dynamic", "mixed"):  # blockwise keeps the original graph and tokenizer
         step("pruning unreachable embedding rows")
@@ -118,13 +123,17 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
         write_bundle(staging, **common)  # provisional: lets the device runtime load the staged bundle
 
         step(f"parity check on {len(eval_set.texts)} test postings (batches of {GATE_BATCH_SIZE}; one per call recorded)")
-        fp32_probs = TorchClassifier(model, tokenizer_path, max_length, preprocessing).probabilities(eval_set.texts)
-        int8_runs = {batch: _int8_probabilities(staging, eval_set.texts, batch) for batch in RECORDED_BATCH_SIZES}
-        reports = {batch: parity.compare(
-            fp32_probs.argmax(1).tolist(), probs.argmax(1).tolist(), list(eval_set.labels),
-            fp32_probs[:, 1].tolist(), probs[:, 1].tolist(), eval_set.ids,
-        ) for batch, probs in int8_runs.items()}
-        report = parity.enforce(reports[GATE_BATCH_SIZE], min_agreement, max_accuracy_drop_pt, batch_size=GATE_BATCH_SIZE)
+        if "fp32_probs" not in shared:
+            shared["fp32_probs"] = TorchClassifier(model, tokenizer_path, max_length, preprocessing).probabilities(eval_set.texts)
+        fp32_probs = shared["fp32_probs"]
+        int8_runs, reports = {}, {}
+        for batch in RECORDED_BATCH_SIZES:  # the gate's batch size first: a failing scheme stops there
+            int8_runs[batch] = probs = _int8_probabilities(staging, eval_set.texts, batch)
+            reports[batch] = parity.compare(
+                fp32_probs.argmax(1).tolist(), probs.argmax(1).tolist(), list(eval_set.labels),
+                fp32_probs[:, 1].tolist(), probs[:, 1].tolist(), eval_set.ids)
+            if batch == GATE_BATCH_SIZE:
+                report = parity.enforce(reports[batch], min_agreement, max_accuracy_drop_pt, batch_size=batch)
         int8_probs = int8_runs[GATE_BATCH_SIZE]
         if distillation:
             distillation = {**distillation, "int8_accuracy_drop_vs_teacher_pt": round(parity.enforce_teacher_floor(
@@ -169,9 +178,10 @@ def export_first_passing(schemes: Sequence[str], *args, export=None, on_fallback
     blockwise and fail dynamic; B v2 the opposite), so the order is a speed preference: see
     `quantize.DEFAULT_SCHEMES`. When none passes, nothing is written and the last gate error is raised."""
     export = export or export_bundle
+    shared: dict = {}   # the FP32 graphs and FP32 test probabilities, built by the first attempt
     for i, scheme in enumerate(schemes):
         try:
-            return export(*args, scheme=scheme, **kwargs)
+            return export(*args, scheme=scheme, shared=shared, **kwargs)
         except parity.ParityError as exc:
             if i == len(schemes) - 1:
                 raise
