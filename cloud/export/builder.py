@@ -89,7 +89,7 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
         shared["fusion"] = export_fp32_graphs(model, work_dir, step)
     fusion = shared["fusion"]
     to_quantize, bundle_tokenizer, pruning = work_dir / FUSED_FILE, tokenizer_path, None
-    if prune and scheme in ("dynamic", "mixed"):  # blockwise keeps the original graph and tokenizer
+    if prune and scheme not in UNFUSED_SCHEMES:  # per_token/blockwise keep the original graph and tokenizer
         step("pruning unreachable embedding rows")
         pruning = prune_embeddings(work_dir / FUSED_FILE, tokenizer_path, work_dir / PRUNED_FILE,
                                    work_dir / PRUNED_TOKENIZER_FILE, max_length)
@@ -174,9 +174,9 @@ def export_fp32_graphs(model, work_dir: Path, step=None) -> dict[str, int]:
 def export_first_passing(schemes: Sequence[str], *args, export=None, on_fallback=None, **kwargs) -> ExportResult:
     """Export with each INT8 scheme in turn under the same, never lowered, parity gate; the first that
     passes ships and the manifest records it. Which scheme keeps a given model's borderline test
-    postings on the FP32 side differs from model to model (full-depth A and its distilled student pass
-    blockwise and fail dynamic; B v2 the opposite), so the order is a speed preference: see
-    `quantize.DEFAULT_SCHEMES`. When none passes, nothing is written and the last gate error is raised."""
+    postings on the FP32 side differs from model to model (A's student passes per-token; B v2 fails
+    per-token and blockwise and passes dynamic), so the order is a preference: batch-invariant first,
+    then speed; see `quantize.DEFAULT_SCHEMES`. When none passes, nothing is written and the last gate error is raised."""
     export = export or export_bundle
     shared: dict = {}   # the FP32 graphs and FP32 test probabilities, built by the first attempt
     for i, scheme in enumerate(schemes):

@@ -5,7 +5,6 @@ from collections import Counter
 
 import numpy as np
 import onnx
-import pytest
 
 from cloud.export.onnx_export import export_onnx
 from cloud.export.optimize import fuse_transformer
