@@ -6,7 +6,7 @@ gate runs the test split in batches of 16; the export also runs it one posting p
 in the manifest, because only dynamic-style schemes can answer differently alone and in a batch.
 
 `per_token` (first): W8A8 with one activation scale per token (`cloud.export.per_token`) on the unfused
-graph, int8 weights per output column, and blockwise's 4-bit word embedding. Each token is quantized
+graph, 7-bit int8 weights per output column, and blockwise's 4-bit word embedding. Each token is quantized
 from its own row, so a posting gets the same answer alone or in any batch (bit-identical: the manifest's
 `batch_invariance_max_p1_gap` is 0), and the logit error is 28-43 % below dynamic's. Measured on A's
 distilled student: 93/93 test decisions at both batch sizes, 1.1x its ORT FP32 graph (dynamic: 1.3x),
@@ -23,16 +23,16 @@ kernels (Cortex-A76 SDOT, x86 AVX2/VNNI).
 `dynamic` (third): the classic ORT U8S8 recipe on the fused graph, the fastest
 INT8 on this x86 box (1.3-1.7x fused FP32 with QAttention). Its weakness: one uint8 scale per
 activation tensor, per call, set by BERT's few outlier channels and by every posting in the call. So
-some postings move a long way (full-depth A: p1 0.473 -> 0.543; its student: 0.371 -> 0.612), and a
+some postings move a long way (full-depth A: p1 0.473 -> 0.543; a 3-block student: 0.371 -> 0.612), and a
 borderline posting's answer depends on which postings shared its call: with one posting per call,
-full-depth A, its student and Model B v2 each flip one of 93 (recorded in the manifest's
+full-depth A, the 3-block student and Model B v2 each flip one of 93 (recorded in the manifest's
 `parity_by_batch_size`). It is the last resort of the default order for that reason: Model B v2 ships
 it, because its per_token and blockwise bundles flip 2 and 3 borderline test postings.
 
 `mixed` (opt-in, `--scheme mixed`): dynamic everywhere except one MatMul, which gets blockwise int8.
 The MatMul is the one whose blockwise copy leaves the smallest logit error on the *validation* split
 (layer-wise sensitivity, `builder.most_sensitive_node`: one trial quantization per MatMul). It inherits
-dynamic's batch dependence: on the student it keeps 93/93 in batches of 16 and flips one alone.
+dynamic's batch dependence: on the 3-block student it keeps 93/93 in batches of 16 and flips one alone.
 
 The dynamic scheme's choices, and why they suit both the Pi 5 (Cortex-A76) and x86:
 
