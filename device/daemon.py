@@ -29,7 +29,7 @@ from device.inputs import prepare_text
 from device.store import PredictionStore, StoreError, StoreWriteError
 from shared.errors import UserError
 from shared.skills import find_skills
-from shared.text import clean_text
+from shared.text import clean_text, model_input
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class Daemon:
                                   "`careeredge serve --model DIR` / [model] bundle in the config, then restart.")
             log.error("model.unavailable", extra={"fields": {"bundle": str(bundle_dir), "error": exc.format_message()}})
             return False
-        batcher = MicroBatcher(backend.predict, max_batch=MAX_BATCH)
+        batcher = MicroBatcher(backend.predict_model_inputs, max_batch=MAX_BATCH)
         with self._model_lock:
             previous = (self.backend, self.batcher)
             self.backend, self.batcher = backend, batcher
@@ -202,7 +202,7 @@ class Daemon:
         if backend is None:
             raise ModelUnavailable(self.model_error or "no model loaded", self.model_fix or "")
         prepared = prepare_text(raw_text, source="text")
-        prediction = batcher.predict(prepared.text)
+        prediction = batcher.predict(model_input(prepared.text, backend.preprocessing))
         result = Classification(prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text,
                                 notes=list(prepared.notes))
         self._store(result, backend, source)

@@ -122,7 +122,11 @@ class InferenceBackend(ABC):
         results are put back in input order. `latency_ms` is the batch's wall time divided by its
         size: the per-posting cost a user pays (for a single text it is the full latency).
         """
-        cleaned = [model_input(t, self.preprocessing) for t in texts]
+        return self.predict_model_inputs([model_input(t, self.preprocessing) for t in texts])
+
+    def predict_model_inputs(self, cleaned: Sequence[str]) -> list[Prediction]:
+        """`predict` for texts already through `model_input(text, self.preprocessing)`: the daemon prepares
+        them in its request threads, so this Python work overlaps the model instead of queueing before it."""
         order = sorted(range(len(cleaned)), key=lambda i: len(cleaned[i]))
         results: list[Prediction | None] = [None] * len(cleaned)
         for start in range(0, len(order), self.batch_size):
