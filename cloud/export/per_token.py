@@ -61,34 +61,34 @@ def quantize_matmuls_per_token(model, skip: tuple[str, ...] = ()) -> dict[str, o
             nodes.append(node)
             continue
         x, (k, n) = node.input[0], weight.dims
-        p = f"per_token_{len(quantized)}"
+        mm = f"per_token_{len(quantized)}"              # this MatMul's names
         if x not in groups:  # quantize this activation once, for every MatMul that reads it
-            groups[x] = g = f"per_token_x{len(groups)}"
+            groups[x] = act = f"per_token_x{len(groups)}"   # the quantized activation's names
             nodes += [
-                helper.make_node("Reshape", [x, constant(g + "_rows", np.array([-1, k], np.int64))], [g + "_2d"]),
-                helper.make_node("Abs", [g + "_2d"], [g + "_abs"]),
-                (helper.make_node("ReduceMax", [g + "_abs", last_axis], [g + "_peak"], keepdims=1) if opset >= 18 else
-                 helper.make_node("ReduceMax", [g + "_abs"], [g + "_peak"], axes=[1], keepdims=1)),
-                helper.make_node("Max", [g + "_peak", eps], [g + "_peak_safe"]),
-                helper.make_node("Div", [g + "_peak_safe", q_max], [g + "_scale"]),              # [R, 1]
-                helper.make_node("Reshape", [g + "_scale", flat], [g + "_scale_1d"]),            # [R]
-                helper.make_node("Shape", [g + "_scale_1d"], [g + "_rows_shape"]),
-                helper.make_node("ConstantOfShape", [g + "_rows_shape"], [g + "_zero_points"],
+                helper.make_node("Reshape", [x, constant(act + "_rows", np.array([-1, k], np.int64))], [act + "_2d"]),
+                helper.make_node("Abs", [act + "_2d"], [act + "_abs"]),
+                (helper.make_node("ReduceMax", [act + "_abs", last_axis], [act + "_peak"], keepdims=1) if opset >= 18 else
+                 helper.make_node("ReduceMax", [act + "_abs"], [act + "_peak"], axes=[1], keepdims=1)),
+                helper.make_node("Max", [act + "_peak", eps], [act + "_peak_safe"]),
+                helper.make_node("Div", [act + "_peak_safe", q_max], [act + "_scale"]),              # [R, 1]
+                helper.make_node("Reshape", [act + "_scale", flat], [act + "_scale_1d"]),            # [R]
+                helper.make_node("Shape", [act + "_scale_1d"], [act + "_rows_shape"]),
+                helper.make_node("ConstantOfShape", [act + "_rows_shape"], [act + "_zero_points"],
                                  value=helper.make_tensor("zp", TensorProto.UINT8, [1], [ZERO_POINT])),
-                helper.make_node("QuantizeLinear", [g + "_2d", g + "_scale_1d", g + "_zero_points"], [g + "_q"], axis=0),
-                helper.make_node("Shape", [x], [g + "_lead"], end=-1),
+                helper.make_node("QuantizeLinear", [act + "_2d", act + "_scale_1d", act + "_zero_points"], [act + "_q"], axis=0),
+                helper.make_node("Shape", [x], [act + "_lead"], end=-1),
             ]
-        g = groups[x]
+        act = groups[x]
         w = numpy_helper.to_array(weight).astype(np.float32)
         w_scale = (np.maximum(np.abs(w).max(0), 1e-12) / WEIGHT_LEVELS).astype(np.float32)
         w_int8 = np.clip(np.round(w / w_scale), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8)
         nodes += [
-            helper.make_node("MatMulIntegerToFloat", [g + "_q", constant(p + "_weight", w_int8), one,
-                                                      constant(p + "_weight_scale", w_scale), zero_point, weight_zero_point],
-                             [p + "_2d"], domain="com.microsoft", name=node.name + "_per_token"),
-            helper.make_node("Mul", [p + "_2d", g + "_scale"], [p + "_scaled"]),
-            helper.make_node("Concat", [g + "_lead", constant(p + "_cols", np.array([n], np.int64))], [p + "_shape"], axis=0),
-            helper.make_node("Reshape", [p + "_scaled", p + "_shape"], [node.output[0]], name=node.name),
+            helper.make_node("MatMulIntegerToFloat", [act + "_q", constant(mm + "_weight", w_int8), one,
+                                                      constant(mm + "_weight_scale", w_scale), zero_point, weight_zero_point],
+                             [mm + "_2d"], domain="com.microsoft", name=node.name + "_per_token"),
+            helper.make_node("Mul", [mm + "_2d", act + "_scale"], [mm + "_scaled"]),
+            helper.make_node("Concat", [act + "_lead", constant(mm + "_cols", np.array([n], np.int64))], [mm + "_shape"], axis=0),
+            helper.make_node("Reshape", [mm + "_scaled", mm + "_shape"], [node.output[0]], name=node.name),
         ]
         quantized.append(node.name)
     used = {name for node in nodes for name in node.input}
