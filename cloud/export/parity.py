@@ -63,7 +63,7 @@ def enforce(report: ParityReport, min_agreement: float = MIN_AGREEMENT,
         more = f" and {len(report.flips) - 3} more" if len(report.flips) > 3 else ""
         flipped = f"; flipped: {shown}{more}" if shown else ""
         accuracy = f" (accuracy {report.accuracy_fp32:.2%} -> {report.accuracy_int8:.2%})"
-        batching = {None: "", 1: ", one posting per call"}.get(batch_size, f", in batches of {batch_size}")
+        batching = f", in batches of {batch_size}" if batch_size else ""
         raise ParityError(f"parity check failed on {report.examples} test postings{batching}{accuracy}: "
                           f"{'; '.join(failures)}{flipped}")
     return report

@@ -33,7 +33,7 @@ WEIGHT_LEVELS = 63
 _EPSILON = 1e-8           # an all-zero token gets scale eps / 127 instead of a division by zero
 
 
-def quantize_matmuls_per_token(model, skip: tuple[str, ...] = ()) -> dict[str, object]:
+def quantize_matmuls_per_token(model) -> dict[str, object]:
     """Rewrite `model` (an onnx.ModelProto, opset >= 15) in place; returns what was quantized."""
     from onnx import TensorProto, helper, numpy_helper
 
@@ -57,7 +57,7 @@ def quantize_matmuls_per_token(model, skip: tuple[str, ...] = ()) -> dict[str, o
     nodes, quantized, groups = [], [], {}
     for node in graph.node:
         weight = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if weight is None or len(weight.dims) != 2 or node.name in skip:
+        if weight is None or len(weight.dims) != 2:
             nodes.append(node)
             continue
         x, (k, n) = node.input[0], weight.dims
@@ -99,4 +99,4 @@ def quantize_matmuls_per_token(model, skip: tuple[str, ...] = ()) -> dict[str, o
     graph.initializer.extend(kept + added)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return {"matmuls": len(quantized), "activations": len(groups), "skipped": list(skip)}
+    return {"matmuls": len(quantized), "activations": len(groups)}

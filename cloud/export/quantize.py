@@ -122,13 +122,13 @@ def quantize_per_token(fp32_path: Path, out_path: Path, embedding_block_size: in
     """Per-token W8A8 (`cloud.export.per_token`) on the unfused graph, plus blockwise's 4-bit word embedding."""
     import onnx
 
-    from cloud.export.per_token import ZERO_POINT, quantize_matmuls_per_token
+    from cloud.export.per_token import WEIGHT_LEVELS, ZERO_POINT, quantize_matmuls_per_token
 
     model = onnx.load(str(fp32_path))
     model = _block_quantize(model, ("Gather",), 4, embedding_block_size, None, nodes=[_word_embedding_gather(model)])
     rewritten = quantize_matmuls_per_token(model)
     onnx.save(model, str(out_path))
-    return {"scheme": "per_token", "weight_type": "QInt8, symmetric, per output column",
+    return {"scheme": "per_token", "weight_type": f"QInt8 in [-{WEIGHT_LEVELS}, {WEIGHT_LEVELS}] (7 bits), symmetric, per output column",
             "activation_type": f"QUInt8 per token (row), symmetric around {ZERO_POINT}, scale from the row's max |x|",
             "matmuls": rewritten["matmuls"], "quantized_activations": rewritten["activations"],
             "embedding": f"4-bit blocks of {embedding_block_size} (GatherBlockQuantized)"}
