@@ -66,24 +66,26 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
     fp32_onnx = fp32_onnx or Path("artifacts/export") / manifest["name"] / FUSED_FILE
     texts, labels = read_test_split(splits / "test.csv")
     torch.set_num_threads(threads)
+    # Model A reads its own window (256); a student may read a shorter one (the manifest's max_length).
+    model_a_manifest = {**manifest, "max_length": teacher_max_length(model_dir, manifest)}
 
     # What a user would run instead: transformers defaults (SDPA attention), FP32, inference mode.
     torch_model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
-    runtimes = {"pytorch_fp32": TorchClassifier(torch_model, model_dir / TOKENIZER_FILE, manifest["max_length"],
+    runtimes = {"pytorch_fp32": TorchClassifier(torch_model, model_dir / TOKENIZER_FILE, model_a_manifest["max_length"],
                                                    manifest.get("preprocessing", "clean"))}
     with tempfile.TemporaryDirectory() as tmp:
         # ORT FP32 through the device runtime itself: throw-away bundles around FP32 graphs, with the
         # trained tokenizer (the INT8 bundle's copy may be renumbered for pruned embeddings).
-        def fp32_runtime(graph: Path, label: str):
-            scratch = bundle_around(Path(tmp) / label, graph, model_dir / TOKENIZER_FILE, manifest, label)
+        def fp32_runtime(graph: Path, label: str, like: dict):
+            scratch = bundle_around(Path(tmp) / label, graph, model_dir / TOKENIZER_FILE, like, label)
             return OrtRuntime(load_backend(scratch, threads=threads))
 
         if distilled:   # the bundle's FP32 graph is the student's: export A itself for the ORT FP32 row
             export_fp32_graphs(load_classifier(model_dir), Path(tmp))
-            runtimes["ort_fp32"] = fp32_runtime(Path(tmp) / FUSED_FILE, "model_a_fp32")
-            runtimes["ort_fp32_student"] = fp32_runtime(fp32_onnx, "student_fp32")
+            runtimes["ort_fp32"] = fp32_runtime(Path(tmp) / FUSED_FILE, "model_a_fp32", model_a_manifest)
+            runtimes["ort_fp32_student"] = fp32_runtime(fp32_onnx, "student_fp32", manifest)
         else:
-            runtimes["ort_fp32"] = fp32_runtime(fp32_onnx, "model_fp32")
+            runtimes["ort_fp32"] = fp32_runtime(fp32_onnx, "model_fp32", manifest)
         runtimes["ort_int8"] = OrtRuntime(load_backend(bundle, threads=threads))
 
         timed = texts[:limit] if limit else texts
@@ -107,6 +109,7 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
     }
     figures = summarize(latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb, len(timed), len(texts),
                         threads, manifest)
+    figures["model_a_max_length"] = model_a_manifest["max_length"]
     # The box is shared: PyTorch's OpenMP threads degrade far more than ORT's under contention, so
     # the ratios only mean something next to how busy the machine was.
     figures["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
@@ -182,6 +185,15 @@ def measure_cli(bundle: Path, text: str, threads: int, runs: int) -> tuple[float
     return float(np.median(times)), float(max(peaks))
 
 
+def teacher_max_length(model_dir: Path, manifest: dict) -> int:
+    """The window the --model-dir model was trained at: its train log (`<model>/train_log.json` beside
+    hf/), else what the bundle's distillation record says, else the bundle's own."""
+    log = model_dir.parent / "train_log.json"
+    if log.is_file():
+        return int(json.loads(log.read_text(encoding="utf-8"))["config"]["max_length"])
+    return int(manifest.get("metrics", {}).get("distillation", {}).get("teacher_max_length", manifest["max_length"]))
+
+
 def summarize(latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb, timed, total, threads, manifest):
     p50 = {name: float(np.percentile(values, 50)) for name, values in latencies.items()}
     p95 = {name: float(np.percentile(values, 95)) for name, values in latencies.items()}
@@ -219,7 +231,8 @@ def print_table(f: dict) -> None:
         rows.append(("student FP32", "ort_fp32_student", f["accuracy_ort_fp32_student"], f["size_fp32_mb"]))
     rows.append(("ORT INT8", "ort_int8", f["accuracy_int8"], f["size_int8_mb"]))
     base = f["pytorch_fp32_p50_ms"]
-    print(f"\n{f['model']}: {f['test_postings']} test postings, {f['threads']} threads, max_length {f['max_length']}")
+    print(f"\n{f['model']}: {f['test_postings']} test postings, {f['threads']} threads, max_length: bundle "
+          f"{f['max_length']}, Model A {f.get('model_a_max_length', f['max_length'])}")
     print(f"{'runtime':<14}{'p50 ms':>9}{'p95 ms':>9}{'x p50':>8}{'batch16/s':>11}{'accuracy':>10}{'size MB':>9}")
     for label, key, acc, size in rows:
         print(f"{label:<14}{f[key + '_p50_ms']:>9.1f}{f[key + '_p95_ms']:>9.1f}{base / f[key + '_p50_ms']:>7.2f}x"

@@ -21,7 +21,7 @@ from tests.support.tiny_model import TINY_MAX_LENGTH, synthetic_postings, train_
 PARAMS = f"""
 model: {{base: minilm, max_length: {TINY_MAX_LENGTH}}}
 pseudo_label: {{eval_fraction: 0.3}}
-distill: {{layers: [1], epochs: 2, learning_rate: 1.0e-3, seed: 3, max_accuracy_drop_pt: {{drop}}}}
+distill: {{layers: [1], epochs: 2, learning_rate: 1.0e-3, seed: 3, max_accuracy_drop_pt: {{drop}}, max_length: {{window}}}}
 """
 
 
@@ -52,14 +52,14 @@ def workspace(tmp_path_factory):
     return root, teacher
 
 
-def run(*args, drop: float = 100.0, root=None):
-    (root / "params.yaml").write_text(PARAMS.replace("{drop}", str(drop)))
+def run(*args, drop: float = 100.0, window: int | None = None, root=None):
+    (root / "params.yaml").write_text(PARAMS.replace("{drop}", str(drop)).replace("{window}", str(window or "null")))
     return CliRunner().invoke(cloud_cli, [str(a) for a in args] + ["--params", str(root / "params.yaml")])
 
 
-def distill(root, teacher, out, drop=100.0):
+def distill(root, teacher, out, drop=100.0, window=None):
     return run("distill-a", "--model-a", teacher, "--splits", root / "splits", "--normalized", root / "normalized",
-               "--out", out, "--threads", 1, drop=drop, root=root)
+               "--out", out, "--threads", 1, drop=drop, window=window, root=root)
 
 
 def test_a_student_with_every_block_is_the_teacher_and_fewer_blocks_are_copies(workspace):
@@ -71,8 +71,8 @@ def test_a_student_with_every_block_is_the_teacher_and_fewer_blocks_are_copies(w
     teacher = load_classifier(teacher_dir)
     texts, _ = synthetic_postings(8, 30)
     same = shallow_copy(teacher.model, (0, 1))
-    from cloud.training.distill import student_logits
-    assert np.allclose(student_logits(same, teacher, texts), teacher.predict_logits(texts), atol=1e-5)
+    from cloud.training.distill import student_reader
+    assert np.allclose(student_reader(same, teacher).predict_logits(texts), teacher.predict_logits(texts), atol=1e-5)
 
     top = shallow_copy(teacher.model, (1,))
     assert top.config.num_hidden_layers == 1 and len(encoder_layers(top)) == 1
@@ -123,6 +123,33 @@ def test_distill_writes_a_student_that_export_holds_to_the_teacher(workspace, tm
                    "--work-dir", tmp_path / "work2", root=root)
     assert mismatch.exit_code == 2 and "re-run `careeredge-cloud distill-a`" in mismatch.output
     assert not (tmp_path / "b2").exists()
+
+
+def test_a_student_with_a_shorter_window_reads_and_ships_that_window(workspace, tmp_path):
+    from cloud.training.distill import student_reader
+
+    root, teacher_dir = workspace
+    window = TINY_MAX_LENGTH // 2
+    long_text = " ".join(["python sql pandas"] * TINY_MAX_LENGTH)
+    from cloud.training.model_io import load_classifier
+    teacher = load_classifier(teacher_dir)
+    reader = student_reader(teacher.model, teacher, window)
+    assert len(reader.tokenizer.encode(long_text).ids) == window
+    assert len(teacher.tokenizer.encode(long_text).ids) == TINY_MAX_LENGTH   # the teacher's own tokenizer is untouched
+    for bad in (4, TINY_MAX_LENGTH + 1):
+        with pytest.raises(UserError, match="distill.max_length"):
+            student_reader(teacher.model, teacher, bad)
+
+    student = tmp_path / "short"
+    result = distill(root, teacher_dir, student, window=window)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    log = json.loads((student / "train_log.json").read_text())
+    assert log["config"]["max_length"] == window
+    assert (log["distillation"]["max_length"], log["distillation"]["teacher_max_length"]) == (window, TINY_MAX_LENGTH)
+    exported = run("export", "--model-dir", student / "hf", "--splits", root / "splits", "--name", "model_a_v1",
+                   "--out", tmp_path / "bundle", "--work-dir", tmp_path / "work", window=window, root=root)
+    assert exported.exit_code == 0, exported.output + repr(exported.exception)
+    assert verify_bundle(tmp_path / "bundle")["max_length"] == window   # the device truncates where the student read
 
 
 def test_a_student_below_the_accuracy_floor_writes_nothing(workspace, tmp_path):
