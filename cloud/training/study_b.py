@@ -10,6 +10,9 @@ Every candidate is scored on four sets:
   taxonomy; its postings are removed from every arm's training rows here;
 * `eval_2026` and `test_2025` - the report's splits, shown but not used to choose.
 
+`--interpolate ALPHA` (repeatable) also scores every candidate at A + ALPHA * (candidate - A)
+(`cloud.training.interpolate`, WiSE-FT), as extra rows `NAME@ALPHA`: no extra training.
+
 The recommended setting is the one with the best mean of dev_2026 and val_2025 accuracy. Model A's
 figures on the same sets are the reference row. All candidates start from Model A with its bottom
 frozen, so the frozen bottom runs once per posting for the whole study (one progress bar).
@@ -23,6 +26,7 @@ import click
 
 from cloud.artifacts import write_json_atomic
 from cloud.params import load_params
+from cloud.training.interpolate import check_alpha, interpolate
 from cloud.training.pseudo_label import ARMS, pseudo_label_settings
 from cloud.training.stream_split import eval_bucket, split_stream
 from cloud.training.train_b import (B_DEFAULTS, _cap, _optional_float, _optional_int, _recorded_config,
@@ -81,9 +85,11 @@ def accuracy(labels, predicted) -> float:
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=Path("artifacts/study_b/study.json"),
               show_default=True)
+@click.option("--interpolate", "alphas", type=float, multiple=True,
+              help="Also score each candidate interpolated towards A: weights A + ALPHA * (B - A); repeatable.")
 @click.option("--threads", type=int, default=None)
 def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized, model_a, params_path, out_path,
-                    threads) -> None:
+                    alphas, threads) -> None:
     """Train B candidates for several settings; score them on 2025 val + a 2026 dev slice (and the report's splits)."""
     from cloud.data.prepare import read_split
     from cloud.ingest.normalize_command import load_postings
@@ -93,6 +99,7 @@ def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized,
     params = load_params(params_path)
     base_settings = {**B_DEFAULTS, **(params.get("train_b") or {})}
     settings = [parse_setting(text) for text in settings_text]
+    alphas = sorted({check_alpha(a) for a in alphas} - {1.0}, reverse=True)
     eval_fraction = pseudo_label_settings(params)["eval_fraction"]
     stream = split_stream(load_postings(normalized), eval_fraction)
     dev_ids, dev_texts, dev_labels = dev_slice(stream.pool, eval_fraction, dev_fraction)
@@ -150,13 +157,19 @@ def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized,
                            *sets["val_2025"], config,
                            sample_weights=[1.0] * len(train[0]) + pseudo_weights(rows, merged["pseudo_weight"]),
                            prefix_cache=cache)
-        scores = {s: accuracy(labels, predict_labels(result, config, texts, cache))
-                  for s, (texts, labels) in sets.items()}
-        report["settings"][name] = {"values": {"arm": arm, **{k: merged[k] for k in SETTING_KEYS - {"arm"}}},
-                                    "rows_2025": len(train[0]), "rows_2026": len(rows),
-                                    "best_epoch": result.best_epoch, **scores,
-                                    "train_seconds": round(time.monotonic() - started, 1)}
-        click.echo(f"study-b: {name}: " + ", ".join(f"{s} {v:.3f}" for s, v in scores.items()), err=True)
+        for alpha in [1.0] + alphas:
+            candidate = result if alpha == 1.0 else FineTuneResult(
+                model=interpolate(classifier_a.model, result.model, alpha), hf_tokenizer=None,
+                tokenizer_json=result.tokenizer_json)
+            scores = {s: accuracy(labels, predict_labels(candidate, config, texts, cache))
+                      for s, (texts, labels) in sets.items()}
+            row = name if alpha == 1.0 else f"{name}@{alpha:g}"
+            report["settings"][row] = {"values": {"arm": arm, **{k: merged[k] for k in SETTING_KEYS - {"arm"}},
+                                                  "interpolate": alpha},
+                                       "rows_2025": len(train[0]), "rows_2026": len(rows),
+                                       "best_epoch": result.best_epoch, **scores,
+                                       "train_seconds": round(time.monotonic() - started, 1)}
+            click.echo(f"study-b: {row}: " + ", ".join(f"{s} {v:.3f}" for s, v in scores.items()), err=True)
         best = max(report["settings"], key=lambda n: (report["settings"][n]["dev_2026"]
                                                       + report["settings"][n]["val_2025"]) / 2)
         report["recommended"] = best
@@ -168,15 +181,16 @@ def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized,
 
 def render(report: dict) -> str:
     columns = ("val_2025", "dev_2026", "eval_2026", "test_2025")
-    lines = ["| setting | arm | rows 2025+2026 | epochs | lr | freeze | weight | " + " | ".join(columns) + " |",
-             "|---|---|---|---|---|---|---|" + "---|" * len(columns)]
+    lines = ["| setting | arm | rows 2025+2026 | epochs | lr | freeze | weight | alpha | " + " | ".join(columns) + " |",
+             "|---|---|---|---|---|---|---|---|" + "---|" * len(columns)]
     a = report.get("model_a", {})
-    lines.append("| Model A | - | - | - | - | - | - | " + " | ".join(f"{a.get(c, float('nan')):.3f}" for c in columns)
+    lines.append("| Model A | - | - | - | - | - | - | 0 | " + " | ".join(f"{a.get(c, float('nan')):.3f}" for c in columns)
                  + " |")
     for name, entry in report["settings"].items():
         v = entry["values"]
         mark = " (recommended)" if name == report.get("recommended") else ""
         lines.append(f"| {name}{mark} | {v['arm']} | {entry['rows_2025']}+{entry['rows_2026']} | {v['epochs']} | "
                      f"{v['learning_rate'] or 'A'} | {v['freeze_layers'] or 'A'} | {v['pseudo_weight']} | "
+                     f"{v.get('interpolate', 1.0):g} | "
                      + " | ".join(f"{entry[c]:.3f}" for c in columns) + " |")
     return "\n".join(lines)

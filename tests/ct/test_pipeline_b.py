@@ -170,11 +170,14 @@ def test_study_b_scores_settings_on_dev_without_training_on_it(workspace, tmp_pa
     out = tmp_path / "study.json"
     result = run("study-b", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
                  root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--out", out,
-                 "--threads", 1, "--dev-fraction", "0.2",
+                 "--threads", 1, "--dev-fraction", "0.2", "--interpolate", "0", "--interpolate", "0.5",
                  "--setting", "tax:arm=taxonomy,replay_2025=all",
                  "--setting", "agree_w:arm=agreement,pseudo_weight=confidence,epochs=2,learning_rate=5e-4")
     study = json.loads(out.read_text())
-    assert set(study["settings"]) == {"tax", "agree_w"} and study["recommended"] in study["settings"]
+    assert set(study["settings"]) == {"tax", "agree_w", "tax@0", "tax@0.5", "agree_w@0", "agree_w@0.5"}
+    assert study["recommended"] in study["settings"]
+    for name in ("tax@0", "agree_w@0"):          # alpha 0 is Model A's weights: A's scores exactly
+        assert {s: study["settings"][name][s] for s in study["model_a"]} == study["model_a"]
     assert study["settings"]["tax"]["rows_2025"] == 48 and study["settings"]["agree_w"]["values"]["epochs"] == "2"
     for entry in list(study["settings"].values()) + [study["model_a"]]:
         assert all(0.0 <= entry[s] <= 1.0 for s in ("val_2025", "dev_2026", "eval_2026", "test_2025"))
