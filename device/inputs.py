@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 from shared.errors import UserError
 
-# The model reads at most max_length (192 on the device, 256 for Model A) word pieces, about 1-2 KB of text. 100k characters keeps
-# every skill a long posting mentions (for the explanation) while bounding cleaning/tokenising cost.
+# The model reads at most max_length word pieces (192 on the device, 256 for Model A), about 1-2 KB of
+# text. 100k characters keeps every skill a long posting mentions (for the explanation) while bounding
+# cleaning/tokenising cost.
 MAX_CHARS = 100_000
 
 
