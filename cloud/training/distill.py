@@ -233,8 +233,8 @@ def save_student(outcome: Outcome, teacher_dir: Path, out_dir: Path, name: str, 
                         "test_split_sha256": sha256_file(test_csv)}  # the export checks it with the same function
         log = {"name": name, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                # preprocessing is A's, max_length the student's window: the export and the device read them here
-               "config": {**teacher_config, "max_length": outcome.reader.max_length, "distill": {k: v for k, v in asdict(config).items()
-                                                        if k not in ("threads", "progress")}},
+               "config": {**teacher_config, "max_length": outcome.reader.max_length,
+                          "distill": {k: v for k, v in asdict(config).items() if k not in ("threads", "progress")}},
                "distillation": distillation, "best_epoch": outcome.best_epoch, "history": outcome.history}
         write_json_atomic(staging / "train_log.json", log)
         (staging / "MODEL_CARD.md").write_text(_model_card(name, log), encoding="utf-8")

@@ -184,8 +184,8 @@ def render(report: dict) -> str:
     lines = ["| setting | arm | rows 2025+2026 | epochs | lr | freeze | weight | alpha | " + " | ".join(columns) + " |",
              "|---|---|---|---|---|---|---|---|" + "---|" * len(columns)]
     a = report.get("model_a", {})
-    lines.append("| Model A | - | - | - | - | - | - | 0 | " + " | ".join(f"{a.get(c, float('nan')):.3f}" for c in columns)
-                 + " |")
+    lines.append("| Model A | - | - | - | - | - | - | 0 | "
+                 + " | ".join(f"{a.get(c, float('nan')):.3f}" for c in columns) + " |")
     for name, entry in report["settings"].items():
         v = entry["values"]
         mark = " (recommended)" if name == report.get("recommended") else ""

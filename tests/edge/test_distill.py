@@ -21,7 +21,8 @@ from tests.support.tiny_model import TINY_MAX_LENGTH, synthetic_postings, train_
 PARAMS = f"""
 model: {{base: minilm, max_length: {TINY_MAX_LENGTH}}}
 pseudo_label: {{eval_fraction: 0.3}}
-distill: {{layers: [1], epochs: 2, learning_rate: 1.0e-3, seed: 3, max_accuracy_drop_pt: {{drop}}, max_length: {{window}}}}
+distill: {{layers: [1], epochs: 2, learning_rate: 1.0e-3, seed: 3, max_accuracy_drop_pt: {{drop}},
+           max_length: {{window}}}}
 """
 
 
