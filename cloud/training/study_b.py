@@ -1,7 +1,7 @@
 """`careeredge-cloud study-b`: Model B's training settings side by side, chosen on data that is not reported.
 
 Each `--setting NAME:key=value,...` (keys: arm, epochs, learning_rate, replay_2025, max_rows_per_arm,
-pseudo_weight, freeze_layers; unset keys come from params.yaml's `train_b`) trains one B candidate.
+pseudo_weight, freeze_layers, seed; unset keys come from params.yaml's `train_b`) trains one B candidate.
 Every candidate is scored on four sets:
 
 * `val_2025`  - the 2025 validation split (also picks each candidate's best epoch);
@@ -36,7 +36,7 @@ from shared.errors import UserError
 from shared.labels import classify_title
 
 SETTING_KEYS = {"arm", "epochs", "learning_rate", "replay_2025", "max_rows_per_arm", "pseudo_weight",
-                "freeze_layers"}
+                "freeze_layers", "seed"}
 
 
 def parse_setting(text: str) -> tuple[str, dict]:
@@ -115,6 +115,7 @@ def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized,
     def config_for(values: dict) -> FineTuneConfig:
         merged = {**base_settings, **values}
         return FineTuneConfig.from_params(params, base=str(model_a / "hf"), epochs=int(merged["epochs"]),
+                                          seed=int(merged["seed"]),
                                           learning_rate=_optional_float(merged["learning_rate"]), threads=threads,
                                           preprocessing=a_config.get("preprocessing"),
                                           max_length=a_config.get("max_length"),

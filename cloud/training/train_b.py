@@ -267,7 +267,9 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
         raise UserError(f"{model_a}: Model A not found; run `careeredge-cloud train-a` first (B starts from A)")
     # B must read text exactly as A does: same preprocessing and max_length as A's recorded config.
     a_config = _recorded_config(model_a) if settings["init"] == "model_a" else {}
+    # train_b.seed seeds B's own training (batch order, dropout) and its replay sample; A's train.seed is A's.
     config = FineTuneConfig.from_params(params, base=base, epochs=epochs or settings["epochs"],
+                                        seed=int(settings["seed"]),
                                         learning_rate=_optional_float(settings["learning_rate"]), threads=threads,
                                         preprocessing=a_config.get("preprocessing"),
                                         max_length=a_config.get("max_length"),

@@ -109,6 +109,8 @@ def test_pseudo_label_train_b_evaluate_b(workspace):
     best = max(arms["arms"].values(), key=lambda a: a["eval_2026_accuracy"])["eval_2026_accuracy"]
     assert arms["arms"][arms["default_arm"]]["eval_2026_accuracy"] == best
     assert (model_b / "hf" / "model.safetensors").is_file() and (model_b / "model_b_v1.pth").is_file()
+    # B's training is seeded by train_b.seed (default 2026), not by A's train.seed (1 here)
+    assert json.loads((model_b / "train_log.json").read_text())["config"]["seed"] == 2026
     manifest = verify_bundle(artifacts / "bundles" / "model_b_v1")
     assert manifest["name"] == "model_b_v1" and manifest["version"] == "1"
 
@@ -172,13 +174,14 @@ def test_study_b_scores_settings_on_dev_without_training_on_it(workspace, tmp_pa
                  root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--out", out,
                  "--threads", 1, "--dev-fraction", "0.2", "--interpolate", "0", "--interpolate", "0.5",
                  "--setting", "tax:arm=taxonomy,replay_2025=all",
-                 "--setting", "agree_w:arm=agreement,pseudo_weight=confidence,epochs=2,learning_rate=5e-4")
+                 "--setting", "agree_w:arm=agreement,pseudo_weight=confidence,epochs=2,learning_rate=5e-4,seed=7")
     study = json.loads(out.read_text())
     assert set(study["settings"]) == {"tax", "agree_w", "tax@0", "tax@0.5", "agree_w@0", "agree_w@0.5"}
     assert study["recommended"] in study["settings"]
     for name in ("tax@0", "agree_w@0"):          # alpha 0 is Model A's weights: A's scores exactly
         assert {s: study["settings"][name][s] for s in study["model_a"]} == study["model_a"]
     assert study["settings"]["tax"]["rows_2025"] == 48 and study["settings"]["agree_w"]["values"]["epochs"] == "2"
+    assert study["settings"]["agree_w"]["values"]["seed"] == "7"
     for entry in list(study["settings"].values()) + [study["model_a"]]:
         assert all(0.0 <= entry[s] <= 1.0 for s in ("val_2025", "dev_2026", "eval_2026", "test_2025"))
     assert "| Model A |" in result.output and "(recommended)" in result.output
