@@ -122,9 +122,11 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
         shutil.copyfile(bundle_tokenizer, staging / TOKENIZER_FILE)
         write_bundle(staging, **common)  # provisional: lets the device runtime load the staged bundle
 
-        step(f"parity check on {len(eval_set.texts)} test postings (batches of {GATE_BATCH_SIZE}; one per call recorded)")
+        step(f"parity check on {len(eval_set.texts)} test postings "
+             f"(batches of {GATE_BATCH_SIZE}; one per call recorded)")
         if "fp32_probs" not in shared:
-            shared["fp32_probs"] = TorchClassifier(model, tokenizer_path, max_length, preprocessing).probabilities(eval_set.texts)
+            shared["fp32_probs"] = TorchClassifier(model, tokenizer_path, max_length,
+                                                   preprocessing).probabilities(eval_set.texts)
         fp32_probs = shared["fp32_probs"]
         int8_runs, reports = {}, {}
         for batch in RECORDED_BATCH_SIZES:  # the gate's batch size first: a failing scheme stops there
@@ -144,7 +146,8 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
             "parity": report.to_dict(),
             "parity_by_batch_size": {str(batch): r.to_dict() for batch, r in reports.items()},
             # 0 for a batch-invariant scheme; dynamic's per-call activation scales make it > 0
-            "batch_invariance_max_p1_gap": round(float(np.abs(int8_runs[GATE_BATCH_SIZE][:, 1] - int8_runs[1][:, 1]).max()), 6),
+            "batch_invariance_max_p1_gap": round(float(
+                np.abs(int8_runs[GATE_BATCH_SIZE][:, 1] - int8_runs[1][:, 1]).max()), 6),
             "parity_thresholds": {"min_agreement": min_agreement, "max_accuracy_drop_pt": max_accuracy_drop_pt},
             "accuracy_fp32": round(report.accuracy_fp32, 6),
             "accuracy_int8": round(report.accuracy_int8, 6),
@@ -174,9 +177,10 @@ def export_fp32_graphs(model, work_dir: Path, step=None) -> dict[str, int]:
 def export_first_passing(schemes: Sequence[str], *args, export=None, on_fallback=None, **kwargs) -> ExportResult:
     """Export with each INT8 scheme in turn under the same, never lowered, parity gate; the first that
     passes ships and the manifest records it. Which scheme keeps a given model's borderline test
-    postings on the FP32 side differs from model to model (A's student passes per-token; B v2 fails
-    per-token and blockwise and passes dynamic), so the order is a preference: batch-invariant first,
-    then speed; see `quantize.DEFAULT_SCHEMES`. When none passes, nothing is written and the last gate error is raised."""
+    postings on the FP32 side differs from model to model (A's student passes per-token; B v3 fails
+    per-token and passes blockwise; B v2 passed only dynamic), so the order is a preference:
+    batch-invariant first, then speed; see `quantize.DEFAULT_SCHEMES`. When none passes, nothing is
+    written and the last gate error is raised."""
     export = export or export_bundle
     shared: dict = {}   # the FP32 graphs and FP32 test probabilities, built by the first attempt
     for i, scheme in enumerate(schemes):

@@ -89,10 +89,14 @@ class DistillConfig:
 
 @dataclass
 class Outcome:
-    student: object
-    reader: object = None      # the student as a TrainedClassifier at its own window (`student_reader`)
+    reader: object             # the student as a TrainedClassifier at its own window (`student_reader`)
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
+
+    @property
+    def student(self):
+        """The student's transformers model."""
+        return self.reader.model
 
 
 def shallow_copy(teacher_model, layers: tuple[int, ...]):
@@ -168,7 +172,7 @@ def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillC
     optimization = Optimization.for_model(student, config.learning_rate, config.weight_decay, config.warmup_ratio,
                                           total_steps)
     generator = torch.Generator().manual_seed(config.seed)
-    outcome, best_key, best_state = Outcome(student, reader), None, None
+    outcome, best_key, best_state = Outcome(reader), None, None
     bar = tqdm(total=total_steps, desc=f"distil {len(config.layers)} of A's blocks", disable=not config.progress)
     for epoch in range(1, config.epochs + 1):
         student.train()
