@@ -35,9 +35,12 @@ def driving_terms(backend, text: str, top_k: int = 5) -> list[tuple[str, float]]
 
 
 def _skill_spans_read_by_model(backend, cleaned: str) -> dict[str, list[tuple[int, int]]]:
-    encoding = backend.tokenizer.encode(cleaned)
-    offsets = [end for (start, end), special in zip(encoding.offsets, encoding.special_tokens_mask) if not special]
-    read_until = max(offsets, default=0)
+    from shared.reading import posting_windows
+
+    windows = posting_windows(backend.tokenizer.encode(cleaned), getattr(backend, "windows", 1))
+    offsets = [end for window in windows
+               for (start, end), special in zip(window.offsets, window.special_tokens_mask) if not special]
+    read_until = max(offsets, default=0)       # the end of the last window the model reads
     spans: dict[str, list[tuple[int, int]]] = {}
     for match in find_skills(cleaned):
         if match.start < read_until:

@@ -5,8 +5,8 @@ A bundle is a directory::
     model.onnx       INT8 classifier (inputs input_ids / attention_mask / token_type_ids, output logits)
     tokenizer.json   the fast tokenizer the model was trained with
     golden.jsonl     a few postings with the label the FP32 model gave them (OTA health check)
-    manifest.json    name, version, labels, max_length, files {name: sha256}, metrics, base_model,
-                     training_data_hash, created_at, and `signature` once signed for OTA
+    manifest.json    name, version, labels, max_length, windows, files {name: sha256}, metrics,
+                     base_model, training_data_hash, created_at, and `signature` once signed for OTA
 
 Every file the manifest lists is verified by sha256 before a device loads it, so a truncated copy
 or a tampered model is refused with the file's name instead of producing wrong answers. This module
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from shared.errors import UserError
+from shared.reading import check_windows
 
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
@@ -67,6 +68,10 @@ def read_manifest(bundle_dir: str | Path) -> dict[str, Any]:
     absent = [name for name in REQUIRED_FILES if name not in manifest["files"]]
     if absent:
         raise BundleError(f"bundle manifest {manifest_path} does not list {', '.join(absent)}")
+    try:
+        reading_windows(manifest)
+    except ValueError as exc:
+        raise BundleError(f"bundle manifest {manifest_path}: {exc}") from None
     return manifest
 
 
@@ -98,6 +103,7 @@ def write_bundle(
     base_model: str = "",
     training_data_hash: str = "",
     preprocessing: str = "clean",
+    windows: int = 1,
     files: Iterable[str] | None = None,
     extra: dict[str, Any] | None = None,
     created_at: str | None = None,
@@ -121,6 +127,7 @@ def write_bundle(
         "labels": {str(k): v for k, v in sorted(labels.items())},
         "max_length": int(max_length),
         "preprocessing": preprocessing,  # shared.text.model_input style the model was trained with
+        "windows": check_windows(windows),  # max_length windows read per posting (shared.reading)
         "files": {n: sha256_file(_member_path(bundle_dir, n)) for n in names},
         "metrics": metrics or {},
         "base_model": base_model,
@@ -139,6 +146,12 @@ def save_manifest(bundle_dir: str | Path, manifest: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def reading_windows(manifest: dict[str, Any]) -> int:
+    """How many max_length windows of a posting the model reads (`shared.reading`); 1 when the
+    manifest predates the field. ValueError when it is not a positive integer."""
+    return check_windows(manifest.get("windows", 1))
 
 
 def label_names(manifest: dict[str, Any]) -> dict[int, str]:

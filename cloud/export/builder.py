@@ -61,7 +61,7 @@ class ExportResult:
 
 def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: str, version: str,
                   max_length: int, work_dir: Path, base_model: str = "", training_data_hash: str = "",
-                  preprocessing: str = "clean", scheme: str = "blockwise",
+                  preprocessing: str = "clean", windows: int = 1, scheme: str = "blockwise",
                   per_channel: bool = True, reduce_range: bool = False, prune: bool = True,
                   min_agreement: float = parity.MIN_AGREEMENT,
                   max_accuracy_drop_pt: float = parity.MAX_ACCURACY_DROP_PT, distillation: dict | None = None,
@@ -106,10 +106,12 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
             quantization = quantize(work_dir / FP32_FILE, staging / MODEL_FILE)
             bundle_tokenizer, pruning = tokenizer_path, None
         common = dict(name=name, version=version, labels=labels, max_length=max_length,
-                      base_model=base_model, training_data_hash=training_data_hash, preprocessing=preprocessing)
+                      base_model=base_model, training_data_hash=training_data_hash, preprocessing=preprocessing,
+                      windows=windows)
         if scheme == "mixed":
             step(f"finding the most quantization-sensitive MatMul on {len(val_set.texts)} validation postings")
-            reference = TorchClassifier(model, tokenizer_path, max_length, preprocessing).probabilities(val_set.texts)
+            reference = TorchClassifier(model, tokenizer_path, max_length, preprocessing,
+                                        windows).probabilities(val_set.texts)
             sensitivity = most_sensitive_node(to_quantize, bundle_tokenizer, common, val_set.texts, reference,
                                               work_dir, per_channel, reduce_range)
             step("quantizing to INT8 (mixed)")
@@ -125,8 +127,8 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
         step(f"parity check on {len(eval_set.texts)} test postings "
              f"(batches of {GATE_BATCH_SIZE}; one per call recorded)")
         if "fp32_probs" not in shared:
-            shared["fp32_probs"] = TorchClassifier(model, tokenizer_path, max_length,
-                                                   preprocessing).probabilities(eval_set.texts)
+            shared["fp32_probs"] = TorchClassifier(model, tokenizer_path, max_length, preprocessing,
+                                                   windows).probabilities(eval_set.texts)
         fp32_probs = shared["fp32_probs"]
         int8_runs, reports = {}, {}
         for batch in RECORDED_BATCH_SIZES:  # the gate's batch size first: a failing scheme stops there
@@ -196,7 +198,7 @@ def export_first_passing(schemes: Sequence[str], *args, export=None, on_fallback
 
 def bundle_around(directory: Path, graph: Path, tokenizer: Path, like: dict, name: str) -> Path:
     """A scratch bundle at `directory` around any ONNX graph (symlinked, not copied), read like the bundle
-    whose manifest is `like` (labels, max_length, preprocessing): lets the benchmarks run FP32 or trial
+    whose manifest is `like` (labels, max_length, preprocessing, windows): lets the benchmarks run FP32 or trial
     graphs through the device runtime itself. Not for shipping: nothing here passed the parity gate."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -204,7 +206,7 @@ def bundle_around(directory: Path, graph: Path, tokenizer: Path, like: dict, nam
     shutil.copyfile(tokenizer, directory / TOKENIZER_FILE)
     write_bundle(directory, name=name, version=str(like["version"]),
                  labels={int(k): v for k, v in like["labels"].items()}, max_length=like["max_length"],
-                 preprocessing=like.get("preprocessing", "clean"))
+                 preprocessing=like.get("preprocessing", "clean"), windows=like.get("windows", 1))
     return directory
 
 

@@ -75,6 +75,7 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
         schemes, model_dir, out, eval_set, name=name, version=bundle_version,
         max_length=int(trained.get("max_length", model_params.get("max_length", 256))), work_dir=work_dir,
         preprocessing=str(trained.get("preprocessing", model_params.get("preprocessing", "clean"))),
+        windows=int(trained.get("windows", 1)),
         base_model=base_model, training_data_hash=sha256_file(train_csv),
         per_channel=per_channel, reduce_range=reduce_range, prune=prune,
         min_agreement=min_agreement, max_accuracy_drop_pt=max_accuracy_drop, distillation=distillation,

@@ -21,8 +21,9 @@ class TorchClassifier(TrainedClassifier):
     """The trainer's own scoring path (`TrainedClassifier`), with the `probabilities(texts)` method the
     benchmark's runtimes share."""
 
-    def __init__(self, model, tokenizer_path: Path, max_length: int, preprocessing: str = "clean"):
-        super().__init__(model, load_tokenizer(tokenizer_path, max_length), preprocessing, max_length)
+    def __init__(self, model, tokenizer_path: Path, max_length: int, preprocessing: str = "clean",
+                 windows: int = 1):
+        super().__init__(model, load_tokenizer(tokenizer_path, max_length), preprocessing, max_length, windows)
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:
         return self.predict_proba(list(texts), batch_size)

@@ -70,6 +70,9 @@ def render_markdown(report: dict) -> str:
         a, b = (report[split]["overall"][m] for m in ("model_a", "model_b"))
         lines.append(f"| {split} | {a['n']} | {a['accuracy']:.3f} | {b['accuracy']:.3f} | "
                      f"{a['macro_f1']:.3f} | {b['macro_f1']:.3f} |")
+    windows = report.get("windows", {})
+    lines += ["", f"Reading: Model A reads {windows.get('model_a', 1)} and B {windows.get('model_b', 1)} window(s) "
+                  "of max_length word pieces per posting (`shared.reading`)."]
     lines += ["", "Keyword slices (accuracy A -> B, n; * = fewer than 5 postings):", "",
               "| keyword | 2025 test | 2026 eval |", "|---|---|---|"]
     skills = sorted(set(report["test_2025"]["slices"]) | set(report["eval_2026"]["slices"]))
@@ -120,7 +123,7 @@ def _tokenization(model_dir: Path) -> dict:
 def predict_all(classifiers: dict, splits_data: dict, shared_layers: int) -> dict:
     """Argmax predictions per split and model. With a shared frozen bottom it runs once per posting
     for both models (a progress bar per split), then each model's own top layers."""
-    from cloud.training.finetune import encode
+    from cloud.training.finetune import read_logits
     from cloud.training.frozen_prefix import FrozenPrefix, PrefixCache
     from shared.text import model_input
 
@@ -137,9 +140,10 @@ def predict_all(classifiers: dict, splits_data: dict, shared_layers: int) -> dic
     for split, (texts, _) in splits_data.items():
         click.echo(f"evaluate-b: model_a and model_b on {split} ({len(texts)} postings)", err=True)
         inputs = [model_input(t, reference.preprocessing) for t in texts]
-        for model_name, classifier in classifiers.items():
+        for model_name, classifier in classifiers.items():      # each reads its own number of windows
             prefix = FrozenPrefix(classifier.model, shared_layers)
-            logits = cache.logits(prefix, lambda batch, tok=classifier.tokenizer: encode(tok, batch), inputs)
+            logits = read_logits(classifier.tokenizer, inputs, classifier.windows,
+                                 lambda items, encode_batch, p=prefix: cache.logits(p, encode_batch, items))
             predictions[split][model_name] = logits.argmax(axis=1)
     return predictions
 
@@ -175,7 +179,7 @@ def evaluate_b_command(model_a, model_b, artifacts, splits, normalized, params_p
     classifiers = {"model_a": load_classifier(model_a), "model_b": load_classifier(model_b_dir)}
     predictions = predict_all(classifiers, splits_data, shared_bottom_layers(model_a, model_b_dir, classifiers))
     report = {"model_a": str(model_a), "model_b": str(model_b_dir), "model_b_name": model_b_dir.name,
-              "stream": stream.summary()}
+              "windows": {name: c.windows for name, c in classifiers.items()}, "stream": stream.summary()}
     for split, (texts, labels) in splits_data.items():
         report[split] = evaluate_split(texts, labels, predictions[split])
     report["targets"] = target_check(report)

@@ -31,6 +31,9 @@ class FineTuneConfig:
     seed: int = 2025
     threads: int | None = None
     preprocessing: str = "clean"     # shared.text.model_input style; recorded for the device
+    # Windows of max_length read per posting when the model is scored and served (shared.reading).
+    # Training, and the per-epoch validation that picks the best epoch, read the first window only.
+    windows: int = 1
     freeze_embeddings: bool = True   # 12M of MiniLM's 22M params; too few rows to move them usefully
     freeze_layers: int = 0           # lowest encoder layers kept frozen: their backward pass is skipped
     progress: bool = True
@@ -77,25 +80,62 @@ def encode(tokenizer, texts: list[str]):
     return ids, mask
 
 
-def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-    """Softmax probabilities, shape (n, 2)."""
-    logits = predict_logits(model, tokenizer, texts, batch_size, progress)
+def encode_ids(windows: list[tuple[int, ...]], pad_id: int = 0):
+    """`encode` for windows already tokenized (`shared.reading.window_ids`): padded to the longest."""
+    import torch
+
+    width = max((len(w) for w in windows), default=0)
+    ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(windows), width), dtype=torch.long)
+    for row, window in enumerate(windows):
+        ids[row, :len(window)] = torch.tensor(window, dtype=torch.long)
+        mask[row, :len(window)] = 1
+    return ids, mask
+
+
+def read_logits(tokenizer, inputs: list[str], windows: int, logits_of) -> np.ndarray:
+    """Per-posting logits of model-input texts, each read in up to `windows` windows (`shared.reading`).
+
+    `logits_of(items, encode_batch)` returns one row of logits per item: the plain model or a prefix
+    cache. With one window the items are the texts themselves (as A was always scored); with more they
+    are the windows' token ids, and a posting's logits are the mean of its windows'."""
+    if windows == 1:
+        return logits_of(inputs, lambda batch: encode(tokenizer, batch))
+    from shared.reading import average_windows, window_encodings, window_ids
+
+    flat, owners = window_encodings(tokenizer.encode_batch(inputs), windows)
+    pad_id = (tokenizer.padding or {}).get("pad_id", 0)
+    keys = [window_ids(w) for w in flat]
+    return average_windows(logits_of(keys, lambda batch: encode_ids(batch, pad_id)), owners, len(inputs))
+
+
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    """Softmax probabilities, shape (n, 2)."""
+    return softmax_rows(predict_logits(model, tokenizer, texts, batch_size, progress))
 
 
 def predict_logits(model, tokenizer, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
     """Raw logits (n, 2) in float64: what temperature scaling and distillation need. Batches are
     length-sorted to cut padding work."""
+    return batched_logits(model, texts, lambda batch: encode(tokenizer, batch), batch_size, progress)
+
+
+def batched_logits(model, items: list, encode_batch, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    """`model`'s logits for texts or token-id windows (`encode_batch` turns a list of them into tensors)."""
     import torch
 
     model.eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
+    order = sorted(range(len(items)), key=lambda i: len(items[i]))
+    out = np.zeros((len(items), model.config.num_labels), dtype=np.float64)
     with torch.inference_mode():
         for start in tqdm(range(0, len(order), batch_size), desc="predict", disable=not progress, leave=False):
             idx = order[start:start + batch_size]
-            ids, mask = encode(tokenizer, [texts[i] for i in idx])
+            ids, mask = encode_batch([items[i] for i in idx])
             out[idx] = model(input_ids=ids, attention_mask=mask).logits.double().numpy()
     return out
 
@@ -265,11 +305,12 @@ class TrainedClassifier:
     tokenizer: object
     preprocessing: str
     max_length: int
+    windows: int = 1          # windows of max_length read per posting (shared.reading)
 
     def predict_proba(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        inputs = [model_input(t, self.preprocessing) for t in texts]
-        return predict_proba(self.model, self.tokenizer, inputs, batch_size, progress)
+        return softmax_rows(self.predict_logits(texts, batch_size, progress))
 
     def predict_logits(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        return predict_logits(self.model, self.tokenizer, [model_input(t, self.preprocessing) for t in texts],
-                              batch_size, progress)
+        inputs = [model_input(t, self.preprocessing) for t in texts]
+        return read_logits(self.tokenizer, inputs, self.windows, lambda items, encode_batch: batched_logits(
+            self.model, items, encode_batch, batch_size, progress))

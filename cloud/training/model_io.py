@@ -56,7 +56,8 @@ def load_classifier(model_dir: Path):
     config = json.loads(log_path.read_text(encoding="utf-8"))["config"]
     model = AutoModelForSequenceClassification.from_pretrained(hf_dir, local_files_only=True)
     tokenizer = load_tokenizer(hf_dir / "tokenizer.json", config["max_length"])
-    return TrainedClassifier(model, tokenizer, config.get("preprocessing", "clean"), config["max_length"])
+    return TrainedClassifier(model, tokenizer, config.get("preprocessing", "clean"), config["max_length"],
+                             int(config.get("windows", 1)))
 
 
 def load_state_dict(path: Path) -> dict:

@@ -12,6 +12,8 @@ Every candidate is scored on four sets:
 
 `--interpolate ALPHA` (repeatable) also scores every candidate at A + ALPHA * (candidate - A)
 (`cloud.training.interpolate`, WiSE-FT), as extra rows `NAME@ALPHA`: no extra training.
+`--windows N` (repeatable) also scores every candidate (and Model A) reading up to N windows of
+max_length word pieces per posting (`shared.reading`), as extra rows `NAME/wN`: no extra training.
 
 The recommended setting is the one with the best mean of dev_2026 and val_2025 accuracy. Model A's
 figures on the same sets are the reference row. All candidates start from Model A with its bottom
@@ -20,6 +22,7 @@ frozen, so the frozen bottom runs once per posting for the whole study (one prog
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -31,7 +34,7 @@ from cloud.training.pseudo_label import ARMS, pseudo_label_settings
 from cloud.training.stream_split import eval_bucket, split_stream
 from cloud.training.train_b import (B_DEFAULTS, _cap, _optional_float, _optional_int, _recorded_config,
                                     new_prefix_cache, predict_labels, pseudo_weights, read_pseudo_rows,
-                                    replay_sample, warm_prefix_cache)
+                                    reading_windows_setting, replay_sample, warm_prefix_cache)
 from shared.errors import UserError
 from shared.labels import classify_title
 
@@ -87,9 +90,11 @@ def accuracy(labels, predicted) -> float:
               show_default=True)
 @click.option("--interpolate", "alphas", type=float, multiple=True,
               help="Also score each candidate interpolated towards A: weights A + ALPHA * (B - A); repeatable.")
+@click.option("--windows", "window_counts", type=int, multiple=True,
+              help="Also score each candidate reading up to N windows of max_length per posting; repeatable.")
 @click.option("--threads", type=int, default=None)
 def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized, model_a, params_path, out_path,
-                    alphas, threads) -> None:
+                    alphas, window_counts, threads) -> None:
     """Train B candidates for several settings; score them on 2025 val + a 2026 dev slice (and the report's splits)."""
     from cloud.data.prepare import read_split
     from cloud.ingest.normalize_command import load_postings
@@ -100,6 +105,7 @@ def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized,
     base_settings = {**B_DEFAULTS, **(params.get("train_b") or {})}
     settings = [parse_setting(text) for text in settings_text]
     alphas = sorted({check_alpha(a) for a in alphas} - {1.0}, reverse=True)
+    readings = [1] + sorted({reading_windows_setting(n) for n in window_counts} - {1})
     eval_fraction = pseudo_label_settings(params)["eval_fraction"]
     stream = split_stream(load_postings(normalized), eval_fraction)
     dev_ids, dev_texts, dev_labels = dev_slice(stream.pool, eval_fraction, dev_fraction)
@@ -146,8 +152,11 @@ def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized,
                 pool_texts = [r["text"] for a in ARMS for r in read_pseudo_rows(pseudo_dir / f"{a}.csv", None, dev_ids)]
                 warm_prefix_cache(cache, config, train_all[0] + pool_texts + [t for s in sets.values() for t in s[0]])
             if "model_a" not in report:
-                report["model_a"] = {s: accuracy(labels, predict_labels(a_result, config, texts, cache))
-                                     for s, (texts, labels) in sets.items()}
+                for windows in readings:
+                    reading = replace(config, windows=windows)
+                    report["model_a" if windows == 1 else f"model_a/w{windows}"] = {
+                        s: accuracy(labels, predict_labels(a_result, reading, texts, cache))
+                        for s, (texts, labels) in sets.items()}
                 click.echo(f"study-b: model A {report['model_a']}", err=True)
         cache = caches[config.freeze_layers]
         started = time.monotonic()
@@ -162,15 +171,17 @@ def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized,
             candidate = result if alpha == 1.0 else FineTuneResult(
                 model=interpolate(classifier_a.model, result.model, alpha), hf_tokenizer=None,
                 tokenizer_json=result.tokenizer_json)
-            scores = {s: accuracy(labels, predict_labels(candidate, config, texts, cache))
-                      for s, (texts, labels) in sets.items()}
-            row = name if alpha == 1.0 else f"{name}@{alpha:g}"
-            report["settings"][row] = {"values": {"arm": arm, **{k: merged[k] for k in SETTING_KEYS - {"arm"}},
-                                                  "interpolate": alpha},
-                                       "rows_2025": len(train[0]), "rows_2026": len(rows),
-                                       "best_epoch": result.best_epoch, **scores,
-                                       "train_seconds": round(time.monotonic() - started, 1)}
-            click.echo(f"study-b: {row}: " + ", ".join(f"{s} {v:.3f}" for s, v in scores.items()), err=True)
+            for windows in readings:
+                reading = replace(config, windows=windows)
+                scores = {s: accuracy(labels, predict_labels(candidate, reading, texts, cache))
+                          for s, (texts, labels) in sets.items()}
+                row = (name if alpha == 1.0 else f"{name}@{alpha:g}") + ("" if windows == 1 else f"/w{windows}")
+                report["settings"][row] = {"values": {"arm": arm, **{k: merged[k] for k in SETTING_KEYS - {"arm"}},
+                                                      "interpolate": alpha, "windows": windows},
+                                           "rows_2025": len(train[0]), "rows_2026": len(rows),
+                                           "best_epoch": result.best_epoch, **scores,
+                                           "train_seconds": round(time.monotonic() - started, 1)}
+                click.echo(f"study-b: {row}: " + ", ".join(f"{s} {v:.3f}" for s, v in scores.items()), err=True)
         best = max(report["settings"], key=lambda n: (report["settings"][n]["dev_2026"]
                                                       + report["settings"][n]["val_2025"]) / 2)
         report["recommended"] = best
@@ -182,16 +193,17 @@ def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized,
 
 def render(report: dict) -> str:
     columns = ("val_2025", "dev_2026", "eval_2026", "test_2025")
-    lines = ["| setting | arm | rows 2025+2026 | epochs | lr | freeze | weight | alpha | " + " | ".join(columns) + " |",
-             "|---|---|---|---|---|---|---|---|" + "---|" * len(columns)]
-    a = report.get("model_a", {})
-    lines.append("| Model A | - | - | - | - | - | - | 0 | "
-                 + " | ".join(f"{a.get(c, float('nan')):.3f}" for c in columns) + " |")
+    lines = ["| setting | arm | rows 2025+2026 | epochs | lr | freeze | weight | alpha | windows | "
+             + " | ".join(columns) + " |", "|---|---|---|---|---|---|---|---|---|" + "---|" * len(columns)]
+    for key in [k for k in report if k.startswith("model_a")]:
+        a, windows = report[key], key.partition("/w")[2] or "1"
+        lines.append(f"| Model A | - | - | - | - | - | - | 0 | {windows} | "
+                     + " | ".join(f"{a.get(c, float('nan')):.3f}" for c in columns) + " |")
     for name, entry in report["settings"].items():
         v = entry["values"]
         mark = " (recommended)" if name == report.get("recommended") else ""
         lines.append(f"| {name}{mark} | {v['arm']} | {entry['rows_2025']}+{entry['rows_2026']} | {v['epochs']} | "
                      f"{v['learning_rate'] or 'A'} | {v['freeze_layers'] or 'A'} | {v['pseudo_weight']} | "
-                     f"{v.get('interpolate', 1.0):g} | "
+                     f"{v.get('interpolate', 1.0):g} | {v.get('windows', 1)} | "
                      + " | ".join(f"{entry[c]:.3f}" for c in columns) + " |")
     return "\n".join(lines)

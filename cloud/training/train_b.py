@@ -34,7 +34,7 @@ from shared.errors import UserError
 # each arm trains on at most `max_rows_per_arm` 2026 postings plus a stratified `replay_2025` sample of
 # the 2025 train split (B starts from A, so the replay only has to stop it forgetting). "all" lifts a cap.
 B_DEFAULTS = {"epochs": 1, "init": "model_a", "learning_rate": None, "freeze_layers": None, "arms": list(ARMS),
-              "max_rows_per_arm": 400, "replay_2025": 200, "pseudo_weight": 1.0, "seed": 2026}
+              "max_rows_per_arm": 400, "replay_2025": 200, "pseudo_weight": 1.0, "seed": 2026, "windows": 1}
 DESCRIPTION = ("Model B is retrained weekly: it starts from Model A and is fine-tuned on the 2025 training "
                "split plus 2026 postings labelled by the winning pseudo-label arm ({arm}).")
 _VERSION_DIR = re.compile(r"^model_b_v(\d+)$")
@@ -129,6 +129,16 @@ def _optional_int(value) -> int | None:
     return None if value is None else int(value)
 
 
+def reading_windows_setting(value) -> int:
+    """train_b.windows (how many max_length windows B reads per posting) checked, or a UserError."""
+    from shared.reading import check_windows
+
+    try:
+        return check_windows(value)
+    except ValueError as exc:
+        raise UserError(f"train_b.windows: {exc}") from None
+
+
 def _cap(value) -> int | None:
     return None if value in (None, "all") else int(value)
 
@@ -161,18 +171,20 @@ def warm_prefix_cache(cache, config, texts: list[str]) -> None:
 def predict_labels(result, config, texts: list[str], cache=None):
     """Argmax labels of a fresh fine-tune result on raw postings, read with the config's preprocessing.
     With a prefix cache only the trained top runs (the bottom is the frozen one the cache holds)."""
-    from cloud.training.finetune import TrainedClassifier, encode
+    from cloud.training.finetune import TrainedClassifier, read_logits
     from shared.text import load_tokenizer, model_input
 
     tokenizer = load_tokenizer(result.tokenizer_json, config.max_length)
     if cache is None or config.freeze_layers == 0:
-        classifier = TrainedClassifier(result.model, tokenizer, config.preprocessing, config.max_length)
+        classifier = TrainedClassifier(result.model, tokenizer, config.preprocessing, config.max_length,
+                                       config.windows)
         return classifier.predict_logits(texts).argmax(axis=1)
     from cloud.training.frozen_prefix import FrozenPrefix
 
     prefix = FrozenPrefix(result.model, config.freeze_layers)
     inputs = [model_input(t, config.preprocessing) for t in texts]
-    return cache.logits(prefix, lambda batch: encode(tokenizer, batch), inputs).argmax(axis=1)
+    return read_logits(tokenizer, inputs, config.windows,
+                       lambda items, encode_batch: cache.logits(prefix, encode_batch, items)).argmax(axis=1)
 
 
 def score(result, config, texts: list[str], labels: list[int], cache=None) -> tuple[float, float]:
@@ -273,7 +285,8 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
                                         learning_rate=_optional_float(settings["learning_rate"]), threads=threads,
                                         preprocessing=a_config.get("preprocessing"),
                                         max_length=a_config.get("max_length"),
-                                        freeze_layers=_optional_int(settings["freeze_layers"]))
+                                        freeze_layers=_optional_int(settings["freeze_layers"]),
+                                        windows=reading_windows_setting(settings["windows"]))
 
     train = replay_sample(*read_split(splits / "train.csv"), _cap(settings["replay_2025"]), settings["seed"])
     val = read_split(splits / "val.csv")
@@ -297,6 +310,7 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
                 "name": name, "default_arm": best.arm, "selection": "highest 2026 eval accuracy",
                 "init": settings["init"], "epochs": config.epochs, "learning_rate": config.learning_rate,
                 "freeze_layers": config.freeze_layers, "pseudo_weight": settings["pseudo_weight"],
+                "windows": config.windows,
                 "eval_2026_postings": len(evaluation[1]),
                 "replay_2025_rows": len(train[1]), "max_rows_per_arm": max_rows,
                 "arms": {o.arm: o.summary() for o in outcomes}, "skipped": skipped,
@@ -323,13 +337,14 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
     val_set = EvalSet(*read_split(splits / "val.csv")) if "mixed" in schemes else None   # what mixed chooses on
     log = json.loads((model_dir / "train_log.json").read_text("utf-8"))
     training_hash, preprocessing = log["training_data_sha256"], log["config"].get("preprocessing", "clean")
+    windows = int(log["config"].get("windows", 1))
     echo = lambda message: click.echo(f"export-b: {message}", err=True)  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="careeredge-export-b-") as work:
         result = export_first_passing(
             schemes, model_dir / "hf", bundle_dir, EvalSet(test_texts, test_labels), export=export,
             name=model_dir.name, version=str(version_number), max_length=max_length, work_dir=Path(work),
             base_model=base_model, training_data_hash=training_hash,
-            preprocessing=preprocessing,      # the device must read text as B was trained
+            preprocessing=preprocessing, windows=windows,   # the device must read text as B is scored
             val_set=val_set, progress=echo, on_fallback=echo)
     metrics = result.manifest["metrics"]
     click.echo(f"export-b: bundle {result.bundle_dir} ({metrics['quantization']['scheme']} INT8, accuracy on the "

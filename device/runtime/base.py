@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from shared.bundle import TOKENIZER_FILE, label_names
+from shared.bundle import TOKENIZER_FILE, label_names, reading_windows
+from shared.reading import average_windows, window_encodings
 from shared.text import load_tokenizer, model_input
 
 DEFAULT_BATCH_SIZE = 16
@@ -48,11 +49,13 @@ class Prediction:
 
 @dataclass
 class EncodedBatch:
-    """Token ids of one batch, padded only to the longest text in it (not to max_length)."""
+    """Token ids of one batch, padded only to the longest row in it (not to max_length). A row is one
+    window of a posting; `owners[row]` is its posting's index in the batch (`shared.reading`)."""
 
     input_ids: np.ndarray
     attention_mask: np.ndarray
     token_type_ids: np.ndarray
+    owners: np.ndarray | None = None     # None: one row per posting, in order
 
 
 class InferenceBackend(ABC):
@@ -69,6 +72,7 @@ class InferenceBackend(ABC):
         self.labels = label_names(manifest)
         self.max_length = int(manifest["max_length"])
         self.preprocessing = str(manifest.get("preprocessing", "clean"))
+        self.windows = reading_windows(manifest)
         self.tokenizer = load_tokenizer(self.bundle_dir / TOKENIZER_FILE, self.max_length)
         self.tokenizer.no_padding()  # `encode` pads itself, to the longest text of each batch
         self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
@@ -87,26 +91,32 @@ class InferenceBackend(ABC):
         """Raw class scores, shape (batch, num_labels)."""
 
     def encode(self, cleaned_texts: Sequence[str]) -> EncodedBatch:
-        """Token ids truncated at max_length, padded only to the longest text of the batch.
+        """Each text's first `windows` windows of max_length word pieces, padded only to the longest row.
 
-        A posting is ~5,000 characters but the model reads max_length word pieces (~1,200 characters),
-        and tokenizing the rest just to drop it cost more than the cleaning. So each text is first
-        tokenized up to a whitespace near max_length * PREFIX_CHARS_PER_TOKEN characters. If that prefix
-        still overflows max_length, its tokens are exactly the full text's (every pre-tokenizer splits at
-        whitespace, so no word piece before the cut changes); only the rare prefix that does not
-        overflow (very long words) is tokenized again in full.
+        A posting is ~5,000 characters but the model reads max_length word pieces (~1,200 characters) per
+        window, and tokenizing the rest just to drop it cost more than the cleaning. So each text is first
+        tokenized up to a whitespace near max_length * windows * PREFIX_CHARS_PER_TOKEN characters. If that
+        prefix still overflows its last window, its windows are exactly the full text's (every
+        pre-tokenizer splits at whitespace, so no word piece before the cut changes); only the rare prefix
+        that does not overflow (very long words) is tokenized again in full.
         """
         texts = list(cleaned_texts)
-        prefixes = [whitespace_prefix(t, self.max_length * PREFIX_CHARS_PER_TOKEN) for t in texts]
+        limit = self.max_length * self.windows * PREFIX_CHARS_PER_TOKEN
+        prefixes = [whitespace_prefix(t, limit) for t in texts]
         encodings = self.tokenizer.encode_batch(prefixes)
-        redo = [i for i, e in enumerate(encodings) if len(prefixes[i]) < len(texts[i]) and not e.overflowing]
+        redo = [i for i, e in enumerate(encodings)
+                if len(prefixes[i]) < len(texts[i]) and len(e.overflowing) < self.windows]
         for i, encoding in zip(redo, self.tokenizer.encode_batch([texts[i] for i in redo])):
             encodings[i] = encoding
+        owners = None
+        if self.windows > 1:
+            encodings, owners = window_encodings(encodings, self.windows)
         width = max((len(e.ids) for e in encodings), default=0)
         batch = EncodedBatch(
             input_ids=np.full((len(encodings), width), self.pad_id, dtype=np.int64),
             attention_mask=np.zeros((len(encodings), width), dtype=np.int64),
             token_type_ids=np.zeros((len(encodings), width), dtype=np.int64),
+            owners=owners,
         )
         for row, encoding in enumerate(encodings):
             length = len(encoding.ids)
@@ -132,12 +142,17 @@ class InferenceBackend(ABC):
         for start in range(0, len(order), self.batch_size):
             indices = order[start:start + self.batch_size]
             began = time.perf_counter()
-            scores = self.logits(self.encode([cleaned[i] for i in indices]))
+            scores = self.posting_logits(self.encode([cleaned[i] for i in indices]), len(indices))
             probabilities = softmax(scores)
             per_item_ms = (time.perf_counter() - began) * 1000 / len(indices)
             for index, row in zip(indices, probabilities):
                 results[index] = self._prediction(row, per_item_ms)
         return results  # type: ignore[return-value]
+
+    def posting_logits(self, batch: EncodedBatch, postings: int) -> np.ndarray:
+        """One row of class scores per posting: the mean over its windows when it has several."""
+        scores = self.logits(batch)
+        return scores if batch.owners is None else average_windows(scores, batch.owners, postings)
 
     def _prediction(self, probabilities: np.ndarray, latency_ms: float) -> Prediction:
         label = int(np.argmax(probabilities))

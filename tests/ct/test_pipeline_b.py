@@ -128,6 +128,33 @@ def test_pseudo_label_train_b_evaluate_b(workspace):
     assert (artifacts / "model_b_v2" / "arms.json").is_file() and (artifacts / "model_b_v1" / "evaluation.json").is_file()
 
 
+def test_b_reading_several_windows_reaches_the_bundle_and_the_report(workspace, tmp_path):
+    """train_b.windows is recorded in B's train log and arms.json, shipped in the bundle manifest (whose
+    parity gate reads that many windows) and shown by evaluate-b; a bad value is one clear line."""
+    root, model_a = workspace
+    ensure_pseudo_labels(root, model_a)
+    params, artifacts = tmp_path / "params.yaml", tmp_path / "artifacts"
+    params.write_text(PARAMS.replace("train_b: {epochs: 1, init: model_a, learning_rate: 1.0e-3}",
+                                     "train_b: {epochs: 1, init: model_a, learning_rate: 1.0e-3, windows: 2}"))
+    assert "windows: 2" in params.read_text()
+    common = ["--params", params, "--normalized", root / "normalized", "--splits", root / "splits",
+              "--model-a", model_a, "--threads", 1]
+    run("train-b", *common, "--pseudo-labels", root / "pseudo", "--artifacts", artifacts, "--arm", "taxonomy")
+    model_b = artifacts / "model_b_v1"
+    assert json.loads((model_b / "train_log.json").read_text())["config"]["windows"] == 2
+    assert json.loads((model_b / "arms.json").read_text())["windows"] == 2
+    assert verify_bundle(artifacts / "bundles" / "model_b_v1")["windows"] == 2
+    result = run("evaluate-b", *common, "--artifacts", artifacts)
+    assert json.loads((model_b / "evaluation.json").read_text())["windows"] == {"model_a": 1, "model_b": 2}
+    assert "Model A reads 1 and B 2 window(s)" in result.output
+
+    params.write_text(params.read_text().replace("windows: 2", "windows: 0"))
+    bad = CliRunner().invoke(cloud_cli, ["train-b", *map(str, common), "--pseudo-labels", str(root / "pseudo"),
+                                         "--artifacts", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "train_b.windows: windows must be a positive integer" in bad.output
+    assert not (tmp_path / "bad" / "model_b_v1").exists()
+
+
 def test_train_b_without_usable_labels_leaves_no_model(workspace, tmp_path):
     root, model_a = workspace
     pseudo = tmp_path / "pseudo"
@@ -173,13 +200,17 @@ def test_study_b_scores_settings_on_dev_without_training_on_it(workspace, tmp_pa
     result = run("study-b", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
                  root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--out", out,
                  "--threads", 1, "--dev-fraction", "0.2", "--interpolate", "0", "--interpolate", "0.5",
+                 "--windows", "2",
                  "--setting", "tax:arm=taxonomy,replay_2025=all",
                  "--setting", "agree_w:arm=agreement,pseudo_weight=confidence,epochs=2,learning_rate=5e-4,seed=7")
     study = json.loads(out.read_text())
-    assert set(study["settings"]) == {"tax", "agree_w", "tax@0", "tax@0.5", "agree_w@0", "agree_w@0.5"}
+    rows = {"tax", "agree_w", "tax@0", "tax@0.5", "agree_w@0", "agree_w@0.5"}
+    assert set(study["settings"]) == rows | {f"{row}/w2" for row in rows}
     assert study["recommended"] in study["settings"]
     for name in ("tax@0", "agree_w@0"):          # alpha 0 is Model A's weights: A's scores exactly
         assert {s: study["settings"][name][s] for s in study["model_a"]} == study["model_a"]
+        assert {s: study["settings"][f"{name}/w2"][s] for s in study["model_a/w2"]} == study["model_a/w2"]
+    assert study["settings"]["tax/w2"]["values"]["windows"] == 2
     assert study["settings"]["tax"]["rows_2025"] == 48 and study["settings"]["agree_w"]["values"]["epochs"] == "2"
     assert study["settings"]["agree_w"]["values"]["seed"] == "7"
     for entry in list(study["settings"].values()) + [study["model_a"]]:
