@@ -41,9 +41,16 @@ def keyword_slices(texts: list[str]) -> dict[str, np.ndarray]:
     return {skill: np.array([skill in names for names in mentioned], dtype=bool) for skill in SLICE_SKILLS}
 
 
-def evaluate_split(texts: list[str], labels: list[int], predictions: dict[str, np.ndarray]) -> dict:
+def evaluate_split(texts: list[str], labels: list[int], predictions: dict[str, np.ndarray],
+                   sources: list[str] | None = None) -> dict:
+    """Overall, per keyword slice and (when `sources` is given) per source of the postings."""
     labels = np.asarray(labels)
     report = {"overall": {model: metrics(labels, pred) for model, pred in predictions.items()}, "slices": {}}
+    if sources is not None:
+        sources = np.asarray(sources)
+        report["sources"] = {source: {model: metrics(labels[sources == source], pred[sources == source])
+                                      for model, pred in predictions.items()}
+                             for source in sorted(set(sources.tolist()))}
     for skill, mask in keyword_slices(texts).items():
         if not mask.any():
             continue
@@ -84,6 +91,12 @@ def render_markdown(report: dict) -> str:
                          f"{entry['model_a']['accuracy']:.2f} -> {entry['model_b']['accuracy']:.2f} "
                          f"(n={entry['model_a']['n']}{'*' if entry['too_small'] else ''})")
         lines.append(f"| {skill} | {cells[0]} | {cells[1]} |")
+    by_source = report["eval_2026"].get("sources", {})
+    if by_source:
+        lines += ["", "2026 eval split by source (accuracy A -> B, n):", "", "| source | accuracy |", "|---|---|"]
+        for source, entry in by_source.items():
+            lines.append(f"| {source} | {entry['model_a']['accuracy']:.3f} -> {entry['model_b']['accuracy']:.3f} "
+                         f"(n={entry['model_a']['n']}) |")
     t = report["targets"]
     lines += ["", f"- B - A on the 2026 eval split: {t['b_minus_a_2026_accuracy']:+.3f} "
                   f"(target >= +{t['gain_target']:.2f}: {'met' if t['gain_met'] else 'NOT met'})",
@@ -180,8 +193,9 @@ def evaluate_b_command(model_a, model_b, artifacts, splits, normalized, params_p
     predictions = predict_all(classifiers, splits_data, shared_bottom_layers(model_a, model_b_dir, classifiers))
     report = {"model_a": str(model_a), "model_b": str(model_b_dir), "model_b_name": model_b_dir.name,
               "windows": {name: c.windows for name, c in classifiers.items()}, "stream": stream.summary()}
+    sources = {"eval_2026": [p.source for p in stream.evaluation]}
     for split, (texts, labels) in splits_data.items():
-        report[split] = evaluate_split(texts, labels, predictions[split])
+        report[split] = evaluate_split(texts, labels, predictions[split], sources.get(split))
     report["targets"] = target_check(report)
     write_json_atomic(model_b_dir / "evaluation.json", report)
     markdown = render_markdown(report)

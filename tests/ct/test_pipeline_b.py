@@ -119,6 +119,8 @@ def test_pseudo_label_train_b_evaluate_b(workspace):
     for split in ("test_2025", "eval_2026"):
         assert set(evaluation[split]["overall"]) == {"model_a", "model_b"}
     assert "LangChain" in evaluation["eval_2026"]["slices"]
+    by_source = evaluation["eval_2026"]["sources"]["linkedin_uk_2026"]       # the stream's one source
+    assert by_source == evaluation["eval_2026"]["overall"] and "| linkedin_uk_2026 |" in result.output
     assert {"gain_met", "loss_met"} <= set(evaluation["targets"])
     assert "B - A on the 2026 eval split" in result.output
 
