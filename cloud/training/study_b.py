@@ -6,8 +6,10 @@ Every candidate is scored on four sets:
 
 * `val_2025`  - the 2025 validation split (also picks each candidate's best epoch);
 * `dev_2026`  - a 2026 development slice carved from the pseudo-label pool by the same stable hash as
-  the evaluation split (bucket in [eval_fraction, eval_fraction + dev_fraction)), labelled by the title
-  taxonomy; its postings are removed from every arm's training rows here;
+  the evaluation split (bucket in [dev_start, dev_start + dev_fraction), dev_start defaulting to
+  eval_fraction), labelled by the title taxonomy; its postings are removed from every arm's training rows
+  here. Runs with successive `--dev-start`s score every pool posting once, each by a candidate that never
+  trained on it (folds);
 * `eval_2026` and `test_2025` - the report's splits, shown but not used to choose.
 
 `--interpolate ALPHA` (repeatable) also scores every candidate at A + ALPHA * (candidate - A)
@@ -58,12 +60,18 @@ def parse_setting(text: str) -> tuple[str, dict]:
     return name, values
 
 
-def dev_slice(pool, eval_fraction: float, dev_fraction: float):
-    """Pool postings whose stable hash falls just after the evaluation split's share; (ids, labelled postings,
-    labels). Unplaceable titles are held out too (no training on them), but not scored."""
-    if not 0.0 < dev_fraction < 1.0 - eval_fraction:
-        raise UserError(f"--dev-fraction must be in (0, {1.0 - eval_fraction:.2f}), got {dev_fraction}")
-    held = [p for p in pool if eval_bucket(p.source_id) < eval_fraction + dev_fraction]
+def dev_slice(pool, eval_fraction: float, dev_fraction: float, dev_start: float | None = None):
+    """Pool postings whose stable hash falls in [dev_start, dev_start + dev_fraction) (by default just after
+    the evaluation split's share); (ids, labelled postings, labels). Unplaceable titles are held out too
+    (no training on them), but not scored. Successive `dev_start`s cut the pool into folds."""
+    start = eval_fraction if dev_start is None else dev_start
+    if not eval_fraction <= start < 1.0:
+        raise UserError(f"--dev-start must be in [{eval_fraction:.2f}, 1) (the evaluation split comes first), "
+                        f"got {start}")
+    if not 0.0 < dev_fraction <= 1.0 - start + 1e-9:
+        raise UserError(f"--dev-fraction must be in (0, {1.0 - start:.2f}] from --dev-start {start:.2f}, "
+                        f"got {dev_fraction}")
+    held = [p for p in pool if start <= eval_bucket(p.source_id) < start + dev_fraction]
     labelled = [(p, classify_title(p.title)) for p in held]
     labelled = [(p, label) for p, label in labelled if label is not None]
     return {p.source_id for p in held}, [p.description for p, _ in labelled], [label for _, label in labelled]
@@ -80,6 +88,9 @@ def accuracy(labels, predicted) -> float:
               help="NAME:key=value,... (keys: " + ", ".join(sorted(SETTING_KEYS)) + "); repeatable.")
 @click.option("--dev-fraction", type=float, default=0.1, show_default=True,
               help="Share of the 2026 stream (by stable hash) carved from the pool as the dev slice.")
+@click.option("--dev-start", type=float, default=None,
+              help="Where the dev slice starts in the stable-hash range [default: right after the evaluation "
+                   "split]; run the study with successive starts to score every pool posting once (folds).")
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
 @click.option("--pseudo-labels", "pseudo_dir", type=click.Path(path_type=Path), default=Path("data/pseudo_labels"),
               show_default=True)
@@ -93,8 +104,8 @@ def accuracy(labels, predicted) -> float:
 @click.option("--windows", "window_counts", type=int, multiple=True,
               help="Also score each candidate reading up to N windows of max_length per posting; repeatable.")
 @click.option("--threads", type=int, default=None)
-def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized, model_a, params_path, out_path,
-                    alphas, window_counts, threads) -> None:
+def study_b_command(settings_text, dev_fraction, dev_start, splits, pseudo_dir, normalized, model_a, params_path,
+                    out_path, alphas, window_counts, threads) -> None:
     """Train B candidates for several settings; score them on 2025 val + a 2026 dev slice (and the report's splits)."""
     from cloud.data.prepare import read_split
     from cloud.ingest.normalize_command import load_postings
@@ -108,7 +119,7 @@ def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized,
     readings = [1] + sorted({reading_windows_setting(n) for n in window_counts} - {1})
     eval_fraction = pseudo_label_settings(params)["eval_fraction"]
     stream = split_stream(load_postings(normalized), eval_fraction)
-    dev_ids, dev_texts, dev_labels = dev_slice(stream.pool, eval_fraction, dev_fraction)
+    dev_ids, dev_texts, dev_labels = dev_slice(stream.pool, eval_fraction, dev_fraction, dev_start)
     sets = {"val_2025": read_split(splits / "val.csv"), "dev_2026": (dev_texts, dev_labels),
             "eval_2026": ([p.description for p in stream.evaluation], stream.eval_labels),
             "test_2025": read_split(splits / "test.csv")}
@@ -127,7 +138,8 @@ def study_b_command(settings_text, dev_fraction, splits, pseudo_dir, normalized,
                                           max_length=a_config.get("max_length"),
                                           freeze_layers=_optional_int(merged["freeze_layers"]))
 
-    caches, report = {}, {"dev_fraction": dev_fraction, "sizes": {k: len(v[1]) for k, v in sets.items()},
+    caches, report = {}, {"dev_fraction": dev_fraction, "dev_start": eval_fraction if dev_start is None else dev_start,
+                          "sizes": {k: len(v[1]) for k, v in sets.items()},
                           "selection": "best mean of dev_2026 and val_2025 accuracy", "settings": {}}
     classifier_a = load_classifier(model_a)
     a_result = FineTuneResult(model=classifier_a.model, hf_tokenizer=None,

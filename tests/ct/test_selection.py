@@ -132,3 +132,23 @@ def test_train_b_row_caps_keep_class_mix_and_confidence(tmp_path):
     replay_texts, replay_labels = replay_sample([str(i) for i in range(90)], [i % 3 == 0 for i in range(90)], 30, 1)
     assert len(replay_labels) == 30 and sum(replay_labels) == 10
     assert replay_sample(["a"], [0], None, 1) == (["a"], [0])
+
+
+def test_dev_slices_from_successive_starts_are_folds_of_the_pool():
+    """study-b --dev-start: three slices cover every pool posting exactly once, none of the evaluation split."""
+    from cloud.training.study_b import dev_slice
+    from shared.errors import UserError
+
+    titles = SWE_TITLES + DS_TITLES
+    stream = split_stream([posting(i, titles[i % len(titles)]) for i in range(600)], 0.3)
+    starts = [(0.3, 0.2333333), (0.5333333, 0.2333334), (0.7666667, 0.2333333)]
+    folds = [dev_slice(stream.pool, 0.3, width, start) for start, width in starts]
+    ids = [fold[0] for fold in folds]
+    assert all(ids) and sum(len(f) for f in ids) == len(stream.pool)
+    assert set().union(*ids) == {p.source_id for p in stream.pool}
+    assert dev_slice(stream.pool, 0.3, 0.2333333)[0] == ids[0]          # the default start is the first fold
+    assert [len(fold[1]) for fold in folds] == [len(fold[2]) for fold in folds]   # every title placeable here
+    with pytest.raises(UserError, match="--dev-start must be in"):
+        dev_slice(stream.pool, 0.3, 0.1, 0.2)                          # would overlap the evaluation split
+    with pytest.raises(UserError, match="--dev-fraction must be in"):
+        dev_slice(stream.pool, 0.3, 0.5, 0.7)
