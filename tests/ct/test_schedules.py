@@ -57,3 +57,56 @@ def test_systemd_units_verify(tmp_path):
     assert "OnCalendar=Mon" in timer and "Persistent=true" in timer
     service = (REPO / "systemd" / "careeredge-retrain.service").read_text()
     assert "evaluate-b --gate" in service and "EnvironmentFile=/etc/careeredge/retrain.env" in service
+
+
+def test_both_schedules_version_the_raw_snapshot_before_normalizing():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    script = "\n".join(step.get("run", "") for step in workflow["jobs"]["retrain"]["steps"])
+    service = (REPO / "systemd" / "careeredge-retrain.service").read_text()
+    for text in (script, service):
+        order = [text.index(c) for c in ("careeredge-cloud ingest", "scripts/version_snapshot.sh",
+                                         "careeredge-cloud normalize")]
+        assert order == sorted(order)
+    reports = next(s for s in workflow["jobs"]["retrain"]["steps"] if s.get("name") == "Keep the reports")
+    assert "dvc.lock" in reports["with"]["path"]          # the week's snapshot version leaves the runner
+
+
+def test_each_weeks_raw_snapshot_is_versioned_by_dvc(tmp_path):
+    """scripts/version_snapshot.sh in a scratch DVC repo with this repo's dvc.yaml: two weeks give two
+    versions in the remote, and week 1's dvc.lock brings week 1's raw files back from the remote alone."""
+    require((BIN / "dvc").is_file(), "dvc in the venv (the cloud extra)")
+    repo = tmp_path / "trainer"
+    for relative in ("dvc.yaml", "params.yaml", "scripts/version_snapshot.sh", "cloud/ingest/command.py",
+                     "cloud/ingest/brightdata.py", "cloud/ingest/file_drop.py",
+                     "data/stream_2026/linkedin_jobs.csv", "data/stream_2026/adzuna_jobs.csv"):
+        (repo / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / relative, repo / relative)
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "DVC_NO_ANALYTICS": "1",
+           "DVC_REMOTE_URL": str(tmp_path / "remote")}
+
+    def run(*command, check=True):
+        result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+        assert not check or result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    run("git", "init", "-q")
+    run(str(BIN / "dvc"), "init", "-q")
+    missing = run("bash", "scripts/version_snapshot.sh", check=False)
+    assert missing.returncode == 2 and "run careeredge-cloud ingest first" in missing.stderr
+
+    def ingest(week: str) -> str:
+        raw = repo / "data" / "ingest" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        (raw / "snapshot.json").write_text(f'[{{"job_title": "Data Scientist", "week": "{week}"}}]')
+        (repo / "data" / "ingest" / "manifest.json").write_text(f'{{"week": "{week}"}}')
+        out = run("bash", "scripts/version_snapshot.sh").stdout
+        assert "versioned by DVC as md5" in out
+        return (repo / "dvc.lock").read_text()
+
+    week1, week2 = ingest("2026-W47"), ingest("2026-W48")
+    assert week1 != week2
+    shutil.rmtree(repo / ".dvc" / "cache")                  # only the remote has the old week now
+    shutil.rmtree(repo / "data" / "ingest")
+    (repo / "dvc.lock").write_text(week1)
+    run(str(BIN / "dvc"), "pull", "-q", "ingest")
+    assert "2026-W47" in (repo / "data" / "ingest" / "raw" / "snapshot.json").read_text()
