@@ -1,4 +1,5 @@
-"""Weight-space interpolation between Model A and a fine-tuned Model B (WiSE-FT).
+"""Weight-space arithmetic on Model B candidates: interpolation towards Model A (WiSE-FT) and averaging
+several fine-tunes (a model soup).
 
 Why: B starts from A's weights and is fine-tuned on 2026 postings, and what it gains on 2026 it
 partly loses on 2025 (forgetting). Wortsman et al., "Robust fine-tuning of zero-shot models" (CVPR
@@ -14,6 +15,11 @@ same basin); `interpolate` refuses two models whose parameters do not line up.
 Frozen parameters (A's embeddings and bottom blocks) are identical in both and are copied, not
 recomputed (A + alpha * 0 would turn every -0.0 into +0.0), so they stay A's bit for bit and the
 frozen-bottom cache, which checks a byte fingerprint, stays valid for every alpha.
+
+`average` is the uniform "model soup" of Wortsman et al. (ICML 2022): fine-tunes of the same start that
+differ only in their seed land in one basin, and the mean of their weights is one model that tends to be
+as good as the best of them and steadier than any one. Same rules: the models must line up, and what they
+share (the frozen bottom) is copied bit for bit.
 """
 from __future__ import annotations
 
@@ -43,6 +49,27 @@ def interpolate(start_model, tuned_model, alpha: float):
              if value.is_floating_point() and not torch.equal(start[name], value) else value
              for name, value in tuned.items()}
     model = copy.deepcopy(tuned_model)
+    model.load_state_dict(mixed)
+    model.eval()
+    return model
+
+
+def average(models: list):
+    """A copy of `models[0]` with every parameter the mean over `models` (parameters equal in all are copied)."""
+    import torch
+
+    if len(models) < 2:
+        raise UserError(f"a model soup needs at least two models, got {len(models)}")
+    states = [m.state_dict() for m in models]
+    first = states[0]
+    if any(s.keys() != first.keys() or any(s[k].shape != first[k].shape for k in first) for s in states[1:]):
+        raise UserError("cannot average: the models' parameters differ (they must all start from Model A)")
+    mixed = {}
+    for name, value in first.items():
+        values = [s[name] for s in states]
+        shared = all(torch.equal(value, other) for other in values[1:])
+        mixed[name] = torch.stack(values).mean(dim=0) if value.is_floating_point() and not shared else value
+    model = copy.deepcopy(models[0])
     model.load_state_dict(mixed)
     model.eval()
     return model

@@ -16,6 +16,8 @@ Every candidate is scored on four sets:
 (`cloud.training.interpolate`, WiSE-FT), as extra rows `NAME@ALPHA`: no extra training.
 `--windows N` (repeatable) also scores every candidate (and Model A) reading up to N windows of
 max_length word pieces per posting (`shared.reading`), as extra rows `NAME/wN`: no extra training.
+`--soup` also scores the mean of all the settings' weights (`cloud.training.interpolate.average`, a
+uniform model soup; e.g. the same setting with several seeds) as a row `soup`.
 
 The recommended setting is the one with the best mean of dev_2026 and val_2025 accuracy. Model A's
 figures on the same sets are the reference row. All candidates start from Model A with its bottom
@@ -31,7 +33,7 @@ import click
 
 from cloud.artifacts import write_json_atomic
 from cloud.params import load_params
-from cloud.training.interpolate import check_alpha, interpolate
+from cloud.training.interpolate import average, check_alpha, interpolate
 from cloud.training.pseudo_label import ARMS, pseudo_label_settings
 from cloud.training.stream_split import eval_bucket, split_stream
 from cloud.training.train_b import (B_DEFAULTS, _cap, _optional_float, _optional_int, _recorded_config,
@@ -103,9 +105,10 @@ def accuracy(labels, predicted) -> float:
               help="Also score each candidate interpolated towards A: weights A + ALPHA * (B - A); repeatable.")
 @click.option("--windows", "window_counts", type=int, multiple=True,
               help="Also score each candidate reading up to N windows of max_length per posting; repeatable.")
+@click.option("--soup", is_flag=True, help="Also score the average of all settings' weights (a model soup).")
 @click.option("--threads", type=int, default=None)
 def study_b_command(settings_text, dev_fraction, dev_start, splits, pseudo_dir, normalized, model_a, params_path,
-                    out_path, alphas, window_counts, threads) -> None:
+                    out_path, alphas, window_counts, soup, threads) -> None:
     """Train B candidates for several settings; score them on 2025 val + a 2026 dev slice (and the report's splits)."""
     from cloud.data.prepare import read_split
     from cloud.ingest.normalize_command import load_postings
@@ -115,6 +118,8 @@ def study_b_command(settings_text, dev_fraction, dev_start, splits, pseudo_dir, 
     params = load_params(params_path)
     base_settings = {**B_DEFAULTS, **(params.get("train_b") or {})}
     settings = [parse_setting(text) for text in settings_text]
+    if soup and len(settings) < 2:
+        raise UserError("--soup averages the settings' models: give at least two --setting")
     alphas = sorted({check_alpha(a) for a in alphas} - {1.0}, reverse=True)
     readings = [1] + sorted({reading_windows_setting(n) for n in window_counts} - {1})
     eval_fraction = pseudo_label_settings(params)["eval_fraction"]
@@ -138,6 +143,7 @@ def study_b_command(settings_text, dev_fraction, dev_start, splits, pseudo_dir, 
                                           max_length=a_config.get("max_length"),
                                           freeze_layers=_optional_int(merged["freeze_layers"]))
 
+    members: list = []                             # (result, config, entry) per setting, for --soup
     caches, report = {}, {"dev_fraction": dev_fraction, "dev_start": eval_fraction if dev_start is None else dev_start,
                           "sizes": {k: len(v[1]) for k, v in sets.items()},
                           "selection": "best mean of dev_2026 and val_2025 accuracy", "settings": {}}
@@ -179,28 +185,50 @@ def study_b_command(settings_text, dev_fraction, dev_start, splits, pseudo_dir, 
                            *sets["val_2025"], config,
                            sample_weights=[1.0] * len(train[0]) + pseudo_weights(rows, merged["pseudo_weight"]),
                            prefix_cache=cache)
+        entry = {"values": {"arm": arm, **{k: merged[k] for k in SETTING_KEYS - {"arm"}}},
+                 "rows_2025": len(train[0]), "rows_2026": len(rows), "best_epoch": result.best_epoch,
+                 "train_seconds": round(time.monotonic() - started, 1)}
         for alpha in [1.0] + alphas:
             candidate = result if alpha == 1.0 else FineTuneResult(
                 model=interpolate(classifier_a.model, result.model, alpha), hf_tokenizer=None,
                 tokenizer_json=result.tokenizer_json)
-            for windows in readings:
-                reading = replace(config, windows=windows)
-                scores = {s: accuracy(labels, predict_labels(candidate, reading, texts, cache))
-                          for s, (texts, labels) in sets.items()}
-                row = (name if alpha == 1.0 else f"{name}@{alpha:g}") + ("" if windows == 1 else f"/w{windows}")
-                report["settings"][row] = {"values": {"arm": arm, **{k: merged[k] for k in SETTING_KEYS - {"arm"}},
-                                                      "interpolate": alpha, "windows": windows},
-                                           "rows_2025": len(train[0]), "rows_2026": len(rows),
-                                           "best_epoch": result.best_epoch, **scores,
-                                           "train_seconds": round(time.monotonic() - started, 1)}
-                click.echo(f"study-b: {row}: " + ", ".join(f"{s} {v:.3f}" for s, v in scores.items()), err=True)
-        best = max(report["settings"], key=lambda n: (report["settings"][n]["dev_2026"]
-                                                      + report["settings"][n]["val_2025"]) / 2)
-        report["recommended"] = best
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out_path, report)      # after every setting: a long study keeps what it measured
+            score_rows(report, name if alpha == 1.0 else f"{name}@{alpha:g}", candidate, config, readings, sets,
+                       cache, {**entry, "values": {**entry["values"], "interpolate": alpha}})
+        if soup:
+            if members and members[0][1].freeze_layers != config.freeze_layers:
+                raise UserError("--soup needs every setting to freeze the same layers (one shared frozen bottom)")
+            members.append((result, config, entry))
+        save(report, out_path)                   # after every setting: a long study keeps what it measured
         del result
+    if soup:
+        click.echo(f"study-b: soup of {len(members)} settings", err=True)
+        first_result, config, entry = members[0]
+        souped = FineTuneResult(model=average([m[0].model for m in members]), hf_tokenizer=None,
+                                tokenizer_json=first_result.tokenizer_json)
+        score_rows(report, "soup", souped, config, readings, sets, caches[config.freeze_layers],
+                   {**entry, "values": {**entry["values"], "interpolate": 1.0, "soup": [n for n, _ in settings]},
+                    "best_epoch": None, "train_seconds": sum(m[2]["train_seconds"] for m in members)})
+        save(report, out_path)
     click.echo(render(report))
+
+
+def score_rows(report: dict, row: str, candidate, config, readings: list[int], sets: dict, cache, entry: dict) -> None:
+    """Score one candidate on every set, once per reading (rows `row` and `row/wN`)."""
+    for windows in readings:
+        reading = replace(config, windows=windows)
+        scores = {s: accuracy(labels, predict_labels(candidate, reading, texts, cache))
+                  for s, (texts, labels) in sets.items()}
+        name = row + ("" if windows == 1 else f"/w{windows}")
+        report["settings"][name] = {**entry, "values": {**entry["values"], "windows": windows}, **scores}
+        click.echo(f"study-b: {name}: " + ", ".join(f"{s} {v:.3f}" for s, v in scores.items()), err=True)
+
+
+def save(report: dict, out_path: Path) -> None:
+    """Write the study so far, with the recommended row by the selection rule."""
+    report["recommended"] = max(report["settings"], key=lambda n: (report["settings"][n]["dev_2026"]
+                                                                   + report["settings"][n]["val_2025"]) / 2)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_path, report)
 
 
 def render(report: dict) -> str:

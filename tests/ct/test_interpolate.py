@@ -66,3 +66,30 @@ def test_bad_alpha_or_unrelated_models_are_clear_errors(pair):
             interpolate(a, b, alpha)
     with pytest.raises(UserError, match="parameters differ"):
         interpolate(shallow_copy(a, (0,)), b, 0.5)
+
+
+def test_a_soup_is_the_mean_of_its_models_and_keeps_what_they_share(pair):
+    import copy
+
+    import torch
+
+    from cloud.training.interpolate import average, interpolate
+
+    a, b = (copy.deepcopy(m) for m in pair)      # the fixture's models stay untouched
+    b_shared = copy.deepcopy(b)
+    with torch.no_grad():           # a frozen bottom both fine-tunes kept from their start, -0.0 included
+        b_shared.bert.embeddings.word_embeddings.weight.copy_(a.bert.embeddings.word_embeddings.weight)
+        a.bert.embeddings.word_embeddings.weight[0, 0] = -0.0
+        b_shared.bert.embeddings.word_embeddings.weight[0, 0] = -0.0
+    soup = average([a, b_shared]).state_dict()
+    midpoint = interpolate(a, b_shared, 0.5).state_dict()
+    for name, value in soup.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, midpoint[name], atol=1e-6), name      # two models: the midpoint
+    shared = soup["bert.embeddings.word_embeddings.weight"]
+    assert shared.numpy().tobytes() == a.state_dict()["bert.embeddings.word_embeddings.weight"].numpy().tobytes()
+    three = average([a, b_shared, b_shared]).state_dict()["classifier.weight"]
+    assert torch.allclose(three, (a.state_dict()["classifier.weight"] + 2 * b.state_dict()["classifier.weight"]) / 3,
+                          atol=1e-6)
+    with pytest.raises(UserError, match="at least two models"):
+        average([a])

@@ -202,17 +202,18 @@ def test_study_b_scores_settings_on_dev_without_training_on_it(workspace, tmp_pa
     result = run("study-b", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
                  root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--out", out,
                  "--threads", 1, "--dev-fraction", "0.2", "--interpolate", "0", "--interpolate", "0.5",
-                 "--windows", "2",
+                 "--windows", "2", "--soup",
                  "--setting", "tax:arm=taxonomy,replay_2025=all",
                  "--setting", "agree_w:arm=agreement,pseudo_weight=confidence,epochs=2,learning_rate=5e-4,seed=7")
     study = json.loads(out.read_text())
-    rows = {"tax", "agree_w", "tax@0", "tax@0.5", "agree_w@0", "agree_w@0.5"}
+    rows = {"tax", "agree_w", "tax@0", "tax@0.5", "agree_w@0", "agree_w@0.5", "soup"}
     assert set(study["settings"]) == rows | {f"{row}/w2" for row in rows}
     assert study["recommended"] in study["settings"]
     for name in ("tax@0", "agree_w@0"):          # alpha 0 is Model A's weights: A's scores exactly
         assert {s: study["settings"][name][s] for s in study["model_a"]} == study["model_a"]
         assert {s: study["settings"][f"{name}/w2"][s] for s in study["model_a/w2"]} == study["model_a/w2"]
     assert study["settings"]["tax/w2"]["values"]["windows"] == 2
+    assert study["settings"]["soup"]["values"]["soup"] == ["tax", "agree_w"]
     assert study["settings"]["tax"]["rows_2025"] == 48 and study["settings"]["agree_w"]["values"]["epochs"] == "2"
     assert study["settings"]["agree_w"]["values"]["seed"] == "7"
     for entry in list(study["settings"].values()) + [study["model_a"]]:
