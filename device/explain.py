@@ -37,7 +37,7 @@ def driving_terms(backend, text: str, top_k: int = 5) -> list[tuple[str, float]]
 def _skill_spans_read_by_model(backend, cleaned: str) -> dict[str, list[tuple[int, int]]]:
     from shared.reading import posting_windows
 
-    windows = posting_windows(backend.tokenizer.encode(cleaned), getattr(backend, "windows", 1))
+    windows = posting_windows(backend.tokenizer.encode(cleaned), backend.windows)
     offsets = [end for window in windows
                for (start, end), special in zip(window.offsets, window.special_tokens_mask) if not special]
     read_until = max(offsets, default=0)       # the end of the last window the model reads
