@@ -49,8 +49,9 @@ def main(json_out, cuts, splits, pseudo_dir, normalized, params_path) -> None:
     texts = train_texts + [r["text"] for r in pool]
     labels = np.array(train_labels + [int(r["label"]) for r in pool])
     stream = split_stream(load_postings(normalized), pseudo_label_settings(load_params(params_path))["eval_fraction"])
+    test_texts, test_labels = read_split(splits / "test.csv")
     scored = {"eval_2026": ([p.description for p in stream.evaluation], np.array(stream.eval_labels)),
-              "test_2025": tuple(np.array(x) if i else x for i, x in enumerate(read_split(splits / "test.csv")))}
+              "test_2025": (test_texts, np.array(test_labels))}
     inputs = {name: [model_input(t, "skills_first") for t in split_texts] for name, (split_texts, _) in scored.items()}
     train_inputs = [model_input(t, "skills_first") for t in texts]
     figures = {"train_rows": len(texts), "runs": {}}
