@@ -12,6 +12,7 @@ COMMANDS = {
     "train-a": "cloud.training.train_a:train_a_command",
     "evaluate": "cloud.training.evaluate:evaluate_command",
     "distill-a": "cloud.training.distill:distill_command",
+    "distill-b": "cloud.training.distill:distill_b_command",
     "export": "cloud.export.command:export_command",
     "ingest": "cloud.ingest.command:ingest_command",
     "normalize": "cloud.ingest.normalize_command:normalize_command",

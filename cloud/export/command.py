@@ -63,13 +63,8 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
 
     # The model's own train log says how it was trained; params.yaml is the fallback for foreign models.
     log = _train_log(model_dir)
-    trained, distillation = log.get("config", {}), log.get("distillation")
-    base_model = str(model_params.get("base", ""))
-    if distillation:
-        if distillation.get("test_split_sha256") != sha256_file(test_csv):
-            raise UserError(f"{test_csv} is not the test split {distillation.get('teacher')}'s accuracy was measured "
-                            f"on when this model was distilled; re-run `careeredge-cloud distill-a`")
-        base_model = f"{distillation['teacher']}, distilled to {len(distillation['layers'])} blocks ({base_model})"
+    trained, distillation = log.get("config", {}), checked_distillation(log, test_csv)
+    base_model = distilled_name(distillation, str(model_params.get("base", "")))
     echo = lambda message: click.echo(f"export: {message}", err=True)  # noqa: E731
     result = export_first_passing(
         schemes, model_dir, out, eval_set, name=name, version=bundle_version,
@@ -90,6 +85,27 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
         f"(drop {report.accuracy_drop_pt:+.2f} pt)"
         + (f"; vs the teacher {distillation['teacher']} {distillation['teacher_accuracy']:.2%}" if distillation else "")
     )
+
+
+def checked_distillation(log: dict, test_csv: Path) -> dict | None:
+    """A distilled model's record of its teacher (train_log.json "distillation"), after checking that
+    `test_csv` is the split the teacher's accuracy in it was measured on: the export's teacher floor
+    compares against that figure. None for a model that was not distilled."""
+    from shared.bundle import sha256_file
+
+    distillation = log.get("distillation")
+    if distillation and distillation.get("test_split_sha256") != sha256_file(test_csv):
+        command = "distill-b" if distillation.get("init") else "distill-a"
+        raise UserError(f"{test_csv} is not the test split {distillation.get('teacher')}'s accuracy was measured "
+                        f"on when this model was distilled; re-run `careeredge-cloud {command}`")
+    return distillation
+
+
+def distilled_name(distillation: dict | None, base_model: str) -> str:
+    """The bundle's `base_model`: "model_b_v3, distilled to 2 blocks (model_a_v1 (from minilm))"."""
+    if not distillation:
+        return base_model
+    return f"{distillation['teacher']}, distilled to {len(distillation['layers'])} blocks ({base_model})"
 
 
 def _train_log(model_dir: Path) -> dict:

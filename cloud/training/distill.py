@@ -1,4 +1,4 @@
-"""`careeredge-cloud distill-a`: the shallower copy of Model A that the device runs.
+"""`careeredge-cloud distill-a` / `distill-b`: the shallower copies of Model A and Model B that the device runs.
 
 Why: on the 2-core x86 build box INT8 buys little over fused FP32 (no VNNI), so the edge target
 (INT8 >= 3x PyTorch FP32) needs less arithmetic, not only cheaper arithmetic. A's cost is linear in
@@ -31,6 +31,22 @@ Gate (the edge issue's accuracy check, held against A itself): the student's acc
 test split may be at most `max_accuracy_drop_pt` below A's, or nothing is written. The export checks
 the same floor again for the INT8 graph (see `cloud/export/builder.py`), with A's test accuracy and
 the test split's sha256 read from this stage's train_log.json.
+
+Model B (`distill-b`): the weekly B is A plus one epoch on its top two blocks, and the device should
+pay for it what it pays for A. Its student therefore starts from A's student (same blocks, same window)
+and is trained for `distill_b.epochs` to B's logits on the same transfer set: B's change, not the whole
+compression again. Measured on model_b_v3 (2025 test / 2026 evaluation split, FP32):
+
+    student of B v3                       2025 test  2026 eval   time (2 cores)
+    B v3 itself (6 blocks, 256 pieces)    92.47 %    0.910
+    cold: B's blocks 0, 5, 4 epochs       93.55 %    0.888       8 min 28 s
+    warm: A's student, 2 epochs           93.55 %    0.894       4 min 29 s
+    A's student (what devices run now)    94.62 %    0.855
+
+Reading 256 pieces instead of 192 does not recover the gap (0.891 / 0.894), so it is the two blocks,
+not the window. The same gates hold B's student to B on the 2025 test split, and one more is B's
+reason to exist: on the 2026 evaluation split the student must be at least as accurate as the device
+model it replaces (its init, A's student), or publishing it gains the devices nothing.
 """
 from __future__ import annotations
 
@@ -57,7 +73,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json")
 
 
 class DistillationError(UserError):
-    """The student lost too much of A's accuracy: nothing is written."""
+    """The student lost too much of its teacher's accuracy: nothing is written."""
 
 
 @dataclass
@@ -75,8 +91,9 @@ class DistillConfig:
     progress: bool = True
 
     @classmethod
-    def from_params(cls, params: dict, **overrides) -> "DistillConfig":
-        section = params.get("distill", {}) or {}
+    def from_params(cls, params: dict, section_name: str = "distill", **overrides) -> "DistillConfig":
+        """`distill:`, with `section_name`'s keys (e.g. `distill_b:`) over it."""
+        section = {**(params.get("distill", {}) or {}), **(params.get(section_name, {}) or {})}
         values = {k: int(section[k]) for k in ("epochs", "batch_size", "seed", "max_length")
                   if section.get(k) is not None}
         values.update({k: float(section[k]) for k in ("learning_rate", "weight_decay", "warmup_ratio",
@@ -145,17 +162,19 @@ def student_reader(student, teacher, max_length: int | None = None):
 
     window = int(max_length or teacher.max_length)
     if not 8 <= window <= teacher.max_length:
-        raise UserError(f"distill.max_length must be between 8 and Model A's {teacher.max_length}, got {window}")
+        raise UserError(f"distill.max_length must be between 8 and the teacher's {teacher.max_length}, got {window}")
     tokenizer = Tokenizer.from_str(teacher.tokenizer.to_str())
     tokenizer.enable_truncation(max_length=window)
-    return TrainedClassifier(student, tokenizer, teacher.preprocessing, window)
+    return TrainedClassifier(student, tokenizer, teacher.preprocessing, window, teacher.windows)
 
 
-def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillConfig) -> Outcome:
+def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillConfig, init=None) -> Outcome:
     """Train a `config.layers` student of `teacher` (a TrainedClassifier) to regress its logits.
 
     The teacher's targets come from its own window; the student reads `config.max_length` word pieces,
-    so it learns to reach A's decision from the shorter prefix the device will give it."""
+    so it learns to reach the teacher's decision from the shorter prefix the device will give it.
+    `init` (a transformers model, e.g. A's student for Model B) is the starting student instead of
+    the teacher's `config.layers` blocks; it is copied, never changed."""
     import torch
 
     if config.threads:
@@ -163,7 +182,7 @@ def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillC
     set_seed(config.seed)
     targets = torch.tensor(teacher.predict_logits(transfer, progress=config.progress), dtype=torch.float32)
     val_teacher = teacher.predict_logits(val_texts)
-    student = shallow_copy(teacher.model, tuple(config.layers))
+    student = copy.deepcopy(init) if init is not None else shallow_copy(teacher.model, tuple(config.layers))
     reader = student_reader(student, teacher, config.max_length)
     for parameter in student.base_model.embeddings.parameters():
         parameter.requires_grad_(False)
@@ -173,7 +192,7 @@ def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillC
                                           total_steps)
     generator = torch.Generator().manual_seed(config.seed)
     outcome, best_key, best_state = Outcome(reader), None, None
-    bar = tqdm(total=total_steps, desc=f"distil {len(config.layers)} of A's blocks", disable=not config.progress)
+    bar = tqdm(total=total_steps, desc=f"distil to {len(encoder_layers(student))} blocks", disable=not config.progress)
     for epoch in range(1, config.epochs + 1):
         student.train()
         epoch_loss = 0.0
@@ -203,25 +222,50 @@ def fidelity(student: np.ndarray, teacher: np.ndarray, split: str) -> dict:
             f"{split}_logit_mae": float(np.abs(margin(student) - margin(teacher)).mean())}
 
 
-def gate(teacher, student, test_texts: list[str], test_labels: list[int], max_drop_pt: float) -> dict:
-    """A's and the student's (a TrainedClassifier) test accuracy; raises DistillationError past the allowed drop."""
-    labels = np.asarray(test_labels)
+def accuracy(logits: np.ndarray, labels) -> float:
+    return float((logits.argmax(1) == np.asarray(labels)).mean())
+
+
+def gate(teacher, student, test_texts: list[str], test_labels: list[int], max_drop_pt: float,
+         teacher_name: str = "Model A") -> dict:
+    """The teacher's and the student's (TrainedClassifiers) test accuracy; raises DistillationError past
+    the allowed drop."""
     teacher_logits, logits = teacher.predict_logits(test_texts), student.predict_logits(test_texts)
-    report = {"test_postings": len(labels),
-              "teacher_accuracy": float((teacher_logits.argmax(1) == labels).mean()),
-              "student_accuracy": float((logits.argmax(1) == labels).mean()),
+    report = {"test_postings": len(test_labels),
+              "teacher_accuracy": accuracy(teacher_logits, test_labels),
+              "student_accuracy": accuracy(logits, test_labels),
               **fidelity(logits, teacher_logits, "test")}
     report["accuracy_drop_pt"] = (report["teacher_accuracy"] - report["student_accuracy"]) * 100
     if report["accuracy_drop_pt"] > max_drop_pt + 1e-9:
         raise DistillationError(
-            f"distilled student scores {report['student_accuracy']:.2%} on the {len(labels)} test postings, "
-            f"{report['accuracy_drop_pt']:.2f} pt below Model A's {report['teacher_accuracy']:.2%} "
+            f"distilled student scores {report['student_accuracy']:.2%} on the {len(test_labels)} test postings, "
+            f"{report['accuracy_drop_pt']:.2f} pt below {teacher_name}'s {report['teacher_accuracy']:.2%} "
             f"(allowed: {max_drop_pt} pt); nothing written")
     return report
 
 
+def stream_gate(teacher, student, replaced, texts: list[str], labels: list[int], replaced_name: str) -> dict:
+    """Model B's student on the 2026 evaluation split, beside B and beside `replaced`, the device model it
+    would replace (A's student). Raises DistillationError when the student is less accurate than
+    `replaced` there: B exists for the 2026 postings, and a student that lost that gain is not worth
+    publishing."""
+    teacher_logits, logits = teacher.predict_logits(texts), student.predict_logits(texts)
+    report = {"eval_2026_postings": len(labels),
+              "eval_2026_teacher_accuracy": accuracy(teacher_logits, labels),
+              "eval_2026_student_accuracy": accuracy(logits, labels),
+              "eval_2026_replaced_accuracy": accuracy(replaced.predict_logits(texts), labels),
+              **fidelity(logits, teacher_logits, "eval_2026")}
+    if report["eval_2026_student_accuracy"] < report["eval_2026_replaced_accuracy"]:
+        raise DistillationError(
+            f"distilled student scores {report['eval_2026_student_accuracy']:.2%} on the {len(labels)} postings of "
+            f"the 2026 evaluation split, below {replaced_name}'s {report['eval_2026_replaced_accuracy']:.2%} "
+            f"(the device model it would replace); nothing written")
+    return report
+
+
 def save_student(outcome: Outcome, teacher_dir: Path, out_dir: Path, name: str, config: DistillConfig,
-                 teacher_config: dict, transfer_counts: dict, report: dict, test_csv: Path) -> None:
+                 teacher_config: dict, transfer_counts: dict, report: dict, test_csv: Path,
+                 init: str | None = None) -> None:
     """The layout every later step reads (`hf/`, `train_log.json`, `<name>.pth`, MODEL_CARD.md)."""
     import torch
 
@@ -231,12 +275,13 @@ def save_student(outcome: Outcome, teacher_dir: Path, out_dir: Path, name: str, 
             if source.is_file() and source.name not in WEIGHT_FILES:
                 shutil.copyfile(source, staging / "hf" / source.name)
         torch.save(outcome.student.state_dict(), staging / f"{name}.pth")
-        distillation = {"teacher": teacher_dir.name, "layers": list(config.layers),
+        distillation = {"teacher": teacher_dir.name, **({"init": init} if init else {}), "layers": list(config.layers),
                         "max_length": outcome.reader.max_length, "teacher_max_length": teacher_config["max_length"],
                         **transfer_counts, **report,
                         "test_split_sha256": sha256_file(test_csv)}  # the export checks it with the same function
         log = {"name": name, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               # preprocessing is A's, max_length the student's window: the export and the device read them here
+               # preprocessing (and windows) are the teacher's, max_length the student's window: the export
+               # and the device read them here
                "config": {**teacher_config, "max_length": outcome.reader.max_length,
                           "distill": {k: v for k, v in asdict(config).items() if k not in ("threads", "progress")}},
                "distillation": distillation, "best_epoch": outcome.best_epoch, "history": outcome.history}
@@ -246,36 +291,73 @@ def save_student(outcome: Outcome, teacher_dir: Path, out_dir: Path, name: str, 
 
 def _model_card(name: str, log: dict) -> str:
     d = log["distillation"]
+    start = (f"starting from {d['init']} and trained" if d.get("init")
+             else f"{len(d['layers'])} of {d['teacher']}'s blocks ({d['layers']}), trained")
+    stream = (f"\n- 2026 evaluation split ({d['eval_2026_postings']} postings): accuracy "
+              f"{d['eval_2026_student_accuracy']:.4f} vs {d['teacher']}'s {d['eval_2026_teacher_accuracy']:.4f} "
+              f"and {d['init']}'s {d['eval_2026_replaced_accuracy']:.4f}." if "eval_2026_postings" in d else "")
     return f"""# {name}
 
-The device's copy of Model A: {len(d['layers'])} of {d['teacher']}'s blocks ({d['layers']}), trained to
-reproduce {d['teacher']}'s logits (`careeredge-cloud distill-a`, `cloud/training/distill.py`).
+The device's copy of {d['teacher']}: {start} to reproduce {d['teacher']}'s logits
+(`cloud/training/distill.py`).
 
 - Transfer set: {d['train_2025']} 2025 train postings + {d['pool_2026']} postings of the 2026 pseudo-label pool,
   labelled by {d['teacher']}'s logits (no human labels).
 - Best epoch {log['best_epoch']} by agreement with {d['teacher']} on the 2025 validation split.
 - 2025 test split ({d['test_postings']} postings): accuracy {d['student_accuracy']:.4f} vs {d['teacher']}'s
-  {d['teacher_accuracy']:.4f}; decisions agree on {d['test_agreement']:.2%}.
+  {d['teacher_accuracy']:.4f}; decisions agree on {d['test_agreement']:.2%}.{stream}
 - Weights: `hf/model.safetensors`; `{name}.pth` is a plain state_dict (`torch.load(..., weights_only=True)`).
 """
+
+
+def _read_log(model_dir: Path) -> dict:
+    import json
+
+    path = model_dir / "train_log.json"
+    if not path.is_file():
+        raise UserError(f"{path} not found: {model_dir} is not a trained model directory")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _eval_fraction(params: dict) -> float:
+    return float(params.get("pseudo_label", {}).get("eval_fraction", 0.3))
+
+
+def _report_line(command: str, outcome: Outcome, config: DistillConfig, transfer: list[str], report: dict,
+                 out_dir: Path) -> str:
+    best = outcome.history[outcome.best_epoch - 1]
+    return (f"{command}: {len(encoder_layers(outcome.student))} blocks on {len(transfer)} transfer texts; best epoch "
+            f"{outcome.best_epoch}/{config.epochs} (val agreement {best['val_agreement']:.1%}); test accuracy "
+            f"{report['student_accuracy']:.2%} vs the teacher's {report['teacher_accuracy']:.2%}, agreement "
+            f"{report['test_agreement']:.1%} -> {out_dir}")
+
+
+_COMMON = [
+    click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True),
+    click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"),
+                 show_default=True),
+    click.option("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)."),
+]
+
+
+def _common_options(command):
+    for option in reversed(_COMMON):
+        command = option(command)
+    return command
 
 
 @click.command("distill-a")
 @click.option("--model-a", "model_a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"),
               show_default=True, help="The teacher: Model A's directory (hf/ + train_log.json).")
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
 @click.option("--normalized", type=click.Path(path_type=Path), default=None,
               help="Normalized postings dir; its 2026 pseudo-label pool joins the transfer set.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1_edge"),
               show_default=True)
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
 @click.option("--epochs", type=int, default=None, help="Override params.yaml distill.epochs.")
-@click.option("--threads", type=int, default=None, help="torch intra-op threads (default: all cores).")
+@_common_options
 def distill_command(model_a: Path, splits: Path, normalized: Path | None, out_dir: Path, params_path: Path,
                     epochs: int | None, threads: int | None) -> None:
     """Distil Model A into a shallower student for the device, gated on A's 2025 test accuracy."""
-    import json
-
     from cloud.data.prepare import read_split
     from cloud.params import load_params
 
@@ -283,16 +365,66 @@ def distill_command(model_a: Path, splits: Path, normalized: Path | None, out_di
     params = load_params(params_path)
     config = DistillConfig.from_params(params, epochs=epochs, threads=threads)
     teacher = load_classifier(model_a)
-    teacher_config = json.loads((model_a / "train_log.json").read_text(encoding="utf-8"))["config"]
-    eval_fraction = float(params.get("pseudo_label", {}).get("eval_fraction", 0.3))
-    transfer, counts = transfer_texts(splits, normalized, eval_fraction)
+    teacher_config = _read_log(model_a)["config"]
+    transfer, counts = transfer_texts(splits, normalized, _eval_fraction(params))
     val_texts, _ = read_split(splits / "val.csv")
     test_texts, test_labels = read_split(splits / "test.csv")
     outcome = distill(teacher, transfer, val_texts, config)
     report = gate(teacher, outcome.reader, test_texts, test_labels, config.max_accuracy_drop_pt)
     save_student(outcome, model_a, out_dir, out_dir.name, config, teacher_config, counts, report, splits / "test.csv")
-    best = outcome.history[outcome.best_epoch - 1]
-    click.echo(f"distill-a: {len(config.layers)} of A's blocks {list(config.layers)} on {len(transfer)} transfer "
-               f"texts; best epoch {outcome.best_epoch}/{config.epochs} (val agreement {best['val_agreement']:.1%}); "
-               f"test accuracy {report['student_accuracy']:.2%} vs A {report['teacher_accuracy']:.2%}, "
-               f"agreement {report['test_agreement']:.1%} -> {out_dir}")
+    click.echo(_report_line("distill-a", outcome, config, transfer, report, out_dir))
+
+
+@click.command("distill-b")
+@click.option("--model-b", "model_b", type=click.Path(path_type=Path), default=None,
+              help="The teacher: a model_b_vN directory [default: the newest under artifacts/].")
+@click.option("--init", "init_dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1_edge"),
+              show_default=True, help="The student to start from: the device's Model A (distill-a's output).")
+@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True,
+              help="Normalized postings dir: its 2026 pool joins the transfer set, its evaluation split gates.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Student directory [default: <model-b>_edge beside it].")
+@click.option("--epochs", type=int, default=None, help="Override params.yaml distill_b.epochs.")
+@_common_options
+def distill_b_command(model_b: Path | None, init_dir: Path, normalized: Path, out_dir: Path | None, splits: Path,
+                      params_path: Path, epochs: int | None, threads: int | None) -> None:
+    """Distil Model B for the device: A's student trained to B's logits, gated on B's 2025 test
+    accuracy and on the 2026 evaluation split against A's student."""
+    from cloud.data.prepare import read_split
+    from cloud.ingest.normalize_command import load_postings
+    from cloud.params import load_params
+    from cloud.training.stream_split import split_stream
+    from cloud.training.train_b import latest_model_b
+
+    model_b = model_b or latest_model_b(Path("artifacts"))
+    out_dir = out_dir or model_b.with_name(f"{model_b.name}_edge")
+    init_log = _read_log(init_dir)
+    if "distillation" not in init_log:
+        raise UserError(f"{init_dir} is not a distilled student (no distillation record in its train_log.json); "
+                        "run `careeredge-cloud distill-a` first")
+    ensure_writable_dir(out_dir.parent)
+    params = load_params(params_path)
+    # The student keeps the init's shape: its blocks and its window are A's student's.
+    config = DistillConfig.from_params(params, "distill_b", epochs=epochs, threads=threads,
+                                       layers=tuple(init_log["distillation"]["layers"]),
+                                       max_length=int(init_log["config"]["max_length"]))
+    if not (normalized / "postings.jsonl").is_file():
+        raise UserError(f"{normalized / 'postings.jsonl'} not found (run `careeredge-cloud normalize` first): "
+                        "Model B's student is distilled on the 2026 pool and gated on the 2026 evaluation split")
+    transfer, counts = transfer_texts(splits, normalized, _eval_fraction(params))
+    stream = split_stream(load_postings(normalized), _eval_fraction(params))
+    if len(set(stream.eval_labels)) < 2:
+        raise UserError("the 2026 evaluation split has fewer than two classes; it cannot gate Model B's student")
+    val_texts, _ = read_split(splits / "val.csv")
+    test_texts, test_labels = read_split(splits / "test.csv")
+    teacher, replaced = load_classifier(model_b), load_classifier(init_dir)
+    outcome = distill(teacher, transfer, val_texts, config, init=replaced.model)
+    report = gate(teacher, outcome.reader, test_texts, test_labels, config.max_accuracy_drop_pt, model_b.name)
+    report.update(stream_gate(teacher, outcome.reader, replaced, [p.description for p in stream.evaluation],
+                              stream.eval_labels, init_dir.name))
+    save_student(outcome, model_b, out_dir, out_dir.name, config, _read_log(model_b)["config"], counts, report,
+                 splits / "test.csv", init=init_dir.name)
+    click.echo(_report_line("distill-b", outcome, config, transfer, report, out_dir))
+    click.echo(f"distill-b: 2026 evaluation split accuracy {report['eval_2026_student_accuracy']:.3f} vs "
+               f"{model_b.name}'s {report['eval_2026_teacher_accuracy']:.3f} and {init_dir.name}'s "
+               f"{report['eval_2026_replaced_accuracy']:.3f}")

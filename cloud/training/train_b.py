@@ -325,13 +325,20 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
 
 
 def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, version_number: int,
-             base_model: str, schemes=DEFAULT_SCHEMES, export=None) -> None:
+             base_model: str, schemes=DEFAULT_SCHEMES, export=None, student: Path | None = None) -> None:
     """Export through the edge export code (INT8 + parity gate on the 2025 test split), named like
     `careeredge-cloud export` names Model A's bundle (name = the model directory's name). The gate is
     never lowered: the schemes are tried in order and the first that passes ships (see
-    `cloud.export.builder.export_first_passing`)."""
+    `cloud.export.builder.export_first_passing`).
+
+    `student` (distill-b's output for this B) is tried first, under B's name: the device then pays for
+    B what it pays for A, and the export also holds the INT8 student to B's 2025 test accuracy. When no
+    scheme of the student passes, B itself ships: slower on the device, but the week's B still
+    reaches it. The manifest's `base_model` says which one did."""
     from cloud.data.prepare import read_split
     from cloud.export.builder import EvalSet, export_first_passing
+    from cloud.export.command import checked_distillation, distilled_name
+    from cloud.export.parity import ParityError
 
     test_texts, test_labels = read_split(splits / "test.csv")
     val_set = EvalSet(*read_split(splits / "val.csv")) if "mixed" in schemes else None   # what mixed chooses on
@@ -339,28 +346,49 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
     training_hash, preprocessing = log["training_data_sha256"], log["config"].get("preprocessing", "clean")
     windows = int(log["config"].get("windows", 1))
     echo = lambda message: click.echo(f"export-b: {message}", err=True)  # noqa: E731
-    with tempfile.TemporaryDirectory(prefix="careeredge-export-b-") as work:
-        result = export_first_passing(
-            schemes, model_dir / "hf", bundle_dir, EvalSet(test_texts, test_labels), export=export,
-            name=model_dir.name, version=str(version_number), max_length=max_length, work_dir=Path(work),
-            base_model=base_model, training_data_hash=training_hash,
-            preprocessing=preprocessing, windows=windows,   # the device must read text as B is scored
-            val_set=val_set, progress=echo, on_fallback=echo)
+
+    def ship(graph: Path, window: int, shipped_as: str, distillation: dict | None = None):
+        with tempfile.TemporaryDirectory(prefix="careeredge-export-b-") as work:
+            return export_first_passing(
+                schemes, graph, bundle_dir, EvalSet(test_texts, test_labels), export=export,
+                name=model_dir.name, version=str(version_number), max_length=window, work_dir=Path(work),
+                base_model=shipped_as, training_data_hash=training_hash,
+                preprocessing=preprocessing, windows=windows,   # the device must read text as B is scored
+                distillation=distillation, val_set=val_set, progress=echo, on_fallback=echo)
+
+    result, shipped = None, model_dir.name
+    if student is not None:
+        student_log = _read_json(student / "train_log.json", "run `careeredge-cloud distill-b` first")
+        distillation = checked_distillation(student_log, splits / "test.csv")
+        if not distillation or distillation.get("teacher") != model_dir.name:
+            raise UserError(f"{student} is not a student of {model_dir.name} (its train_log.json names teacher "
+                            f"{(distillation or {}).get('teacher')!r}); run `careeredge-cloud distill-b`")
+        try:
+            result = ship(student / "hf", int(student_log["config"]["max_length"]),
+                          distilled_name(distillation, base_model), distillation)
+            shipped = student.name
+        except ParityError as exc:
+            echo(f"no INT8 scheme of {student.name} passes the gate ({exc}); exporting {model_dir.name} itself")
+    if result is None:
+        result = ship(model_dir / "hf", max_length, base_model)
     metrics = result.manifest["metrics"]
-    click.echo(f"export-b: bundle {result.bundle_dir} ({metrics['quantization']['scheme']} INT8, accuracy on the "
-               f"2025 test split {metrics.get('accuracy_int8', float('nan')):.3f})")
+    click.echo(f"export-b: bundle {result.bundle_dir} ({metrics['quantization']['scheme']} INT8 of {shipped}, "
+               f"accuracy on the 2025 test split {metrics.get('accuracy_int8', float('nan')):.3f})")
 
 
 @click.command("export-b")
 @click.option("--model-dir", type=click.Path(path_type=Path), required=True, help="A model_b_vN directory.")
+@click.option("--student", type=click.Path(path_type=Path), default=None,
+              help="Its device student (distill-b's output), exported under B's name instead of B itself.")
 @click.option("--out", "bundle_dir", type=click.Path(path_type=Path), default=None,
               help="Bundle directory [default: artifacts/bundles/<model dir name>].")
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
 @click.option("--scheme", "schemes", multiple=True, type=click.Choice(SCHEMES),
               help="INT8 schemes to try in order (default: per_token, blockwise, dynamic).")
-def export_b_command(model_dir, bundle_dir, splits, params_path, schemes) -> None:
-    """Export a Model B to an INT8 bundle: the first scheme that passes the parity gate ships."""
+def export_b_command(model_dir, student, bundle_dir, splits, params_path, schemes) -> None:
+    """Export a Model B (or its device student) to an INT8 bundle: the first scheme that passes the
+    parity gate ships."""
     match = _VERSION_DIR.match(model_dir.name)
     if not match:
         raise UserError(f"{model_dir}: expected a model_b_vN directory")
@@ -368,7 +396,7 @@ def export_b_command(model_dir, bundle_dir, splits, params_path, schemes) -> Non
     config = _recorded_config(model_dir)
     export_b(model_dir, bundle_dir or Path("artifacts/bundles") / model_dir.name, splits,
              int(config.get("max_length") or params.get("model", {}).get("max_length", 256)), int(match.group(1)),
-             base_model=_base_model_name(config, params), schemes=tuple(schemes) or DEFAULT_SCHEMES)
+             base_model=_base_model_name(config, params), schemes=tuple(schemes) or DEFAULT_SCHEMES, student=student)
 
 
 def _base_model_name(config: dict, params: dict) -> str:
@@ -378,10 +406,16 @@ def _base_model_name(config: dict, params: dict) -> str:
 
 
 def _recorded_config(model_dir: Path) -> dict:
-    log = model_dir / "train_log.json"
-    if not log.is_file():
-        raise UserError(f"{log}: missing; B copies A's preprocessing and max_length from it")
-    return json.loads(log.read_text("utf-8")).get("config", {})
+    return _read_json(model_dir / "train_log.json", "B copies A's preprocessing and max_length from it").get("config", {})
+
+
+def _read_json(path: Path, why: str) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path}: missing; {why}")
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
 
 
 def _parse_version(value: str) -> int:

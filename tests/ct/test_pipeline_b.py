@@ -266,5 +266,5 @@ def test_export_b_falls_back_to_the_next_scheme_under_the_same_gate(workspace, t
 
     result = run("export-b", "--model-dir", artifacts / "model_b_v1", "--out", tmp_path / "cli_bundle",
                  "--splits", root / "splits", "--params", root / "params.yaml")
-    assert "INT8, accuracy on the 2025 test split" in result.output
+    assert "INT8 of model_b_v1, accuracy on the 2025 test split" in result.output
     assert verify_bundle(tmp_path / "cli_bundle")["name"] == "model_b_v1"

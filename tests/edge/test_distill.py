@@ -1,12 +1,14 @@
-"""`careeredge-cloud distill-a` and the export of its student, on a tiny real teacher (needs torch).
+"""`careeredge-cloud distill-a` / `distill-b` and the export of their students, on tiny real teachers
+(needs torch).
 
-The teacher is the 2-block test BERT from tests/support/tiny_model.py; the splits and the 2026 stream
+The teachers are 2-block test BERTs from tests/support/tiny_model.py; the splits and the 2026 stream
 are synthetic keyword postings. These tests check the mechanics and the gates, not Model A's figures.
 """
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -23,7 +25,9 @@ model: {{base: minilm, max_length: {TINY_MAX_LENGTH}}}
 pseudo_label: {{eval_fraction: 0.3}}
 distill: {{layers: [1], epochs: 2, learning_rate: 1.0e-3, seed: 3, max_accuracy_drop_pt: {{drop}},
            max_length: {{window}}}}
+distill_b: {{epochs: 1}}
 """
+TITLES = {0: "Software Engineer", 1: "Data Scientist"}   # what the title taxonomy labels the 2026 split by
 
 
 def write_split(path, texts, labels):
@@ -44,12 +48,12 @@ def workspace(tmp_path_factory):
     splits.mkdir()
     for name, count, seed in (("train", 48, 20), ("val", 24, 21), ("test", 30, 22)):
         write_split(splits / f"{name}.csv", *synthetic_postings(count, seed))
-    texts, _ = synthetic_postings(60, 23)
+    texts, labels = synthetic_postings(60, 23)
     normalized = root / "normalized"
     normalized.mkdir()
     (normalized / "postings.jsonl").write_text("".join(
-        json.dumps(make_posting("linkedin_uk_2026", f"77{i:06d}", "Engineer", text).to_record()) + "\n"
-        for i, text in enumerate(texts)))
+        json.dumps(make_posting("linkedin_uk_2026", f"77{i:06d}", TITLES[label], text).to_record()) + "\n"
+        for i, (text, label) in enumerate(zip(texts, labels))))
     return root, teacher
 
 
@@ -91,7 +95,7 @@ def test_distill_writes_a_student_that_export_holds_to_the_teacher(workspace, tm
     student = tmp_path / "model_a_edge"
     result = distill(root, teacher, student)
     assert result.exit_code == 0, result.output + repr(result.exception)
-    assert "distill-a: 1 of A's blocks [1] on" in result.output
+    assert "distill-a: 1 blocks on" in result.output and "vs the teacher's" in result.output
 
     log = json.loads((student / "train_log.json").read_text())
     d = log["distillation"]
@@ -178,3 +182,139 @@ def test_teacher_floor_gate():
     assert enforce_teacher_floor(report, "A", 0.75) == pytest.approx(0.0)
     with pytest.raises(ParityError, match="below the teacher A's 80.00%"):
         enforce_teacher_floor(report, "A", 0.80, max_accuracy_drop_pt=0.5)
+
+
+@pytest.fixture(scope="module")
+def model_b(workspace, tmp_path_factory):
+    """A second tiny classifier as `model_b_v1` (the layout train-b writes) and A's student (distill-a)."""
+    root, teacher = workspace
+    artifacts = tmp_path_factory.mktemp("artifacts_b")
+    model_b = artifacts / "model_b_v1"
+    train_tiny_classifier(model_b / "hf", seed=5)
+    (model_b / "train_log.json").write_text(json.dumps(
+        {"config": {"max_length": TINY_MAX_LENGTH, "preprocessing": "clean", "base": str(teacher / "hf"),
+                    "windows": 1}, "training_data_sha256": "0" * 64}))
+    a_student = artifacts / "model_a_v1_edge"
+    result = distill(root, teacher, a_student, window=TINY_MAX_LENGTH // 2)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return model_b, a_student
+
+
+def distill_b(root, *args, drop=100.0):
+    return run("distill-b", "--splits", root / "splits", "--normalized", root / "normalized", "--threads", 1,
+               *args, drop=drop, root=root)
+
+
+def reversed_classifier(classifier):
+    """`classifier` (a TrainedClassifier) with its two output rows swapped: every decision reversed."""
+    import copy
+
+    import torch
+
+    reversed_ = copy.copy(classifier)
+    reversed_.model = copy.deepcopy(classifier.model)
+    with torch.no_grad():
+        reversed_.model.classifier.weight.copy_(classifier.model.classifier.weight.flip(0))
+        reversed_.model.classifier.bias.copy_(classifier.model.classifier.bias.flip(0))
+    return reversed_
+
+
+def test_b_student_starts_from_the_device_model_and_leaves_it_untouched(workspace, model_b):
+    from cloud.training.distill import DistillConfig, distill as run_distillation
+    from cloud.training.model_io import load_classifier
+
+    init = load_classifier(model_b[1])
+    teacher = reversed_classifier(load_classifier(model_b[0]))   # a teacher far from the init
+    texts, _ = synthetic_postings(24, 31)
+    before = init.predict_logits(texts)
+    config = lambda rate: DistillConfig(layers=(1,), epochs=10, batch_size=8, learning_rate=rate,  # noqa: E731
+                                        max_length=init.max_length, progress=False)
+    # With a zero learning rate the student never moves: what comes out is the starting point.
+    still = run_distillation(teacher, texts, texts, config(0.0), init=init.model)
+    assert np.allclose(still.reader.predict_logits(texts), before, atol=1e-5)
+    trained = run_distillation(teacher, texts, texts, config(1e-2), init=init.model)
+    target = teacher.predict_logits(texts)
+    assert (trained.reader.predict_logits(texts).argmax(1) == target.argmax(1)).mean() >= 0.9
+    assert (before.argmax(1) == target.argmax(1)).mean() <= 0.1                # it did move, towards B
+    assert np.array_equal(init.predict_logits(texts), before)                  # the init itself is a copy
+    assert trained.reader.max_length == init.max_length
+
+
+def test_distill_b_writes_a_student_that_export_b_ships_under_b_name(workspace, model_b, tmp_path):
+    root, _ = workspace
+    b_dir, a_student = model_b
+    result = distill_b(root, "--model-b", b_dir, "--init", a_student)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    out = b_dir.with_name("model_b_v1_edge")                        # the default: beside B
+    assert "distill-b: 2026 evaluation split accuracy" in result.output
+    log = json.loads((out / "train_log.json").read_text())
+    d = log["distillation"]
+    assert (d["teacher"], d["init"], d["layers"]) == ("model_b_v1", "model_a_v1_edge", [1])
+    assert log["config"]["max_length"] == TINY_MAX_LENGTH // 2     # A's student's window, not B's
+    assert log["config"]["distill"]["epochs"] == 1                  # distill_b.epochs over distill.epochs
+    assert 0 < d["eval_2026_postings"] < 60
+    assert d["eval_2026_student_accuracy"] >= d["eval_2026_replaced_accuracy"]   # the gate it passed
+    assert "model_a_v1_edge" in (out / "MODEL_CARD.md").read_text()
+
+    bundle = tmp_path / "bundle"
+    exported = run("export-b", "--model-dir", b_dir, "--student", out, "--splits", root / "splits",
+                   "--out", bundle, root=root)
+    assert exported.exit_code == 0, exported.output + repr(exported.exception)
+    assert "of model_b_v1_edge" in exported.stdout
+    manifest = verify_bundle(bundle)
+    assert (manifest["name"], manifest["max_length"]) == ("model_b_v1", TINY_MAX_LENGTH // 2)
+    assert manifest["base_model"].startswith("model_b_v1, distilled to 1 blocks")
+    assert manifest["metrics"]["distillation"]["teacher_accuracy"] == d["teacher_accuracy"]
+
+    # A student that no INT8 scheme gets through the gate: B itself ships, under the same name. (Its
+    # record claims a teacher accuracy no model reaches, so the export's teacher floor refuses it.)
+    hopeless = tmp_path / "hopeless_edge"
+    shutil.copytree(out, hopeless)
+    record = json.loads((hopeless / "train_log.json").read_text())
+    record["distillation"]["teacher_accuracy"] = 1.5
+    (hopeless / "train_log.json").write_text(json.dumps(record))
+    fallback = run("export-b", "--model-dir", b_dir, "--student", hopeless, "--splits", root / "splits",
+                   "--out", tmp_path / "fallback", root=root)
+    assert fallback.exit_code == 0, fallback.output + repr(fallback.exception)
+    assert "no INT8 scheme of hopeless_edge passes the gate" in fallback.output
+    assert "INT8 of model_b_v1," in fallback.stdout
+    shipped = verify_bundle(tmp_path / "fallback")
+    assert (shipped["name"], shipped["max_length"]) == ("model_b_v1", TINY_MAX_LENGTH)
+    assert "distilled" not in shipped["base_model"] and "distillation" not in shipped["metrics"]
+
+    # A student of another model cannot ship as this B.
+    wrong = run("export-b", "--model-dir", b_dir, "--student", a_student, "--splits", root / "splits",
+                "--out", tmp_path / "wrong", root=root)
+    assert wrong.exit_code == 2 and "is not a student of model_b_v1" in wrong.output
+    assert not (tmp_path / "wrong").exists()
+
+
+def test_a_b_student_that_loses_the_2026_gain_is_refused(workspace, model_b):
+    from cloud.training.distill import DistillationError, stream_gate
+    from cloud.training.model_io import load_classifier
+
+    teacher = load_classifier(model_b[0])
+    texts, labels = synthetic_postings(30, 32)
+    worse = reversed_classifier(teacher)
+    with pytest.raises(DistillationError, match=r"below model_a_v1_edge's 100.00% \(the device model it would replace\)"):
+        stream_gate(teacher, worse, teacher, texts, labels, "model_a_v1_edge")
+    report = stream_gate(teacher, teacher, worse, texts, labels, "model_a_v1_edge")
+    assert report["eval_2026_student_accuracy"] == report["eval_2026_teacher_accuracy"] > 0.5
+    assert report["eval_2026_agreement"] == 1.0
+
+
+def test_distill_b_bad_inputs_are_one_line_and_write_nothing(workspace, model_b, tmp_path):
+    root, teacher_a = workspace
+    b_dir, a_student = model_b
+    out = tmp_path / "student"
+    refused = distill_b(root, "--model-b", b_dir, "--init", a_student, "--out", out, drop=-101)
+    assert refused.exit_code == 2 and "below model_b_v1's" in refused.output and "nothing written" in refused.output
+    not_a_student = distill_b(root, "--model-b", b_dir, "--init", teacher_a, "--out", out)
+    assert not_a_student.exit_code == 2 and "is not a distilled student" in not_a_student.output
+    no_stream = run("distill-b", "--model-b", b_dir, "--init", a_student, "--splits", root / "splits",
+                    "--normalized", tmp_path / "none", "--out", out, root=root)
+    assert no_stream.exit_code == 2 and "postings.jsonl not found" in no_stream.output
+    assert "Traceback" not in refused.output      # (after the training's progress bars)
+    for result in (not_a_student, no_stream):
+        assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
