@@ -30,8 +30,8 @@ def test_workflow_runs_the_pipeline_weekly_and_on_demand():
     steps = workflow["jobs"]["retrain"]["steps"]
     script = "\n".join(step.get("run", "") for step in steps)
     order = ["careeredge-cloud ingest", "careeredge-cloud normalize", "careeredge-cloud pseudo-label",
-             "careeredge-cloud train-b", "careeredge-cloud evaluate-b", "python -m cloud.training.hub \"",
-             "careeredge-cloud publish"]
+             "careeredge-cloud train-b", "careeredge-cloud evaluate-b", "careeredge-cloud distill-b",
+             "careeredge-cloud export-b", "python -m cloud.training.hub \"", "careeredge-cloud publish"]
     positions = [script.index(command) for command in order]
     assert positions == sorted(positions)
     # Tokens come from secrets, never from the repository.
@@ -69,6 +69,25 @@ def test_both_schedules_version_the_raw_snapshot_before_normalizing():
         assert order == sorted(order)
     reports = next(s for s in workflow["jobs"]["retrain"]["steps"] if s.get("name") == "Keep the reports")
     assert "dvc.lock" in reports["with"]["path"]          # the week's snapshot version leaves the runner
+
+
+def test_every_route_to_the_devices_ships_b_student():
+    """The device runs B's student (distill-b), as it runs A's: dvc.yaml and both schedules distil B
+    and export the student under B's name; none exports the 6-block B itself."""
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    script = "\n".join(step.get("run", "") for step in workflow["jobs"]["retrain"]["steps"])
+    service = (REPO / "systemd" / "careeredge-retrain.service").read_text()
+    for text in (script, service):
+        train_b = next(line for line in text.splitlines() if "careeredge-cloud train-b" in line)
+        assert "--no-export" in train_b
+        export = next(line for line in text.splitlines() if "careeredge-cloud export-b" in line)
+        assert "--student" in export
+        assert text.index("careeredge-cloud distill-b") < text.index("careeredge-cloud export-b")
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    student = "artifacts/model_b_v${train_b.version}_edge"
+    assert f"--out {student}" in stages["distill_b"]["cmd"]
+    assert f"--student {student}" in stages["export_b"]["cmd"] and f"{student}/hf" in stages["export_b"]["deps"]
+    assert "--no-export" in stages["train_b"]["cmd"]
 
 
 def test_each_weeks_raw_snapshot_is_versioned_by_dvc(tmp_path):
