@@ -50,6 +50,7 @@ model it replaces (its init, A's student), or publishing it gains the devices no
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import shutil
@@ -62,8 +63,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cloud.artifacts import atomic_directory, ensure_writable_dir, write_json_atomic
-from cloud.training.finetune import (Optimization, TrainedClassifier, encode, encoder_layers, set_seed,
-                                     shuffled_batches)
+from cloud.training.finetune import (Optimization, TrainedClassifier, encode, encoder_layers, freeze_lower_layers,
+                                     set_seed, shuffled_batches)
 from cloud.training.model_io import load_classifier
 from shared.bundle import sha256_file
 from shared.errors import UserError
@@ -87,6 +88,7 @@ class DistillConfig:
     seed: int = 2025
     max_accuracy_drop_pt: float = 0.5
     max_length: int | None = None     # the student's input window in word pieces; None = A's
+    freeze_layers: int = 0            # the student's lowest blocks kept as they start (their output cached)
     threads: int | None = None
     progress: bool = True
 
@@ -94,7 +96,7 @@ class DistillConfig:
     def from_params(cls, params: dict, section_name: str = "distill", **overrides) -> "DistillConfig":
         """`distill:`, with `section_name`'s keys (e.g. `distill_b:`) over it."""
         section = {**(params.get("distill", {}) or {}), **(params.get(section_name, {}) or {})}
-        values = {k: int(section[k]) for k in ("epochs", "batch_size", "seed", "max_length")
+        values = {k: int(section[k]) for k in ("epochs", "batch_size", "seed", "max_length", "freeze_layers")
                   if section.get(k) is not None}
         values.update({k: float(section[k]) for k in ("learning_rate", "weight_decay", "warmup_ratio",
                                                        "max_accuracy_drop_pt") if k in section})
@@ -184,9 +186,24 @@ def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillC
     val_teacher = teacher.predict_logits(val_texts)
     student = copy.deepcopy(init) if init is not None else shallow_copy(teacher.model, tuple(config.layers))
     reader = student_reader(student, teacher, config.max_length)
-    for parameter in student.base_model.embeddings.parameters():
-        parameter.requires_grad_(False)
+    if not 0 <= config.freeze_layers < len(encoder_layers(student)):
+        raise UserError(f"distill freeze_layers must leave a block to train: 0..{len(encoder_layers(student)) - 1}, "
+                        f"got {config.freeze_layers}")
+    freeze_lower_layers(student, True, config.freeze_layers)
     inputs = [model_input(t, teacher.preprocessing) for t in transfer]
+    prefix = None
+    if config.freeze_layers:      # the frozen bottom's output never changes: run it once per text, not per epoch
+        from cloud.training.frozen_prefix import FrozenPrefix
+
+        prefix = FrozenPrefix(student, config.freeze_layers)
+        prefix.precompute(lambda batch: encode(reader.tokenizer, batch), inputs)
+
+    def batch_logits(idx):
+        if prefix is not None:
+            return prefix.logits(idx)
+        ids, mask = encode(reader.tokenizer, [inputs[i] for i in idx])
+        return student(input_ids=ids, attention_mask=mask).logits
+
     total_steps = math.ceil(len(inputs) / config.batch_size) * config.epochs
     optimization = Optimization.for_model(student, config.learning_rate, config.weight_decay, config.warmup_ratio,
                                           total_steps)
@@ -196,13 +213,12 @@ def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillC
     for epoch in range(1, config.epochs + 1):
         student.train()
         epoch_loss = 0.0
-        for idx in shuffled_batches(len(inputs), config.batch_size, generator):
-            ids, mask = encode(reader.tokenizer, [inputs[i] for i in idx])
-            loss = optimization.step(torch.nn.functional.mse_loss(
-                student(input_ids=ids, attention_mask=mask).logits, targets[idx]))
-            epoch_loss += loss * len(idx)
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
+        with prefix.top_only() if prefix is not None else contextlib.nullcontext():
+            for idx in shuffled_batches(len(inputs), config.batch_size, generator):
+                loss = optimization.step(torch.nn.functional.mse_loss(batch_logits(idx), targets[idx]))
+                epoch_loss += loss * len(idx)
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
         record = {"epoch": epoch, "train_mse": epoch_loss / len(inputs),
                   **fidelity(reader.predict_logits(val_texts), val_teacher, "val")}
         outcome.history.append(record)

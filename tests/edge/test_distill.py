@@ -240,6 +240,31 @@ def test_b_student_starts_from_the_device_model_and_leaves_it_untouched(workspac
     assert trained.reader.max_length == init.max_length
 
 
+def test_a_frozen_bottom_block_is_kept_and_the_student_is_an_ordinary_model_afterwards(workspace, model_b):
+    from cloud.training.distill import DistillConfig, distill as run_distillation
+    from cloud.training.finetune import encoder_layers
+    from cloud.training.model_io import load_classifier
+
+    root, teacher_a = workspace
+    init = load_classifier(teacher_a)                             # two blocks: one to freeze, one to train
+    teacher = reversed_classifier(load_classifier(model_b[0]))
+    texts, _ = synthetic_postings(24, 33)
+    config = DistillConfig(layers=(0, 1), epochs=6, batch_size=8, learning_rate=1e-2, freeze_layers=1,
+                           progress=False)
+    trained = run_distillation(teacher, texts, texts, config, init=init.model)
+    before, after = (encoder_layers(m) for m in (init.model, trained.student))
+    for (name, kept), (_, start) in zip(after[0].state_dict().items(), before[0].state_dict().items()):
+        assert np.array_equal(kept.numpy(), start.numpy()), name          # the frozen block never moved
+    assert any(not np.array_equal(a.numpy(), b.numpy())
+               for a, b in zip(after[1].state_dict().values(), before[1].state_dict().values()))
+    # Training ran the top block on cached states; what comes out is the whole model again, and it learnt.
+    assert len(after) == 2
+    assert (trained.reader.predict_logits(texts).argmax(1) == teacher.predict_logits(texts).argmax(1)).mean() >= 0.9
+    with pytest.raises(UserError, match="freeze_layers must leave a block to train"):
+        run_distillation(teacher, texts, texts, DistillConfig(layers=(0, 1), freeze_layers=2, progress=False),
+                         init=init.model)
+
+
 def test_distill_b_writes_a_student_that_export_b_ships_under_b_name(workspace, model_b, tmp_path):
     root, _ = workspace
     b_dir, a_student = model_b
