@@ -27,6 +27,17 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
+def read_json(path: Path, missing_hint: str) -> dict:
+    """A pipeline output written as JSON, or a one-line UserError naming the file (and, when it is
+    missing, `missing_hint`: what produces it)."""
+    if not path.is_file():
+        raise UserError(f"{path}: missing; {missing_hint}")
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from None
+
+
 def write_json_atomic(path: Path, payload: object) -> None:
     ensure_writable_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from cloud.artifacts import atomic_directory, ensure_writable_dir, write_json_atomic
+from cloud.artifacts import atomic_directory, ensure_writable_dir, read_json, write_json_atomic
 from cloud.export.quantize import DEFAULT_SCHEMES, SCHEMES
 from cloud.params import load_params
 from cloud.training.pseudo_label import ARMS, pseudo_label_settings
@@ -358,7 +358,7 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
 
     result, shipped = None, model_dir.name
     if student is not None:
-        student_log = _read_json(student / "train_log.json", "run `careeredge-cloud distill-b` first")
+        student_log = read_json(student / "train_log.json", "run `careeredge-cloud distill-b` first")
         distillation = checked_distillation(student_log, splits / "test.csv")
         if not distillation or distillation.get("teacher") != model_dir.name:
             raise UserError(f"{student} is not a student of {model_dir.name} (its train_log.json names teacher "
@@ -406,16 +406,8 @@ def _base_model_name(config: dict, params: dict) -> str:
 
 
 def _recorded_config(model_dir: Path) -> dict:
-    return _read_json(model_dir / "train_log.json", "B copies A's preprocessing and max_length from it").get("config", {})
+    return read_json(model_dir / "train_log.json", "B copies A's preprocessing and max_length from it").get("config", {})
 
-
-def _read_json(path: Path, why: str) -> dict:
-    if not path.is_file():
-        raise UserError(f"{path}: missing; {why}")
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
 
 
 def _parse_version(value: str) -> int:
