@@ -141,21 +141,26 @@ def shallow_copy(teacher_model, layers: tuple[int, ...]):
     return student
 
 
-def transfer_texts(splits: Path, normalized: Path | None, eval_fraction: float) -> tuple[list[str], dict]:
-    """2025 train texts + the 2026 pseudo-label pool (descriptions, as A sees them)."""
-    from cloud.data.prepare import read_split
+def load_stream(normalized: Path, params: dict, hint: str):
+    """The normalized 2026 stream split into pool and evaluation split (`stream_split`), read once."""
     from cloud.ingest.normalize_command import load_postings
+    from cloud.training.pseudo_label import pseudo_label_settings
     from cloud.training.stream_split import split_stream
+
+    if not (normalized / "postings.jsonl").is_file():
+        raise UserError(f"{normalized / 'postings.jsonl'} not found (run `careeredge-cloud normalize` first{hint})")
+    return split_stream(load_postings(normalized), pseudo_label_settings(params)["eval_fraction"])
+
+
+def transfer_texts(splits: Path, stream=None) -> tuple[list[str], dict]:
+    """2025 train texts + the 2026 pseudo-label pool of `stream` (descriptions, as A sees them)."""
+    from cloud.data.prepare import read_split
 
     texts, _ = read_split(splits / "train.csv")
     counts = {"train_2025": len(texts), "pool_2026": 0}
-    if normalized is not None:
-        if not (normalized / "postings.jsonl").is_file():
-            raise UserError(f"{normalized / 'postings.jsonl'} not found (run `careeredge-cloud normalize` first, "
-                            "or leave out --normalized to distil on the 2025 train split alone)")
-        pool = split_stream(load_postings(normalized), eval_fraction).pool
-        texts = texts + [p.description for p in pool]
-        counts["pool_2026"] = len(pool)
+    if stream is not None:
+        texts = texts + [p.description for p in stream.pool]
+        counts["pool_2026"] = len(stream.pool)
     return texts, counts
 
 
@@ -332,10 +337,6 @@ def _read_log(model_dir: Path) -> dict:
     return read_json(model_dir / "train_log.json", f"{model_dir} is not a trained model directory")
 
 
-def _eval_fraction(params: dict) -> float:
-    return float(params.get("pseudo_label", {}).get("eval_fraction", 0.3))
-
-
 def _report_line(command: str, outcome: Outcome, config: DistillConfig, transfer: list[str], report: dict,
                  out_dir: Path) -> str:
     best = outcome.history[outcome.best_epoch - 1]
@@ -379,7 +380,9 @@ def distill_command(model_a: Path, splits: Path, normalized: Path | None, out_di
     config = DistillConfig.from_params(params, epochs=epochs, threads=threads)
     teacher = load_classifier(model_a)
     teacher_config = _read_log(model_a)["config"]
-    transfer, counts = transfer_texts(splits, normalized, _eval_fraction(params))
+    stream = None if normalized is None else load_stream(
+        normalized, params, ", or leave out --normalized to distil on the 2025 train split alone")
+    transfer, counts = transfer_texts(splits, stream)
     val_texts, _ = read_split(splits / "val.csv")
     test_texts, test_labels = read_split(splits / "test.csv")
     outcome = distill(teacher, transfer, val_texts, config)
@@ -404,9 +407,7 @@ def distill_b_command(model_b: Path | None, init_dir: Path, normalized: Path, ou
     """Distil Model B for the device: A's student trained to B's logits, gated on B's 2025 test
     accuracy and on the 2026 evaluation split against A's student."""
     from cloud.data.prepare import read_split
-    from cloud.ingest.normalize_command import load_postings
     from cloud.params import load_params
-    from cloud.training.stream_split import split_stream
     from cloud.training.train_b import latest_model_b
 
     model_b = model_b or latest_model_b(Path("artifacts"))
@@ -421,11 +422,9 @@ def distill_b_command(model_b: Path | None, init_dir: Path, normalized: Path, ou
     config = DistillConfig.from_params(params, "distill_b", epochs=epochs, threads=threads,
                                        layers=tuple(init_log["distillation"]["layers"]),
                                        max_length=int(init_log["config"]["max_length"]))
-    if not (normalized / "postings.jsonl").is_file():
-        raise UserError(f"{normalized / 'postings.jsonl'} not found (run `careeredge-cloud normalize` first): "
-                        "Model B's student is distilled on the 2026 pool and gated on the 2026 evaluation split")
-    transfer, counts = transfer_texts(splits, normalized, _eval_fraction(params))
-    stream = split_stream(load_postings(normalized), _eval_fraction(params))
+    stream = load_stream(normalized, params, "; Model B's student is distilled on the 2026 pool "
+                         "and gated on the 2026 evaluation split")
+    transfer, counts = transfer_texts(splits, stream)
     if len(set(stream.eval_labels)) < 2:
         raise UserError("the 2026 evaluation split has fewer than two classes; it cannot gate Model B's student")
     val_texts, _ = read_split(splits / "val.csv")
