@@ -48,8 +48,10 @@ def compare(fp32_labels: Sequence[int], int8_labels: Sequence[int], true_labels:
 
 
 def enforce(report: ParityReport, min_agreement: float = MIN_AGREEMENT,
-            max_accuracy_drop_pt: float = MAX_ACCURACY_DROP_PT, batch_size: int | None = None) -> ParityReport:
-    """Raise ParityError unless `report` passes; `batch_size` (how the INT8 side was run) goes in the message."""
+            max_accuracy_drop_pt: float = MAX_ACCURACY_DROP_PT, batch_size: int | None = None,
+            postings: str = "test postings") -> ParityReport:
+    """Raise ParityError unless `report` passes; `batch_size` (how the INT8 side was run) and `postings`
+    (what the report ran on) go in the message."""
     failures = []
     if report.agreement < min_agreement:
         failures.append(f"INT8/FP32 agreement {report.agreement:.2%} < {min_agreement:.0%}")
@@ -64,7 +66,7 @@ def enforce(report: ParityReport, min_agreement: float = MIN_AGREEMENT,
         flipped = f"; flipped: {shown}{more}" if shown else ""
         accuracy = f" (accuracy {report.accuracy_fp32:.2%} -> {report.accuracy_int8:.2%})"
         batching = f", in batches of {batch_size}" if batch_size else ""
-        raise ParityError(f"parity check failed on {report.examples} test postings{batching}{accuracy}: "
+        raise ParityError(f"parity check failed on {report.examples} {postings}{batching}{accuracy}: "
                           f"{'; '.join(failures)}{flipped}")
     return report
 

@@ -321,11 +321,11 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
                    f" | 2025 val acc {outcome.val_2025_accuracy:.3f} | {outcome.rows_2026} 2026 rows")
     if export:
         export_b(out_dir, artifacts / "bundles" / name, splits, config.max_length, version_number,
-                 base_model=_base_model_name({"base": config.base}, params))
+                 base_model=_base_model_name({"base": config.base}, params), stream=stream)
 
 
 def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, version_number: int,
-             base_model: str, schemes=DEFAULT_SCHEMES, export=None, student: Path | None = None) -> None:
+             base_model: str, stream, schemes=DEFAULT_SCHEMES, export=None, student: Path | None = None) -> None:
     """Export through the edge export code (INT8 + parity gate on the 2025 test split), named like
     `careeredge-cloud export` names Model A's bundle (name = the model directory's name). The gate is
     never lowered: the schemes are tried in order and the first that passes ships (see
@@ -334,7 +334,12 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
     `student` (distill-b's output for this B) is tried first, under B's name: the device then pays for
     B what it pays for A, and the export also holds the INT8 student to B's 2025 test accuracy. When no
     scheme of the student passes, B itself ships: slower on the device, but the week's B still
-    reaches it. The manifest's `base_model` says which one did."""
+    reaches it. The manifest's `base_model` says which one did.
+
+    `stream` (`split_stream`'s output) lends its 2026 evaluation split to the gate's INT8/FP32 agreement
+    check: with the 93 test postings alone, 99 % agreement allows no flip, and whether a week's B ships
+    would turn on one borderline posting (README, "Session 8"). Agreement needs no labels, so the split's
+    taxonomy labels choose nothing here; accuracy and the teacher floor stay on the 2025 test split."""
     from cloud.data.prepare import read_split
     from cloud.export.builder import EvalSet, export_first_passing
     from cloud.export.command import checked_distillation, distilled_name
@@ -342,6 +347,12 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
 
     test_texts, test_labels = read_split(splits / "test.csv")
     val_set = EvalSet(*read_split(splits / "val.csv")) if "mixed" in schemes else None   # what mixed chooses on
+    agreement_set = EvalSet([p.description for p in stream.evaluation], list(stream.eval_labels),
+                            [p.source_id for p in stream.evaluation], name="2026 evaluation split")
+    if not stream.evaluation:
+        agreement_set = None
+        click.echo("export-b: the stream has no 2026 evaluation postings; agreement is checked on the 2025 test "
+                   "split alone", err=True)
     log = json.loads((model_dir / "train_log.json").read_text("utf-8"))
     training_hash, preprocessing = log["training_data_sha256"], log["config"].get("preprocessing", "clean")
     windows = int(log["config"].get("windows", 1))
@@ -354,7 +365,8 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
                 name=model_dir.name, version=str(version_number), max_length=window, work_dir=Path(work),
                 base_model=shipped_as, training_data_hash=training_hash,
                 preprocessing=preprocessing, windows=windows,   # the device must read text as B is scored
-                distillation=distillation, val_set=val_set, progress=echo, on_fallback=echo)
+                distillation=distillation, val_set=val_set, agreement_set=agreement_set,
+                progress=echo, on_fallback=echo)
 
     result, shipped = None, model_dir.name
     if student is not None:
@@ -383,20 +395,25 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
 @click.option("--out", "bundle_dir", type=click.Path(path_type=Path), default=None,
               help="Bundle directory [default: artifacts/bundles/<model dir name>].")
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True,
+              help="The normalized stream: its 2026 evaluation split joins the parity gate's agreement check.")
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
 @click.option("--scheme", "schemes", multiple=True, type=click.Choice(SCHEMES),
               help="INT8 schemes to try in order (default: per_token, blockwise, dynamic).")
-def export_b_command(model_dir, student, bundle_dir, splits, params_path, schemes) -> None:
+def export_b_command(model_dir, student, bundle_dir, splits, normalized, params_path, schemes) -> None:
     """Export a Model B (or its device student) to an INT8 bundle: the first scheme that passes the
     parity gate ships."""
     match = _VERSION_DIR.match(model_dir.name)
     if not match:
         raise UserError(f"{model_dir}: expected a model_b_vN directory")
+    from cloud.training.distill import load_stream
+
     params = load_params(params_path)
     config = _recorded_config(model_dir)
     export_b(model_dir, bundle_dir or Path("artifacts/bundles") / model_dir.name, splits,
              int(config.get("max_length") or params.get("model", {}).get("max_length", 256)), int(match.group(1)),
-             base_model=_base_model_name(config, params), schemes=tuple(schemes) or DEFAULT_SCHEMES, student=student)
+             base_model=_base_model_name(config, params), stream=load_stream(normalized, params, ""),
+             schemes=tuple(schemes) or DEFAULT_SCHEMES, student=student)
 
 
 def _base_model_name(config: dict, params: dict) -> str:

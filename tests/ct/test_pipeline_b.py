@@ -233,6 +233,8 @@ def test_export_b_falls_back_to_the_next_scheme_under_the_same_gate(workspace, t
     """A scheme that fails the parity gate is not shipped: the next one is tried with the same gate."""
     from cloud.export.builder import export_bundle
     from cloud.export.parity import ParityError
+    from cloud.ingest.normalize_command import load_postings
+    from cloud.training.stream_split import split_stream
     from cloud.training.train_b import export_b
 
     root, model_a = workspace
@@ -253,18 +255,31 @@ def test_export_b_falls_back_to_the_next_scheme_under_the_same_gate(workspace, t
         return export_bundle(*args, scheme=scheme, **kwargs)
 
     bundle = tmp_path / "bundle"
-    export_b(artifacts / "model_b_v1", bundle, root / "splits", 64, 1, "tiny", export=per_token_fails)
+    stream = split_stream(load_postings(root / "normalized"), 0.3)
+    export_b(artifacts / "model_b_v1", bundle, root / "splits", 64, 1, "tiny", stream, export=per_token_fails)
     assert tried == ["per_token", "blockwise"]
     assert len(graph_exports) == 1, "the FP32 graphs are built once, not once per scheme"
     manifest = verify_bundle(bundle)
     assert manifest["metrics"]["quantization"]["scheme"] == "blockwise"
     assert manifest["metrics"]["parity"]["agreement"] >= 0.99
     with pytest.raises(ParityError):
-        export_b(artifacts / "model_b_v1", tmp_path / "none", root / "splits", 64, 1, "tiny",
+        export_b(artifacts / "model_b_v1", tmp_path / "none", root / "splits", 64, 1, "tiny", stream,
                  schemes=("per_token",), export=per_token_fails)
     assert not (tmp_path / "none").exists()
 
     result = run("export-b", "--model-dir", artifacts / "model_b_v1", "--out", tmp_path / "cli_bundle",
-                 "--splits", root / "splits", "--params", root / "params.yaml")
+                 "--splits", root / "splits", "--params", root / "params.yaml", "--normalized", root / "normalized")
     assert "INT8 of model_b_v1, accuracy on the 2025 test split" in result.output
-    assert verify_bundle(tmp_path / "cli_bundle")["name"] == "model_b_v1"
+    manifest = verify_bundle(tmp_path / "cli_bundle")
+    assert manifest["name"] == "model_b_v1"
+    # the gate ran on the 2025 test split and the 2026 evaluation split together; "parity" stays the test's
+    test_rows = sum(1 for _ in csv.DictReader((root / "splits" / "test.csv").open(encoding="utf-8")))
+    gate = manifest["metrics"]["parity_gate"]
+    assert gate["postings"] == "test split + 2026 evaluation split"
+    assert gate["examples"] == test_rows + len(stream.evaluation) > test_rows
+    assert manifest["metrics"]["parity"]["examples"] == test_rows
+    missing = CliRunner().invoke(cloud_cli, ["export-b", "--model-dir", str(artifacts / "model_b_v1"), "--out",
+                                             str(tmp_path / "no_stream"), "--splits", str(root / "splits"),
+                                             "--normalized", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "postings.jsonl not found" in missing.output
+    assert not (tmp_path / "no_stream").exists()

@@ -87,6 +87,8 @@ def test_every_route_to_the_devices_ships_b_student():
     student = "artifacts/model_b_v${train_b.version}_edge"
     assert f"--out {student}" in stages["distill_b"]["cmd"]
     assert f"--student {student}" in stages["export_b"]["cmd"] and f"{student}/hf" in stages["export_b"]["deps"]
+    # the export's parity gate reads the 2026 evaluation split: a new stream must re-run it
+    assert "data/normalized/postings.jsonl" in stages["export_b"]["deps"]
     assert "--no-export" in stages["train_b"]["cmd"]
 
 

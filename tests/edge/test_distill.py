@@ -283,13 +283,15 @@ def test_distill_b_writes_a_student_that_export_b_ships_under_b_name(workspace, 
 
     bundle = tmp_path / "bundle"
     exported = run("export-b", "--model-dir", b_dir, "--student", out, "--splits", root / "splits",
-                   "--out", bundle, root=root)
+                   "--normalized", root / "normalized", "--out", bundle, root=root)
     assert exported.exit_code == 0, exported.output + repr(exported.exception)
     assert "of model_b_v1_edge" in exported.stdout
     manifest = verify_bundle(bundle)
     assert (manifest["name"], manifest["max_length"]) == ("model_b_v1", TINY_MAX_LENGTH // 2)
     assert manifest["base_model"].startswith("model_b_v1, distilled to 1 blocks")
     assert manifest["metrics"]["distillation"]["teacher_accuracy"] == d["teacher_accuracy"]
+    gate = manifest["metrics"]["parity_gate"]      # the 2026 evaluation split joined the 2025 test split
+    assert gate["examples"] == manifest["metrics"]["parity"]["examples"] + d["eval_2026_postings"]
 
     # A student that no INT8 scheme gets through the gate: B itself ships, under the same name. (Its
     # record claims a teacher accuracy no model reaches, so the export's teacher floor refuses it.)
@@ -299,7 +301,7 @@ def test_distill_b_writes_a_student_that_export_b_ships_under_b_name(workspace, 
     record["distillation"]["teacher_accuracy"] = 1.5
     (hopeless / "train_log.json").write_text(json.dumps(record))
     fallback = run("export-b", "--model-dir", b_dir, "--student", hopeless, "--splits", root / "splits",
-                   "--out", tmp_path / "fallback", root=root)
+                   "--normalized", root / "normalized", "--out", tmp_path / "fallback", root=root)
     assert fallback.exit_code == 0, fallback.output + repr(fallback.exception)
     assert "no INT8 scheme of hopeless_edge passes the gate" in fallback.output
     assert "INT8 of model_b_v1," in fallback.stdout
@@ -309,7 +311,7 @@ def test_distill_b_writes_a_student_that_export_b_ships_under_b_name(workspace, 
 
     # A student of another model cannot ship as this B.
     wrong = run("export-b", "--model-dir", b_dir, "--student", a_student, "--splits", root / "splits",
-                "--out", tmp_path / "wrong", root=root)
+                "--normalized", root / "normalized", "--out", tmp_path / "wrong", root=root)
     assert wrong.exit_code == 2 and "is not a student of model_b_v1" in wrong.output
     assert not (tmp_path / "wrong").exists()
 

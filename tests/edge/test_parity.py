@@ -25,6 +25,34 @@ def test_compare_and_enforce_thresholds():
         parity.enforce(parity.compare(truth, two_flips, truth, p1, p1))
 
 
+def test_an_agreement_set_makes_the_gate_a_rate_instead_of_a_single_posting():
+    """93 test postings at 99 % allow no flip; with the 311-posting agreement set the same thresholds allow
+    four flips in 404 (two of them to the wrong class), and still catch a broken export."""
+    from cloud.export.builder import EvalSet, gate_postings
+
+    test = EvalSet(["t"] * 93, [0, 1] * 46 + [0])
+    agreement = EvalSet(["a"] * 311, [1, 0] * 155 + [1], ids=[f"adzuna-{i}" for i in range(311)],
+                        name="2026 evaluation split")
+
+    def gate(gate_set, flips):
+        truth = list(gate_set.labels)
+        int8 = [1 - y if i in flips else y for i, y in enumerate(truth)]
+        p1 = [float(y) for y in truth]
+        return parity.enforce(parity.compare(truth, int8, truth, p1, [float(y) for y in int8], gate_set.ids),
+                              postings=f"postings ({gate_set.name})")
+
+    one_test_posting_flips = {0}
+    with pytest.raises(parity.ParityError, match=r"on 93 postings \(test split\).*accuracy drop 1.08 pt"):
+        gate(gate_postings(test), one_test_posting_flips)
+    pooled = gate_postings(test, agreement)
+    assert pooled.name == "test split + 2026 evaluation split" and len(pooled.texts) == 404
+    assert list(pooled.ids[:2]) == ["test-0", "test-1"] and pooled.ids[93] == "adzuna-0"
+    assert gate(pooled, one_test_posting_flips).examples == 404
+    assert gate(pooled, {0, 93}).agreement == pytest.approx(402 / 404)      # a flip on each side: still a pass
+    with pytest.raises(parity.ParityError, match=r"on 404 postings.*agreement 98.76% < 99%.*adzuna-"):
+        gate(pooled, {0, 93, 94, 95, 96})                                  # five flips: a broken export
+
+
 def test_export_fails_loudly_when_the_int8_model_is_corrupted(tmp_path, monkeypatch, tiny_bundle):
     """Corrupt the quantized model's classifier head (negated weights and bias flip every decision):
     the export must raise ParityError and leave no bundle behind."""
