@@ -72,8 +72,8 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
     floor: the INT8 graph's test accuracy against the *teacher's* FP32 accuracy, so that the device's
     answers are held to Model A itself and not only to the student they were quantized from.
     `val_set` (the validation split) is what the `mixed` scheme chooses its blockwise MatMul on.
-    `agreement_set` (e.g. the 2026 evaluation split) joins the gate's INT8/FP32 agreement check with the
-    test split (`parity.enforce`); accuracy and the teacher floor stay on the test split.
+    `agreement_set` (e.g. the 2026 evaluation split) joins the test split in the parity gate (agreement
+    and accuracy drop, `gate_postings`); the teacher floor, the golden set and `parity` stay the test split's.
     `shared` (a dict, empty at first) carries what does not depend on the scheme from one attempt of
     `export_first_passing` to the next: the FP32 graphs' fusion counts and the FP32 probabilities."""
     step = progress or (lambda message: None)

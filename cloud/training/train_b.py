@@ -326,7 +326,7 @@ def train_b_command(splits, pseudo_dir, normalized, model_a, artifacts, version,
 
 def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, version_number: int,
              base_model: str, stream, schemes=DEFAULT_SCHEMES, export=None, student: Path | None = None) -> None:
-    """Export through the edge export code (INT8 + parity gate on the 2025 test split), named like
+    """Export through the edge export code (INT8 + parity gate, see below), named like
     `careeredge-cloud export` names Model A's bundle (name = the model directory's name). The gate is
     never lowered: the schemes are tried in order and the first that passes ships (see
     `cloud.export.builder.export_first_passing`).
@@ -336,10 +336,11 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
     scheme of the student passes, B itself ships: slower on the device, but the week's B still
     reaches it. The manifest's `base_model` says which one did.
 
-    `stream` (`split_stream`'s output) lends its 2026 evaluation split to the gate's INT8/FP32 agreement
-    check: with the 93 test postings alone, 99 % agreement allows no flip, and whether a week's B ships
-    would turn on one borderline posting (README, "Session 8"). Agreement needs no labels, so the split's
-    taxonomy labels choose nothing here; accuracy and the teacher floor stay on the 2025 test split."""
+    `stream` (`split_stream`'s output) lends its 2026 evaluation split to the parity gate, beside the 2025
+    test split (`builder.gate_postings`): with the 93 test postings alone, 99 % agreement and 0.5 pt allow
+    no flip, and whether a week's B ships would turn on one borderline posting (README, "Session 8"). The
+    split's labels only measure what quantization changes (INT8 vs FP32 of one model); no model is chosen
+    on them. The teacher floor and the golden set stay on the 2025 test split."""
     from cloud.data.prepare import read_split
     from cloud.export.builder import EvalSet, export_first_passing
     from cloud.export.command import checked_distillation, distilled_name
@@ -348,9 +349,9 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
     test_texts, test_labels = read_split(splits / "test.csv")
     val_set = EvalSet(*read_split(splits / "val.csv")) if "mixed" in schemes else None   # what mixed chooses on
     agreement_set = EvalSet([p.description for p in stream.evaluation], list(stream.eval_labels),
-                            [p.source_id for p in stream.evaluation], name="2026 evaluation split")
-    if not stream.evaluation:
-        agreement_set = None
+                            [p.source_id for p in stream.evaluation], name="2026 evaluation split"
+                            ) if stream.evaluation else None
+    if agreement_set is None:
         click.echo("export-b: the stream has no 2026 evaluation postings; agreement is checked on the 2025 test "
                    "split alone", err=True)
     log = json.loads((model_dir / "train_log.json").read_text("utf-8"))
