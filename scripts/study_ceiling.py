@@ -27,7 +27,6 @@ It chooses nothing: no setting of B is picked from these figures (README, "Model
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections import Counter
@@ -39,16 +38,14 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from cloud.training.baseline import fit_predict_window as fit_predict  # noqa: E402
+from cloud.training.stream_split import stable_unit  # noqa: E402
+
 FOLD_SALT = "careeredge/ceiling-folds"      # not the evaluation split's salt: folds cut across both sides
 ENCODER_WINDOW_CHARS = 1200                 # ~256 word pieces of skills_first text
 CUTS = {ENCODER_WINDOW_CHARS: f"first {ENCODER_WINDOW_CHARS} chars", 0: "whole posting"}
 CURVE_SHARES = (0.25, 0.5, 0.75, 1.0)
 TARGET_PT = 10.0
-
-
-def stable_unit(key: str) -> float:
-    """A number in [0, 1) fixed by `key` alone."""
-    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
 
 
 def fold_of(source_id: str, folds: int, repeat: int) -> int:
@@ -58,17 +55,6 @@ def fold_of(source_id: str, folds: int, repeat: int) -> int:
 def keep_share(source_id: str, share: float) -> bool:
     """A stable subset of the training postings for the learning curve (nested: 25 % is inside 50 %)."""
     return stable_unit(f"{FOLD_SALT}/curve:{source_id}") < share
-
-
-def fit_predict(train_texts, train_labels, test_texts, cut: int) -> np.ndarray:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    trim = (lambda t: t[:cut]) if cut else (lambda t: t)
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    features = vectorizer.fit_transform([trim(t) for t in train_texts])
-    model = LogisticRegression(C=10, max_iter=3000).fit(features, train_labels)
-    return model.predict(vectorizer.transform([trim(t) for t in test_texts]))
 
 
 def cross_fitted(ids, inputs, labels, train_2025, folds: int, repeat: int, cut: int, share: float = 1.0):

@@ -33,10 +33,8 @@ sys.path.insert(0, str(REPO_ROOT))
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"),
               show_default=True)
 def main(json_out, cuts, splits, pseudo_dir, normalized, params_path) -> None:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
     from cloud.data.prepare import read_split
+    from cloud.training.baseline import fit_predict_window
     from cloud.ingest.normalize_command import load_postings
     from cloud.params import load_params
     from cloud.training.pseudo_label import pseudo_label_settings
@@ -56,11 +54,7 @@ def main(json_out, cuts, splits, pseudo_dir, normalized, params_path) -> None:
     train_inputs = [model_input(t, "skills_first") for t in texts]
     figures = {"train_rows": len(texts), "runs": {}}
     for cut in cuts or (1200, 2500, 0):
-        trim = (lambda t: t[:cut]) if cut else (lambda t: t)
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-        features = vectorizer.fit_transform([trim(t) for t in train_inputs])
-        model = LogisticRegression(C=10, max_iter=3000).fit(features, labels)
-        run = {name: round(float((model.predict(vectorizer.transform([trim(t) for t in inputs[name]])) == y).mean()), 4)
+        run = {name: round(float((fit_predict_window(train_inputs, labels, inputs[name], cut) == y).mean()), 4)
                for name, (_, y) in scored.items()}
         figures["runs"]["whole" if not cut else str(cut)] = run
         click.echo(f"cut {cut or 'whole':>5}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.items()))

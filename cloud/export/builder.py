@@ -180,17 +180,13 @@ def gate_postings(test_set: EvalSet, agreement_set: EvalSet | None = None) -> Ev
     all, so whether a model with a few postings near p = 0.5 ships would turn on one of them. The 2026
     evaluation split (311 postings, labelled by the same title taxonomy as the test split) makes the same
     thresholds a rate: four flips in 404 postings, two of them to the wrong class."""
-    def ids(eval_set: EvalSet, prefix: str) -> list[str]:
-        return [str(i) for i in eval_set.ids] if eval_set.ids is not None else [
-            f"{prefix}{i}" for i in range(len(eval_set.texts))]
-
-    if agreement_set is None:
-        return EvalSet(list(test_set.texts), np.asarray(test_set.labels), np.asarray(ids(test_set, ""), dtype=object),
-                       test_set.name)
-    return EvalSet(list(test_set.texts) + list(agreement_set.texts),
-                   np.asarray(list(test_set.labels) + list(agreement_set.labels)),
-                   np.asarray(ids(test_set, "test-") + ids(agreement_set, "agreement-"), dtype=object),
-                   f"{test_set.name} + {agreement_set.name}")
+    sets = [test_set] + ([agreement_set] if agreement_set is not None else [])
+    # Row-number ids get the set's prefix once there are two sets, so a flip names which side it is on.
+    prefixes = ("test-", "agreement-") if agreement_set is not None else ("",)
+    ids = [str(i) for part, prefix in zip(sets, prefixes)
+           for i in (part.ids if part.ids is not None else [f"{prefix}{n}" for n in range(len(part.texts))])]
+    return EvalSet([t for part in sets for t in part.texts], np.asarray([y for part in sets for y in part.labels]),
+                   np.asarray(ids, dtype=object), " + ".join(part.name for part in sets))
 
 
 def export_fp32_graphs(model, work_dir: Path, step=None) -> dict[str, int]:

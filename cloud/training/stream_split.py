@@ -17,10 +17,14 @@ SALT = "careeredge/eval-2026"
 STREAM_EXCLUDED_SOURCES = frozenset({"kaggle_2025"})   # the 2025 data is A's, never the "new" stream
 
 
+def stable_unit(key: str) -> float:
+    """A number in [0, 1) fixed by `key` alone (the first 8 bytes of its sha256)."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
 def eval_bucket(source_id: str) -> float:
     """A number in [0, 1) fixed by the id alone."""
-    digest = hashlib.sha256(f"{SALT}:{source_id}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return stable_unit(f"{SALT}:{source_id}")
 
 
 def is_eval_posting(posting: JobPosting, eval_fraction: float) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import re
 import tempfile
 from dataclasses import dataclass
@@ -354,7 +353,7 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
     if agreement_set is None:
         click.echo("export-b: the stream has no 2026 evaluation postings; agreement is checked on the 2025 test "
                    "split alone", err=True)
-    log = json.loads((model_dir / "train_log.json").read_text("utf-8"))
+    log = read_json(model_dir / "train_log.json", "run `careeredge-cloud train-b` first")
     training_hash, preprocessing = log["training_data_sha256"], log["config"].get("preprocessing", "clean")
     windows = int(log["config"].get("windows", 1))
     echo = lambda message: click.echo(f"export-b: {message}", err=True)  # noqa: E731
@@ -404,11 +403,11 @@ def export_b(model_dir: Path, bundle_dir: Path, splits: Path, max_length: int, v
 def export_b_command(model_dir, student, bundle_dir, splits, normalized, params_path, schemes) -> None:
     """Export a Model B (or its device student) to an INT8 bundle: the first scheme that passes the
     parity gate ships."""
+    from cloud.training.distill import load_stream
+
     match = _VERSION_DIR.match(model_dir.name)
     if not match:
         raise UserError(f"{model_dir}: expected a model_b_vN directory")
-    from cloud.training.distill import load_stream
-
     params = load_params(params_path)
     config = _recorded_config(model_dir)
     export_b(model_dir, bundle_dir or Path("artifacts/bundles") / model_dir.name, splits,
@@ -425,7 +424,6 @@ def _base_model_name(config: dict, params: dict) -> str:
 
 def _recorded_config(model_dir: Path) -> dict:
     return read_json(model_dir / "train_log.json", "B copies A's preprocessing and max_length from it").get("config", {})
-
 
 
 def _parse_version(value: str) -> int:
