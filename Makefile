@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test setup model-a pipeline serve tui clean-artifacts
+.PHONY: run test lint setup model-a pipeline serve tui clean-artifacts
 
 ## run: set up the venv, build Model A + its INT8 bundle with DVC, print the report and a sample prediction,
 ##      then serve the web page and API on the Model A bundle (Ctrl+C stops it)
@@ -15,6 +15,11 @@ run: setup model-a
 ## test: set up the venv and run the whole test suite
 test: setup
 	$(BIN)/python -m pytest -q
+
+## lint: ruff lint + format check (CI runs it before the tests)
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 setup: $(STAMP)
 

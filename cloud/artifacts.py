@@ -3,15 +3,16 @@
 Every output is written to a temporary sibling and renamed into place, so a crash or a bad input
 leaves the previous artifact (or nothing), never a truncated file a later stage would trust.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from shared.errors import UserError
 

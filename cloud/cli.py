@@ -1,4 +1,5 @@
 """`careeredge-cloud <step>`: one sub-command per pipeline step (dvc.yaml calls these)."""
+
 from __future__ import annotations
 
 import click

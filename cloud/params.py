@@ -1,4 +1,5 @@
 """Reads `params.yaml`, the one place the pipeline's knobs live (DVC tracks it per stage)."""
+
 from __future__ import annotations
 
 from pathlib import Path

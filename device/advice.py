@@ -22,14 +22,15 @@ Demand comes from one of two sources, and the advice says which:
    committed CSV by `scripts/build_skill_baseline.py`): how many 2025 postings of the predicted class
    name the skill.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
 
 from shared.labels import LABEL_NAMES
 from shared.skills import SKILLS_BY_NAME, SkillMatch, canonical_skill, find_skills
@@ -43,7 +44,8 @@ NEXT_FROM_GAPS = 3  # the rest of the next-skills list comes from market demand 
 @dataclass(frozen=True)
 class Demand:
     """How much the market asks for one skill, and the sentence that says where that comes from."""
-    score: float      # fraction of postings naming the skill (class-specific for the baseline)
+
+    score: float  # fraction of postings naming the skill (class-specific for the baseline)
     evidence: str
 
 
@@ -59,14 +61,14 @@ class Advice:
     label: int
     label_name: str
     probability: float
-    posting_skills: list[dict]                 # {name, category, aliases, in_profile}
-    profile_skills: list[str]                  # canonical names the user has
-    unknown_profile_skills: list[str]          # typed by the user but not in the skills table
-    matched: list[str]                         # posting skills the user has
-    gaps: list[SkillLine]                      # posting skills the user lacks, most demanded first
+    posting_skills: list[dict]  # {name, category, aliases, in_profile}
+    profile_skills: list[str]  # canonical names the user has
+    unknown_profile_skills: list[str]  # typed by the user but not in the skills table
+    matched: list[str]  # posting skills the user has
+    gaps: list[SkillLine]  # posting skills the user lacks, most demanded first
     next_skills: list[SkillLine]
-    profile_leaning: dict | None               # {label, label_name, votes, total} or None
-    demand_source: dict                        # {kind: "drift"|"baseline", description, path}
+    profile_leaning: dict | None  # {label, label_name, votes, total} or None
+    demand_source: dict  # {kind: "drift"|"baseline", description, path}
     lines: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -82,7 +84,7 @@ class DemandTable:
         self.trends_path = trends_path
 
     @classmethod
-    def load(cls, trends_file: Path | None = None) -> "DemandTable":
+    def load(cls, trends_file: Path | None = None) -> DemandTable:
         baseline_text = resources.files("shared").joinpath("skill_baseline_2025.json").read_text("utf-8")
         baseline = json.loads(baseline_text)
         trends = None
@@ -93,23 +95,28 @@ class DemandTable:
                     raise ValueError("no 'skills' object")
             except (OSError, ValueError) as exc:
                 # Unreadable trends must not take advice down: fall back to the baseline, loudly.
-                log.warning("advice.trends_unreadable", extra={"fields": {"path": str(trends_file),
-                                                                          "error": str(exc)}})
+                log.warning("advice.trends_unreadable", extra={"fields": {"path": str(trends_file), "error": str(exc)}})
                 trends = None
         return cls(baseline, trends, Path(trends_file) if trends is not None else None)
 
     @property
     def source(self) -> dict:
         if self.trends is not None:
-            return {"kind": "drift", "path": str(self.trends_path),
-                    "description": f"drift statistics for {self.trends.get('window', 'the last window')} "
-                                   f"({self.trends.get('documents', '?')} postings, "
-                                   f"generated {self.trends.get('generated_at', '?')})"}
+            return {
+                "kind": "drift",
+                "path": str(self.trends_path),
+                "description": f"drift statistics for {self.trends.get('window', 'the last window')} "
+                f"({self.trends.get('documents', '?')} postings, "
+                f"generated {self.trends.get('generated_at', '?')})",
+            }
         documents = self.baseline["documents"]
-        return {"kind": "baseline", "path": "shared/skill_baseline_2025.json",
-                "description": f"2025 baseline: {documents['all']} postings from "
-                               f"{self.baseline['source']} ({documents['0']} Software Engineering, "
-                               f"{documents['1']} Data Science by title)"}
+        return {
+            "kind": "baseline",
+            "path": "shared/skill_baseline_2025.json",
+            "description": f"2025 baseline: {documents['all']} postings from "
+            f"{self.baseline['source']} ({documents['0']} Software Engineering, "
+            f"{documents['1']} Data Science by title)",
+        }
 
     def baseline_share(self, name: str, label: int) -> tuple[int, int]:
         """(postings of class `label` naming the skill, postings of that class) in 2025."""
@@ -123,8 +130,11 @@ class DemandTable:
             if stats is not None:
                 share, before = float(stats.get("share", 0.0)), float(stats.get("baseline_share", 0.0))
                 direction = "up from" if share > before else "down from" if share < before else "same as"
-                return Demand(share, f"in {share:.0%} of recent postings, {direction} {before:.0%} in 2025 "
-                                     f"({self.trends.get('window', 'last window')})")
+                return Demand(
+                    share,
+                    f"in {share:.0%} of recent postings, {direction} {before:.0%} in 2025 "
+                    f"({self.trends.get('window', 'last window')})",
+                )
             return Demand(0.0, "not seen in the recent postings")
         count, total = self.baseline_share(name, label)
         share = count / total if total else 0.0
@@ -135,9 +145,11 @@ class DemandTable:
     def ranked(self, label: int) -> list[tuple[str, Demand]]:
         """Every skill with demand > 0, most demanded (or fastest rising) first."""
         if self.trends is not None:
+
             def lift(item):
                 stats = self.trends["skills"][item]
                 return float(stats.get("share", 0)) - float(stats.get("baseline_share", 0))
+
             names = sorted((n for n in self.trends["skills"] if n in SKILLS_BY_NAME), key=lift, reverse=True)
             return [(n, self.demand(n, label)) for n in names if lift(n) > 0]
         scored = [(name, self.demand(name, label)) for name in self.baseline["skills"]]
@@ -161,20 +173,29 @@ def _profile_leaning(table: DemandTable, profile: list[str]) -> dict | None:
     """Which class the user's skills are more typical of, by 2025 share per class (one vote each)."""
     votes = {0: 0, 1: 0}
     for name in profile:
-        share = {label: (lambda c, t: c / t if t else 0.0)(*table.baseline_share(name, label))
-                 for label in votes}
+        share = {label: (lambda c, t: c / t if t else 0.0)(*table.baseline_share(name, label)) for label in votes}
         if share[0] != share[1]:
             votes[max(share, key=share.get)] += 1
     total = votes[0] + votes[1]
     if total == 0:
         return None
     leaning = max(votes, key=votes.get) if votes[0] != votes[1] else None
-    return {"label": leaning, "label_name": LABEL_NAMES.get(leaning, "neither class"),
-            "votes": {str(k): v for k, v in votes.items()}, "total": total}
+    return {
+        "label": leaning,
+        "label_name": LABEL_NAMES.get(leaning, "neither class"),
+        "votes": {str(k): v for k, v in votes.items()},
+        "total": total,
+    }
 
 
-def advise(text: str, label: int, probability: float, profile_skills: Iterable[str] = (),
-           table: DemandTable | None = None, matches: list[SkillMatch] | None = None) -> Advice:
+def advise(
+    text: str,
+    label: int,
+    probability: float,
+    profile_skills: Iterable[str] = (),
+    table: DemandTable | None = None,
+    matches: list[SkillMatch] | None = None,
+) -> Advice:
     table = table or DemandTable.load()
     matches = find_skills(text) if matches is None else matches
     profile, unknown = normalise_profile(profile_skills)
@@ -185,28 +206,43 @@ def advise(text: str, label: int, probability: float, profile_skills: Iterable[s
         aliases.setdefault(match.name, [])
         if match.alias not in aliases[match.name]:
             aliases[match.name].append(match.alias)
-    posting = [{"name": name, "category": SKILLS_BY_NAME[name].category, "aliases": spelled,
-                "in_profile": name in have} for name, spelled in aliases.items()]
+    posting = [
+        {"name": name, "category": SKILLS_BY_NAME[name].category, "aliases": spelled, "in_profile": name in have}
+        for name, spelled in aliases.items()
+    ]
 
     matched = [s["name"] for s in posting if s["in_profile"]]
-    gap_names = sorted((s["name"] for s in posting if not s["in_profile"]),
-                       key=lambda name: -table.demand(name, label).score)
-    gaps = [SkillLine(name, SKILLS_BY_NAME[name].category,
-                      f"named in this posting; {table.demand(name, label).evidence}") for name in gap_names]
+    gap_names = sorted(
+        (s["name"] for s in posting if not s["in_profile"]), key=lambda name: -table.demand(name, label).score
+    )
+    gaps = [
+        SkillLine(name, SKILLS_BY_NAME[name].category, f"named in this posting; {table.demand(name, label).evidence}")
+        for name in gap_names
+    ]
 
     next_skills = [SkillLine(g.name, g.category, g.reason) for g in gaps[:NEXT_FROM_GAPS]]
     for name, demand in table.ranked(label):
         if len(next_skills) >= NEXT_SKILLS:
             break
         if name not in have and name not in aliases:
-            next_skills.append(SkillLine(name, SKILLS_BY_NAME[name].category,
-                                         f"not in this posting, but {demand.evidence}"))
+            next_skills.append(
+                SkillLine(name, SKILLS_BY_NAME[name].category, f"not in this posting, but {demand.evidence}")
+            )
 
     leaning = _profile_leaning(table, profile) if profile else None
-    advice = Advice(label=label, label_name=LABEL_NAMES[label], probability=probability,
-                    posting_skills=posting, profile_skills=profile, unknown_profile_skills=unknown,
-                    matched=matched, gaps=gaps, next_skills=next_skills, profile_leaning=leaning,
-                    demand_source=table.source)
+    advice = Advice(
+        label=label,
+        label_name=LABEL_NAMES[label],
+        probability=probability,
+        posting_skills=posting,
+        profile_skills=profile,
+        unknown_profile_skills=unknown,
+        matched=matched,
+        gaps=gaps,
+        next_skills=next_skills,
+        profile_leaning=leaning,
+        demand_source=table.source,
+    )
     advice.lines = _lines(advice)
     return advice
 
@@ -220,19 +256,25 @@ def _lines(advice: Advice) -> list[str]:
     else:
         lines.append("It names none of the skills in the skills table (shared/skills.py).")
     if not advice.profile_skills:
-        lines.append("No profile skills given: set [profile] skills in the config (or type them in) "
-                     "to see what you already cover.")
+        lines.append(
+            "No profile skills given: set [profile] skills in the config (or type them in) "
+            "to see what you already cover."
+        )
     elif advice.posting_skills:
         share = len(advice.matched) / len(advice.posting_skills)
-        lines.append(f"You have {len(advice.matched)} of them ({share:.0%})"
-                     + (f": {', '.join(advice.matched)}." if advice.matched else "."))
+        lines.append(
+            f"You have {len(advice.matched)} of them ({share:.0%})"
+            + (f": {', '.join(advice.matched)}." if advice.matched else ".")
+        )
     if advice.unknown_profile_skills:
         lines.append("Not in the skills table, so not compared: " + ", ".join(advice.unknown_profile_skills) + ".")
     if advice.profile_leaning:
         lean = advice.profile_leaning
         count = lean["votes"][str(lean["label"])] if lean["label"] is not None else lean["total"] // 2
-        lines.append(f"Your profile leans {lean['label_name']}: {count} of {lean['total']} of your skills "
-                     "are more common in 2025 postings of that class.")
+        lines.append(
+            f"Your profile leans {lean['label_name']}: {count} of {lean['total']} of your skills "
+            "are more common in 2025 postings of that class."
+        )
     for gap in advice.gaps:
         lines.append(f"Gap: {gap.name}, {gap.reason}.")
     gap_names = {gap.name for gap in advice.gaps}

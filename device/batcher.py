@@ -11,14 +11,15 @@ box, a batch costs about the same per posting as single calls (a 256-token BERT 
 cores), so the win is memory and predictability (one activation set instead of eight, no
 oversubscribed thread pools), not raw throughput.
 """
+
 from __future__ import annotations
 
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,13 @@ _STOP = object()
 
 
 class MicroBatcher:
-    def __init__(self, predict_batch: Callable[[Sequence[str]], list], max_batch: int = 8,
-                 max_wait_ms: float = 0.0, name: str = "careeredge-inference"):
+    def __init__(
+        self,
+        predict_batch: Callable[[Sequence[str]], list],
+        max_batch: int = 8,
+        max_wait_ms: float = 0.0,
+        name: str = "careeredge-inference",
+    ):
         self.predict_batch = predict_batch
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_ms / 1000

@@ -1,4 +1,5 @@
 """`careeredge`: the device command line. Sub-commands load lazily (see shared.lazy_cli)."""
+
 from __future__ import annotations
 
 import click

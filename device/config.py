@@ -10,15 +10,17 @@ keys are errors, not silently ignored: a typo like `retention_day` must not quie
 Relative paths in a config file are resolved against the file's directory (the file is portable
 with the things it points to); relative paths from defaults, env and flags against the working dir.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 import socket
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from shared.errors import UserError
 
@@ -102,7 +104,7 @@ class Config:
     sync: SyncConfig = field(default_factory=SyncConfig)
     source: Path | None = None  # the user file that was read, if any
 
-    def override(self, section: str, **values: Any) -> "Config":
+    def override(self, section: str, **values: Any) -> Config:
         """Apply command-line flags (None means "flag not given"), validated like any other source."""
         target = getattr(self, section)
         for key, value in values.items():
@@ -126,14 +128,19 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {
-    "model": ModelConfig, "web": WebConfig, "store": StoreConfig,
-    "admin": AdminConfig, "profile": ProfileConfig, "sync": SyncConfig,
+    "model": ModelConfig,
+    "web": WebConfig,
+    "store": StoreConfig,
+    "admin": AdminConfig,
+    "profile": ProfileConfig,
+    "sync": SyncConfig,
 }
 SECRET_KEYS = {"token", "password"}
 
 
 def _field_types(section: str) -> dict[str, Any]:
     import typing
+
     return typing.get_type_hints(SECTIONS[section])
 
 
@@ -197,7 +204,11 @@ def _to_str_list(value: Any, _base: Path | None) -> list[str]:
 
 
 _CONVERTERS: dict[Any, Callable[[Any, Path | None], Any]] = {
-    int: _to_int, bool: _to_bool, str: _to_str, Path: _to_path, list[str]: _to_str_list,
+    int: _to_int,
+    bool: _to_bool,
+    str: _to_str,
+    Path: _to_path,
+    list[str]: _to_str_list,
 }
 
 
@@ -219,12 +230,15 @@ def _check_section(section: str, values: Any, origin: str) -> None:
     elif section == "store":
         _check_range(origin, "[store] retention_days", values.retention_days, 0)
         if values.privacy not in PRIVACY_MODES:
-            raise ConfigError(f"{origin}: [store] privacy: must be one of {', '.join(PRIVACY_MODES)}, "
-                              f"got {values.privacy!r}")
+            raise ConfigError(
+                f"{origin}: [store] privacy: must be one of {', '.join(PRIVACY_MODES)}, got {values.privacy!r}"
+            )
     elif section == "admin":
         if values.token is not None and len(values.token) < 16:
-            raise ConfigError(f"{origin}: [admin] token: must be at least 16 characters "
-                              "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')")
+            raise ConfigError(
+                f"{origin}: [admin] token: must be at least 16 characters "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+            )
     elif section == "sync":
         _check_range(origin, "[sync] broker_port", values.broker_port, 1, 65535)
         _check_range(origin, "[sync] buffer_cap_rows", values.buffer_cap_rows, 1)
@@ -258,8 +272,7 @@ def _apply_file(config: Config, path: Path) -> None:
 
     for section, values in data.items():
         if section not in SECTIONS:
-            raise ConfigError(f"{where(section, None)}: unknown section [{section}] "
-                              f"(known: {', '.join(SECTIONS)})")
+            raise ConfigError(f"{where(section, None)}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
         if not isinstance(values, Mapping):
             raise ConfigError(f"{where(section, None)}: [{section}] must be a table, got {values!r}")
         target = getattr(config, section)
@@ -272,13 +285,14 @@ def _apply_env(config: Config, env: Mapping[str, str]) -> None:
     for variable, value in sorted(env.items()):
         if not variable.startswith(ENV_PREFIX) or variable == ENV_PREFIX + "CONFIG":
             continue
-        rest = variable[len(ENV_PREFIX):].lower()
+        rest = variable[len(ENV_PREFIX) :].lower()
         section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
         if section is None:
             continue  # CAREEREDGE_* variables of other tools (cloud side, CI) are not ours to judge
-        key = rest[len(section) + 1:]
-        setattr(getattr(config, section), key,
-                _coerce(section, key, value, origin=f"environment {variable}", base_dir=None))
+        key = rest[len(section) + 1 :]
+        setattr(
+            getattr(config, section), key, _coerce(section, key, value, origin=f"environment {variable}", base_dir=None)
+        )
 
 
 def _read_toml(path: Path) -> dict:
@@ -311,6 +325,5 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         config.source = path
     _apply_env(config, env)
     for section in SECTIONS:
-        _check_section(section, getattr(config, section),
-                       origin=str(config.source) if config.source else "config")
+        _check_section(section, getattr(config, section), origin=str(config.source) if config.source else "config")
     return config

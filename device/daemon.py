@@ -9,6 +9,7 @@ and how to fix it. `serve()` runs it under waitress with structured logs and a g
 Which bundle is active: `--model` when given; else the over-the-air slot the sync agent activated
 (`[sync] models_dir/active`); else `[model] bundle`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,10 +18,11 @@ import signal
 import threading
 import time
 import uuid as uuid_module
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from device.advice import DemandTable, advise
 from device.batcher import MicroBatcher
@@ -43,14 +45,15 @@ PRUNE_INTERVAL_S = 6 * 3600
 @dataclass
 class Classification:
     """One answered request: the prediction, whether it was stored, and optional explanations."""
-    prediction: Any                          # device.runtime.base.Prediction
+
+    prediction: Any  # device.runtime.base.Prediction
     uuid: str
     stored: bool
-    text: str                                # what was classified (after input preparation)
+    text: str  # what was classified (after input preparation)
     notes: list[str] = field(default_factory=list)
     store_error: str | None = None
     driving_terms: list[tuple[str, float]] | None = None
-    advice: Any = None                       # device.advice.Advice
+    advice: Any = None  # device.advice.Advice
     skill_matches: list = field(default_factory=list)
 
     @cached_property
@@ -90,8 +93,9 @@ def resolve_bundle(config: Config, pinned: bool = False) -> Path:
 
 
 class Daemon:
-    def __init__(self, config: Config, bundle_dir: Path | None = None, open_store: bool = True,
-                 load_model: bool = True):
+    def __init__(
+        self, config: Config, bundle_dir: Path | None = None, open_store: bool = True, load_model: bool = True
+    ):
         self.config = config
         self.started_at = time.time()
         self.bundle_dir = Path(bundle_dir or resolve_bundle(config))
@@ -121,10 +125,12 @@ class Daemon:
         except UserError as exc:  # BundleError is a UserError: missing / corrupt / tampered
             if self.backend is None:
                 self.model_error = exc.format_message()
-                self.model_fix = (f"Build or install a model bundle at {bundle_dir} (on the build machine: "
-                                  "`make main` or `careeredge-cloud export`, then copy "
-                                  "artifacts/bundles/model_a_v1), or point the daemon at one with "
-                                  "`careeredge serve --model DIR` / [model] bundle in the config, then restart.")
+                self.model_fix = (
+                    f"Build or install a model bundle at {bundle_dir} (on the build machine: "
+                    "`make pipeline` or `careeredge-cloud export`, then copy "
+                    "artifacts/bundles/model_a_v1), or point the daemon at one with "
+                    "`careeredge serve --model DIR` / [model] bundle in the config, then restart."
+                )
             log.error("model.unavailable", extra={"fields": {"bundle": str(bundle_dir), "error": exc.format_message()}})
             return False
         batcher = MicroBatcher(backend.predict_model_inputs, max_batch=MAX_BATCH)
@@ -136,16 +142,26 @@ class Daemon:
             previous[1].close()  # drains what was queued on the old model first
         if previous[0] is not None:
             previous[0].close()
-        log.info("model.loaded", extra={"fields": {
-            "bundle": str(bundle_dir), "model_version": backend.model_version,
-            "backend": backend.type_key, "load_s": round(time.perf_counter() - began, 3)}})
+        log.info(
+            "model.loaded",
+            extra={
+                "fields": {
+                    "bundle": str(bundle_dir),
+                    "model_version": backend.model_version,
+                    "backend": backend.type_key,
+                    "load_s": round(time.perf_counter() - began, 3),
+                }
+            },
+        )
         return True
 
     def _open_store(self) -> None:
         try:
             self.store = PredictionStore(self.config.store.path, privacy=self.config.store.privacy)
-            log.info("store.opened", extra={"fields": {"path": str(self.store.path),
-                                                       "schema_version": self.store.schema_version}})
+            log.info(
+                "store.opened",
+                extra={"fields": {"path": str(self.store.path), "schema_version": self.store.schema_version}},
+            )
         except StoreError as exc:
             # Predictions still work without a store (they come back `stored: false`).
             self.store_error = str(exc)
@@ -194,8 +210,15 @@ class Daemon:
     def degraded(self) -> bool:
         return self.backend is None
 
-    def classify(self, raw_text: str | bytes, source: str, uuid: str | None = None, explain: bool = False,
-                 with_advice: bool = False, profile_skills: list[str] | None = None) -> Classification:
+    def classify(
+        self,
+        raw_text: str | bytes,
+        source: str,
+        uuid: str | None = None,
+        explain: bool = False,
+        with_advice: bool = False,
+        profile_skills: list[str] | None = None,
+    ) -> Classification:
         """Prepare, predict, store. Raises UserError for bad input, ModelUnavailable when degraded."""
         with self._model_lock:
             backend, batcher = self.backend, self.batcher
@@ -203,18 +226,26 @@ class Daemon:
             raise ModelUnavailable(self.model_error or "no model loaded", self.model_fix or "")
         prepared = prepare_text(raw_text, source="text")
         prediction = batcher.predict(model_input(prepared.text, backend.preprocessing))
-        result = Classification(prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text,
-                                notes=list(prepared.notes))
+        result = Classification(
+            prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text, notes=list(prepared.notes)
+        )
         self._store(result, backend, source)
         if explain or with_advice:
             result.skill_matches = find_skills(result.cleaned_text)
         if explain:
             from device.explain import driving_terms
+
             result.driving_terms = driving_terms(backend, prepared.text, top_k=5)
         if with_advice:
             skills = self.config.profile.skills if profile_skills is None else profile_skills
-            result.advice = advise(result.cleaned_text, prediction.label, prediction.confidence, skills,
-                                   table=self.demand, matches=result.skill_matches)
+            result.advice = advise(
+                result.cleaned_text,
+                prediction.label,
+                prediction.confidence,
+                skills,
+                table=self.demand,
+                matches=result.skill_matches,
+            )
         return result
 
     def _store(self, result: Classification, backend, source: str) -> None:
@@ -223,8 +254,9 @@ class Daemon:
             result.store_error = self.store_error
             return
         try:
-            self.store.insert_prediction(result.prediction, result.text, source, backend.model_name,
-                                         uuid=result.uuid, input_notes=result.notes)
+            self.store.insert_prediction(
+                result.prediction, result.text, source, backend.model_name, uuid=result.uuid, input_notes=result.notes
+            )
             result.stored = True
         except StoreWriteError as exc:
             # Full disk, read-only file...: the user still gets the answer, flagged as not stored.
@@ -239,9 +271,15 @@ class Daemon:
         if self.backend is None:
             return {"loaded": False, "bundle": str(self.bundle_dir), "error": self.model_error, "fix": self.model_fix}
         manifest = self.backend.manifest
-        return {"loaded": True, "bundle": str(self.bundle_dir), "name": manifest.get("name"),
-                "version": self.backend.model_version, "backend": self.backend.type_key,
-                "created_at": manifest.get("created_at"), "max_length": manifest.get("max_length")}
+        return {
+            "loaded": True,
+            "bundle": str(self.bundle_dir),
+            "name": manifest.get("name"),
+            "version": self.backend.model_version,
+            "backend": self.backend.type_key,
+            "created_at": manifest.get("created_at"),
+            "max_length": manifest.get("max_length"),
+        }
 
     def database_info(self) -> dict:
         if self.store is None:
@@ -254,11 +292,14 @@ class Daemon:
     def health(self) -> tuple[dict, bool]:
         model, database = self.model_info(), self.database_info()
         healthy = model["loaded"]
-        body = {"status": "ok" if healthy and database["ok"] else "degraded",
-                "model": {k: model.get(k) for k in ("loaded", "version", "bundle", "error", "fix")},
-                "database": {k: database.get(k) for k in ("ok", "path", "rows", "unsynced",
-                                                           "schema_version", "size_bytes", "error")},
-                "uptime_s": round(self.uptime_s(), 1)}
+        body = {
+            "status": "ok" if healthy and database["ok"] else "degraded",
+            "model": {k: model.get(k) for k in ("loaded", "version", "bundle", "error", "fix")},
+            "database": {
+                k: database.get(k) for k in ("ok", "path", "rows", "unsynced", "schema_version", "size_bytes", "error")
+            },
+            "uptime_s": round(self.uptime_s(), 1),
+        }
         return body, healthy
 
     def status(self) -> dict:
@@ -293,8 +334,11 @@ def _start_sync_agent(daemon: Daemon) -> None:
     """`[sync] enabled = true`: run the MQTT sync agent in this process, sharing the store."""
     from device.sync.agent import SyncAgent, SyncSettings
 
-    agent = SyncAgent(SyncSettings.from_config(daemon.config), store_factory=lambda: daemon.store,
-                      on_model_activated=daemon.load_model)
+    agent = SyncAgent(
+        SyncSettings.from_config(daemon.config),
+        store_factory=lambda: daemon.store,
+        on_model_activated=daemon.load_model,
+    )
     agent.start()
     daemon.add_status_provider("sync", lambda: {"enabled": True, **agent.state()})
     daemon.on_shutdown(agent.stop)
@@ -316,9 +360,14 @@ def serve(config: Config, pinned_bundle: bool = False, ready: Callable[[str], No
     app = create_app(config, daemon=daemon)
     # Flask answers bodies over [web] max_request_bytes with a JSON 413. Waitress' own cap sits well
     # above it so Flask sees those requests; only absurd bodies are cut at the socket (plain 413).
-    server = create_server(app, host=config.web.host, port=config.web.port, threads=WAITRESS_THREADS,
-                           max_request_body_size=4 * config.web.max_request_bytes + (1 << 20),
-                           ident="careeredge")
+    server = create_server(
+        app,
+        host=config.web.host,
+        port=config.web.port,
+        threads=WAITRESS_THREADS,
+        max_request_body_size=4 * config.web.max_request_bytes + (1 << 20),
+        ident="careeredge",
+    )
     url = f"http://{server.effective_host}:{server.effective_port}/"
 
     def request_shutdown(signum, _frame):
@@ -327,9 +376,18 @@ def serve(config: Config, pinned_bundle: bool = False, ready: Callable[[str], No
 
     signal.signal(signal.SIGTERM, request_shutdown)
     signal.signal(signal.SIGINT, request_shutdown)
-    log.info("daemon.listening", extra={"fields": {
-        "url": url, "degraded": daemon.degraded, "model": daemon.model_info().get("version"),
-        "db": str(config.store.path), "startup_s": round(time.time() - daemon.started_at, 3)}})
+    log.info(
+        "daemon.listening",
+        extra={
+            "fields": {
+                "url": url,
+                "degraded": daemon.degraded,
+                "model": daemon.model_info().get("version"),
+                "db": str(config.store.path),
+                "startup_s": round(time.time() - daemon.started_at, 3),
+            }
+        },
+    )
     if ready is not None:
         ready(url)
     try:

@@ -11,6 +11,7 @@ Limits, stated in the CLI help too: only skill keywords are candidates (not ever
 deleting a term measures its marginal effect given the rest of the posting, not an attribution that
 sums to the probability.
 """
+
 from __future__ import annotations
 
 from shared.skills import find_skills
@@ -38,9 +39,13 @@ def _skill_spans_read_by_model(backend, cleaned: str) -> dict[str, list[tuple[in
     from shared.reading import posting_windows
 
     windows = posting_windows(backend.tokenizer.encode(cleaned), backend.windows)
-    offsets = [end for window in windows
-               for (start, end), special in zip(window.offsets, window.special_tokens_mask) if not special]
-    read_until = max(offsets, default=0)       # the end of the last window the model reads
+    offsets = [
+        end
+        for window in windows
+        for (start, end), special in zip(window.offsets, window.special_tokens_mask)
+        if not special
+    ]
+    read_until = max(offsets, default=0)  # the end of the last window the model reads
     spans: dict[str, list[tuple[int, int]]] = {}
     for match in find_skills(cleaned):
         if match.start < read_until:

@@ -4,6 +4,7 @@ Problems a user can fix are `UserError`s (one line, exit 2). Problems we can wor
 paste, bytes that are not UTF-8) are repaired and reported as notes, so the caller can still answer
 and tell the user exactly what was changed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -38,8 +39,10 @@ def prepare_text(raw: str | bytes, max_chars: int = MAX_CHARS, source: str = "in
     if not text or not text.strip():
         raise UserError(f"{source}: {'empty' if not text else 'whitespace-only'} text, nothing to classify")
     if len(text) > max_chars:
-        notes.append(f"{source}: {len(text):,} characters, truncated to the first {max_chars:,} "
-                     "(the model reads only the beginning of a posting)")
+        notes.append(
+            f"{source}: {len(text):,} characters, truncated to the first {max_chars:,} "
+            "(the model reads only the beginning of a posting)"
+        )
         text = text[:max_chars]
     return PreparedText(text=text, notes=notes)
 

@@ -1,4 +1,5 @@
 """`careeredge model status` and `careeredge model rollback`: the model slots by hand."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ def _slots(config_path: Path | None):
     return config, ModelSlots(Path(config.sync.models_dir))
 
 
-_config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-                              default=None, help="Device config TOML.")
+_config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Device config TOML."
+)
 
 
 @click.group("model")
@@ -73,7 +75,8 @@ def _tell_running_daemon(config, bundle: Path) -> str:
         return "no [admin] token configured: restart the daemon to serve it"
     host = "127.0.0.1" if config.web.host in ("0.0.0.0", "::", "") else config.web.host
     request = urllib.request.Request(
-        f"http://{host}:{config.web.port}/api/v1/admin/reload-model", method="POST",
+        f"http://{host}:{config.web.port}/api/v1/admin/reload-model",
+        method="POST",
         data=json.dumps({"bundle": str(bundle)}).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {config.admin.token}"},
     )

@@ -3,21 +3,22 @@
 Kept light on purpose (cold start <= 1.5 s on a Pi): click and the stdlib at import; numpy,
 tokenizers and onnxruntime load only once there is something to predict.
 """
+
 from __future__ import annotations
 
 import itertools
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import click
 
 from shared.errors import UserError
 
-JSONL_CHUNK = 256   # postings read per model call group, so a huge JSONL file streams
+JSONL_CHUNK = 256  # postings read per model call group, so a huge JSONL file streams
 BAR_WIDTH = 24
 
 
@@ -41,22 +42,50 @@ class InputProblems:
 @click.command("predict")
 @click.argument("texts", nargs=-1)
 @click.option("--file", "file_path", type=click.Path(path_type=Path), help="A file holding one posting.")
-@click.option("--jsonl", "jsonl_path", type=click.Path(path_type=Path),
-              help='One posting per line: {"id": ..., "text": ...} ("-" reads stdin).')
-@click.option("--model", "bundle", type=click.Path(path_type=Path), default=None,
-              help="Model bundle directory [default: the active OTA slot, else [model] bundle in the config].")
+@click.option(
+    "--jsonl",
+    "jsonl_path",
+    type=click.Path(path_type=Path),
+    help='One posting per line: {"id": ..., "text": ...} ("-" reads stdin).',
+)
+@click.option(
+    "--model",
+    "bundle",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Model bundle directory [default: the active OTA slot, else [model] bundle in the config].",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per posting on stdout.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
 @click.option("--backend", default=None, help="Inference backend [default: onnxruntime].")
-@click.option("--explain/--no-explain", default=True, show_default=True,
-              help="Human output: show the skill terms that drove each decision (occlusion).")
+@click.option(
+    "--explain/--no-explain",
+    default=True,
+    show_default=True,
+    help="Human output: show the skill terms that drove each decision (occlusion).",
+)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="Config file.")
-@click.option("--store/--no-store", "keep", default=True, show_default=True,
-              help="Record each prediction in the device's SQLite store ([store] path), like the web and TUI.")
+@click.option(
+    "--store/--no-store",
+    "keep",
+    default=True,
+    show_default=True,
+    help="Record each prediction in the device's SQLite store ([store] path), like the web and TUI.",
+)
 @click.pass_context
-def predict(ctx: click.Context, texts: tuple[str, ...], file_path: Path | None, jsonl_path: Path | None,
-            bundle: Path | None, as_json: bool, threads: int | None, backend: str | None, explain: bool,
-            config_path: Path | None, keep: bool) -> None:
+def predict(
+    ctx: click.Context,
+    texts: tuple[str, ...],
+    file_path: Path | None,
+    jsonl_path: Path | None,
+    bundle: Path | None,
+    as_json: bool,
+    threads: int | None,
+    backend: str | None,
+    explain: bool,
+    config_path: Path | None,
+    keep: bool,
+) -> None:
     """Classify job postings as Software Engineering or Data Science, offline.
 
     TEXT arguments are postings. Without TEXT, --file or --jsonl, a posting is read from stdin.
@@ -74,8 +103,11 @@ def predict(ctx: click.Context, texts: tuple[str, ...], file_path: Path | None, 
     first = next(chunks, None)
     if first is None:  # every input was bad and already reported: no need to load a model
         ctx.exit(2)
-    engine = load_backend(bundle or default_bundle(config), backend=backend or model_config.backend,
-                          threads=threads or model_config.threads)
+    engine = load_backend(
+        bundle or default_bundle(config),
+        backend=backend or model_config.backend,
+        threads=threads or model_config.threads,
+    )
     recorder = PredictionRecorder(config, engine.model_name, problems) if keep else None
     try:
         for chunk in itertools.chain([first], chunks):
@@ -102,7 +134,7 @@ class PredictionRecorder:
     """Writes CLI predictions to the store the daemon and TUI share. A store that cannot be opened or
     written (read-only, full disk) is one note on stderr: the prediction itself is never lost from stdout."""
 
-    def __init__(self, config, model_name: str, problems: "InputProblems"):
+    def __init__(self, config, model_name: str, problems: InputProblems):
         self.model_name, self.problems, self.store = model_name, problems, None
         try:
             from device.store import PredictionStore

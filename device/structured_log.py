@@ -7,18 +7,19 @@ Code logs an event name as the message and its data as `extra={"fields": {...}}`
 which prints `{"ts": "...", "level": "info", "logger": "device.daemon", "event": "prediction.stored",
 "uuid": "...", "latency_ms": 4.1}`. Third-party records (waitress) come out in the same shape.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),

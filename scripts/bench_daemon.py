@@ -11,6 +11,7 @@ throughput is also reported as a ratio to it.
 
 Without Model A and without --model, it builds the tiny test bundle (needs torch) and says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,14 +55,33 @@ def percentile(values: list[float], q: float) -> float:
 
 def start_daemon(bundle: Path, work: Path, port: int, threads: int | None) -> tuple[subprocess.Popen, float]:
     config = work / "config.toml"
-    config.write_text(f"[model]\n{'threads = %d' % threads if threads else ''}\n"
-                      f"[web]\nmax_request_bytes = 1048576\n", encoding="utf-8")
+    config.write_text(
+        f"[model]\n{f'threads = {threads}' if threads else ''}\n[web]\nmax_request_bytes = 1048576\n", encoding="utf-8"
+    )
     env = {**os.environ, "XDG_CONFIG_HOME": str(work / "xdg"), "XDG_DATA_HOME": str(work / "xdg")}
     began = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "device.cli", "serve", "--port", str(port), "--model", str(bundle),
-         "--db", str(work / "bench.db"), "--config", str(config), "--log-level", "WARNING"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(work / "daemon.log").open("wb"))
+        [
+            sys.executable,
+            "-m",
+            "device.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--model",
+            str(bundle),
+            "--db",
+            str(work / "bench.db"),
+            "--config",
+            str(config),
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "daemon.log").open("wb"),
+    )
     return process, began
 
 
@@ -98,8 +118,9 @@ def drive(url: str, postings: list[str], total: int, clients: int) -> tuple[list
             if index is None:
                 return
             began = time.perf_counter()
-            response = session.post(url, json={"text": postings[index % len(postings)], "id": str(uuid.uuid4())},
-                                    timeout=60)
+            response = session.post(
+                url, json={"text": postings[index % len(postings)], "id": str(uuid.uuid4())}, timeout=60
+            )
             elapsed = time.perf_counter() - began
             with lock:
                 if response.status_code == 200 and response.json().get("stored"):
@@ -146,6 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
             bundle, model_note = MODEL_A_BUNDLE, "INT8 Model A"
         elif bundle is None:
             from tests.support.tiny_model import build_tiny_bundle
+
             print("artifacts/bundles/model_a_v1 not found: benchmarking the tiny test bundle instead", file=sys.stderr)
             bundle, model_note = build_tiny_bundle(work / "tiny"), "tiny test bundle (Model A not built)"
 
@@ -168,8 +190,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     throughput = len(latencies) / wall
     results = {
-        "model": f"{manifest['name']}@{manifest['version']}", "model_note": model_note,
-        "clients": args.clients, "requests": args.requests, "answered": len(latencies), "failures": failures,
+        "model": f"{manifest['name']}@{manifest['version']}",
+        "model_note": model_note,
+        "clients": args.clients,
+        "requests": args.requests,
+        "answered": len(latencies),
+        "failures": failures,
         "throughput_per_s": round(throughput, 1),
         "latency_p50_ms": round(statistics.median(latencies), 1),
         "latency_p95_ms": round(percentile(latencies, 0.95), 1),
@@ -182,20 +208,26 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "targets": TARGETS,
     }
-    results["meets_targets"] = (results["throughput_per_s"] >= TARGETS["throughput_per_s"]
-                                and results["rss_after_1000_mb"] <= TARGETS["rss_after_1000_mb"]
-                                and results["start_to_first_answer_s"] <= TARGETS["start_to_first_answer_s"])
+    results["meets_targets"] = (
+        results["throughput_per_s"] >= TARGETS["throughput_per_s"]
+        and results["rss_after_1000_mb"] <= TARGETS["rss_after_1000_mb"]
+        and results["start_to_first_answer_s"] <= TARGETS["start_to_first_answer_s"]
+    )
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
     print(f"daemon bench: {results['model']} ({model_note}), {args.clients} clients, {args.requests} requests")
-    print(f"  {'throughput':<28}{results['throughput_per_s']:>8} pred/s   (target >= 50; "
-          f"{results['throughput_vs_inprocess_sequential']}x in-process sequential {results['inprocess_sequential_per_s']}/s)")
+    print(
+        f"  {'throughput':<28}{results['throughput_per_s']:>8} pred/s   (target >= 50; "
+        f"{results['throughput_vs_inprocess_sequential']}x in-process sequential {results['inprocess_sequential_per_s']}/s)"
+    )
     print(f"  {'latency p50 / p95':<28}{results['latency_p50_ms']:>8} / {results['latency_p95_ms']} ms")
     print(f"  {'RSS after requests':<28}{results['rss_after_1000_mb']:>8} MB       (target <= 250)")
     print(f"  {'start to first answer':<28}{results['start_to_first_answer_s']:>8} s        (target <= 3)")
-    print(f"  failures: {failures}; meets targets: {results['meets_targets']}; "
-          f"load average {results['load_average_1min']} on {os.cpu_count()} cores")
+    print(
+        f"  failures: {failures}; meets targets: {results['meets_targets']}; "
+        f"load average {results['load_average_1min']} on {os.cpu_count()} cores"
+    )
     return results
 
 

@@ -19,6 +19,7 @@ alike; figures are medians. Every runtime is timed end to end: model_input + tok
 * CLI: `careeredge predict --json` cold start (process start to first prediction on stdout, median
   of --cli-runs) and its peak RSS.
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,16 +43,32 @@ BATCH = 16
 
 @click.command()
 @click.option("--json", "json_out", type=click.Path(path_type=Path), required=True, help="Write figures here.")
-@click.option("--model-dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True)
-@click.option("--bundle", type=click.Path(path_type=Path), default=Path("artifacts/bundles/model_a_v1"), show_default=True)
-@click.option("--fp32-onnx", type=click.Path(path_type=Path), default=None,
-              help="The bundle's FP32 ONNX graph [default: artifacts/export/<bundle name>/model_fp32_fused.onnx].")
+@click.option(
+    "--model-dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True
+)
+@click.option(
+    "--bundle", type=click.Path(path_type=Path), default=Path("artifacts/bundles/model_a_v1"), show_default=True
+)
+@click.option(
+    "--fp32-onnx",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The bundle's FP32 ONNX graph [default: artifacts/export/<bundle name>/model_fp32_fused.onnx].",
+)
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
 @click.option("--threads", default=2, show_default=True)
 @click.option("--limit", default=0, help="Use only the first N test postings for latency (0 = all).")
 @click.option("--cli-runs", default=5, show_default=True)
-def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, splits: Path, threads: int,
-         limit: int, cli_runs: int) -> None:
+def main(
+    json_out: Path,
+    model_dir: Path,
+    bundle: Path,
+    fp32_onnx: Path | None,
+    splits: Path,
+    threads: int,
+    limit: int,
+    cli_runs: int,
+) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -71,8 +88,14 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
 
     # What a user would run instead: transformers defaults (SDPA attention), FP32, inference mode.
     torch_model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
-    runtimes = {"pytorch_fp32": TorchClassifier(torch_model, model_dir / TOKENIZER_FILE, model_a_manifest["max_length"],
-                                                   manifest.get("preprocessing", "clean"))}
+    runtimes = {
+        "pytorch_fp32": TorchClassifier(
+            torch_model,
+            model_dir / TOKENIZER_FILE,
+            model_a_manifest["max_length"],
+            manifest.get("preprocessing", "clean"),
+        )
+    }
     with tempfile.TemporaryDirectory() as tmp:
         # ORT FP32 through the device runtime itself: throw-away bundles around FP32 graphs, with the
         # trained tokenizer (the INT8 bundle's copy may be renumbered for pruned embeddings).
@@ -80,7 +103,7 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
             scratch = bundle_around(Path(tmp) / label, graph, model_dir / TOKENIZER_FILE, like, label)
             return OrtRuntime(load_backend(scratch, threads=threads))
 
-        if distilled:   # the bundle's FP32 graph is the student's: export A itself for the ORT FP32 row
+        if distilled:  # the bundle's FP32 graph is the student's: export A itself for the ORT FP32 row
             export_fp32_graphs(load_classifier(model_dir), Path(tmp))
             runtimes["ort_fp32"] = fp32_runtime(Path(tmp) / FUSED_FILE, "model_a_fp32", model_a_manifest)
             runtimes["ort_fp32_student"] = fp32_runtime(fp32_onnx, "student_fp32", manifest)
@@ -95,20 +118,24 @@ def main(json_out: Path, model_dir: Path, bundle: Path, fp32_onnx: Path | None, 
         seconds, _ = interleaved(runtimes, [[text] for text in timed], "batch 1 latency", "posting")
         latencies = {name: [s * 1000 for s in values] for name, values in seconds.items()}
 
-        batches = [texts[i:i + BATCH] for i in range(0, len(texts), BATCH)]
+        batches = [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
         seconds, outputs = interleaved(runtimes, batches, f"batch {BATCH} throughput", "batch")
         throughput = {name: len(texts) / sum(seconds[name]) for name in runtimes}
-        accuracy = {name: float((np.concatenate(outputs[name]).argmax(1) == np.array(labels)).mean())
-                    for name in runtimes}
+        accuracy = {
+            name: float((np.concatenate(outputs[name]).argmax(1) == np.array(labels)).mean()) for name in runtimes
+        }
 
     cold_start_s, peak_rss_mb = measure_cli(bundle, texts[0], threads, cli_runs)
     sizes = {
         "size_pytorch_mb": megabytes(model_dir / "model.safetensors"),
-        "size_fp32_mb": megabytes(fp32_onnx.parent / FP32_FILE if (fp32_onnx.parent / FP32_FILE).exists() else fp32_onnx),
+        "size_fp32_mb": megabytes(
+            fp32_onnx.parent / FP32_FILE if (fp32_onnx.parent / FP32_FILE).exists() else fp32_onnx
+        ),
         "size_int8_mb": megabytes(bundle / MODEL_FILE),
     }
-    figures = summarize(latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb, len(timed), len(texts),
-                        threads, manifest)
+    figures = summarize(
+        latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb, len(timed), len(texts), threads, manifest
+    )
     figures["model_a_max_length"] = model_a_manifest["max_length"]
     # The box is shared: PyTorch's OpenMP threads degrade far more than ORT's under contention, so
     # the ratios only mean something next to how busy the machine was.
@@ -129,7 +156,7 @@ def interleaved(runtimes: dict, inputs: list, desc: str, unit: str) -> tuple[dic
     seconds = {name: [] for name in names}
     outputs = {name: [] for name in names}
     for index, batch in enumerate(tqdm(inputs, desc=desc, unit=unit)):
-        for name in names[index % len(names):] + names[:index % len(names)]:
+        for name in names[index % len(names) :] + names[: index % len(names)]:
             began = time.perf_counter()
             outputs[name].append(runtimes[name].probabilities(batch))
             seconds[name].append(time.perf_counter() - began)
@@ -171,12 +198,23 @@ print(json.dumps({"seconds": elapsed, "maxrss_kib": usage.ru_maxrss, "ok": statu
 
 def measure_cli(bundle: Path, text: str, threads: int, runs: int) -> tuple[float, float]:
     """Median wall time from spawn to the first JSON line on stdout, and the peak RSS of the CLI."""
-    command = [sys.executable, "-m", "device.cli", "predict", "--json", "--model", str(bundle),
-               "--threads", str(threads), text[:2000]]
+    command = [
+        sys.executable,
+        "-m",
+        "device.cli",
+        "predict",
+        "--json",
+        "--model",
+        str(bundle),
+        "--threads",
+        str(threads),
+        text[:2000],
+    ]
     times, peaks = [], []
     for _ in range(runs):
-        result = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True,
-                                cwd=REPO_ROOT, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+        )
         run = json.loads(result.stdout)
         if not run["ok"]:
             raise SystemExit(f"careeredge predict failed: {run['stderr']}")
@@ -198,7 +236,10 @@ def summarize(latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb,
     p50 = {name: float(np.percentile(values, 50)) for name, values in latencies.items()}
     p95 = {name: float(np.percentile(values, 95)) for name, values in latencies.items()}
     figures = {
-        "model": manifest["name"], "test_postings": total, "latency_postings": timed, "threads": threads,
+        "model": manifest["name"],
+        "test_postings": total,
+        "latency_postings": timed,
+        "threads": threads,
         "max_length": manifest["max_length"],
     }
     for name in latencies:
@@ -225,21 +266,29 @@ def summarize(latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb,
 
 
 def print_table(f: dict) -> None:
-    rows = [("PyTorch FP32", "pytorch_fp32", f["accuracy_pytorch_fp32"], f["size_pytorch_mb"]),
-            ("ORT FP32", "ort_fp32", f["accuracy_ort_fp32"], float("nan") if "distilled_from" in f else f["size_fp32_mb"])]
+    rows = [
+        ("PyTorch FP32", "pytorch_fp32", f["accuracy_pytorch_fp32"], f["size_pytorch_mb"]),
+        ("ORT FP32", "ort_fp32", f["accuracy_ort_fp32"], float("nan") if "distilled_from" in f else f["size_fp32_mb"]),
+    ]
     if "distilled_from" in f:
         rows.append(("student FP32", "ort_fp32_student", f["accuracy_ort_fp32_student"], f["size_fp32_mb"]))
     rows.append(("ORT INT8", "ort_int8", f["accuracy_int8"], f["size_int8_mb"]))
     base = f["pytorch_fp32_p50_ms"]
-    print(f"\n{f['model']}: {f['test_postings']} test postings, {f['threads']} threads, max_length: bundle "
-          f"{f['max_length']}, Model A {f.get('model_a_max_length', f['max_length'])}")
+    print(
+        f"\n{f['model']}: {f['test_postings']} test postings, {f['threads']} threads, max_length: bundle "
+        f"{f['max_length']}, Model A {f.get('model_a_max_length', f['max_length'])}"
+    )
     print(f"{'runtime':<14}{'p50 ms':>9}{'p95 ms':>9}{'x p50':>8}{'batch16/s':>11}{'accuracy':>10}{'size MB':>9}")
     for label, key, acc, size in rows:
-        print(f"{label:<14}{f[key + '_p50_ms']:>9.1f}{f[key + '_p95_ms']:>9.1f}{base / f[key + '_p50_ms']:>7.2f}x"
-              f"{f[key + '_throughput_per_s']:>11.1f}{acc:>10.2%}{size:>9.1f}")
-    print(f"INT8 size {f['size_ratio_int8_vs_fp32']:.1%} of FP32 ONNX; accuracy drop {f['accuracy_drop_int8_pt']:+.2f} pt; "
-          f"CLI cold start {f['cold_start_s']:.2f} s, peak RSS {f['cli_peak_rss_mb']:.0f} MB; "
-          f"load average {f['load_average_1m'][0]} -> {f['load_average_1m'][1]} on {f['cpu_count']} CPUs")
+        print(
+            f"{label:<14}{f[key + '_p50_ms']:>9.1f}{f[key + '_p95_ms']:>9.1f}{base / f[key + '_p50_ms']:>7.2f}x"
+            f"{f[key + '_throughput_per_s']:>11.1f}{acc:>10.2%}{size:>9.1f}"
+        )
+    print(
+        f"INT8 size {f['size_ratio_int8_vs_fp32']:.1%} of FP32 ONNX; accuracy drop {f['accuracy_drop_int8_pt']:+.2f} pt; "
+        f"CLI cold start {f['cold_start_s']:.2f} s, peak RSS {f['cli_peak_rss_mb']:.0f} MB; "
+        f"load average {f['load_average_1m'][0]} -> {f['load_average_1m'][1]} on {f['cpu_count']} CPUs"
+    )
 
 
 def megabytes(path: Path) -> float:

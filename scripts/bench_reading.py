@@ -11,6 +11,7 @@ or --windows); the pairs take turns posting by posting, rotating who goes first,
 them alike. Figures are medians: per-posting latency at batch 1 (p50/p95), throughput at batch 16, the
 windows actually read per posting, accuracy on the split, and each latency as a ratio to the first pair.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,14 +30,26 @@ WARMUP = 3
 
 
 @click.command()
-@click.option("--bundle", "bundles", type=click.Path(path_type=Path), required=True, multiple=True,
-              help="A bundle to read with (repeat to compare; the first is the baseline of the ratios).")
+@click.option(
+    "--bundle",
+    "bundles",
+    type=click.Path(path_type=Path),
+    required=True,
+    multiple=True,
+    help="A bundle to read with (repeat to compare; the first is the baseline of the ratios).",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), required=True, help="Write figures here.")
 @click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"),
-              show_default=True)
-@click.option("--windows", "window_counts", type=int, multiple=True,
-              help="Window counts to compare [default: 1 .. each bundle's windows].")
+@click.option(
+    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
+)
+@click.option(
+    "--windows",
+    "window_counts",
+    type=int,
+    multiple=True,
+    help="Window counts to compare [default: 1 .. each bundle's windows].",
+)
 @click.option("--threads", default=2, show_default=True)
 @click.option("--limit", default=0, help="Only the first N postings for latency (0 = all).")
 def main(bundles, json_out, normalized, params_path, window_counts, threads, limit) -> None:
@@ -50,7 +63,7 @@ def main(bundles, json_out, normalized, params_path, window_counts, threads, lim
 
     stream = split_stream(load_postings(normalized), pseudo_label_settings(load_params(params_path))["eval_fraction"])
     labels = np.asarray(stream.eval_labels)
-    pairs = {}                                # "bundle name, N window(s)" -> (backend, windows, model inputs)
+    pairs = {}  # "bundle name, N window(s)" -> (backend, windows, model inputs)
     for bundle in bundles:
         backend = load_backend(bundle, threads=threads)
         inputs = [model_input(p.description, backend.preprocessing) for p in stream.evaluation]
@@ -68,31 +81,42 @@ def main(bundles, json_out, normalized, params_path, window_counts, threads, lim
     timed = len(stream.evaluation[:limit] if limit else stream.evaluation)
     latencies: dict[str, list[float]] = {name: [] for name in names}
     for i in range(timed):
-        for name in names[i % len(names):] + names[:i % len(names)]:   # rotate who goes first
+        for name in names[i % len(names) :] + names[: i % len(names)]:  # rotate who goes first
             text = [pairs[name][2][i]]
             began = time.perf_counter()
             read_with(name, text)
             latencies[name].append((time.perf_counter() - began) * 1000)
-    figures = {"bundles": [str(b) for b in bundles], "postings": len(labels), "timed": timed, "threads": threads,
-               "runs": {}}
+    figures = {
+        "bundles": [str(b) for b in bundles],
+        "postings": len(labels),
+        "timed": timed,
+        "threads": threads,
+        "runs": {},
+    }
     base = float(np.median(latencies[names[0]]))
     for name in names:
         backend, windows, inputs = pairs[name]
         backend.windows = windows
-        read = [len(backend.encode([t]).input_ids) for t in inputs]     # one row per window read
+        read = [len(backend.encode([t]).input_ids) for t in inputs]  # one row per window read
         began = time.perf_counter()
         predictions = read_with(name)
         throughput = len(inputs) / (time.perf_counter() - began)
         accuracy = float((np.array([p.label for p in predictions]) == labels).mean())
         p50 = float(np.median(latencies[name]))
         figures["runs"][name] = {
-            "p50_ms": round(p50, 2), "p95_ms": round(float(np.percentile(latencies[name], 95)), 2),
-            "x_first": round(p50 / base, 2), "throughput_per_s": round(throughput, 1),
-            "windows_read_median": float(np.median(read)), "windows_read_mean": round(float(np.mean(read)), 2),
-            "accuracy_eval_2026": round(accuracy, 4)}
-        click.echo(f"{name}: p50 {p50:.1f} ms ({p50 / base:.2f}x {names[0]}), {throughput:.1f} postings/s at "
-                   f"batch {backend.batch_size}, mean {np.mean(read):.2f} windows read, 2026 eval accuracy "
-                   f"{accuracy:.3f}")
+            "p50_ms": round(p50, 2),
+            "p95_ms": round(float(np.percentile(latencies[name], 95)), 2),
+            "x_first": round(p50 / base, 2),
+            "throughput_per_s": round(throughput, 1),
+            "windows_read_median": float(np.median(read)),
+            "windows_read_mean": round(float(np.mean(read)), 2),
+            "accuracy_eval_2026": round(accuracy, 4),
+        }
+        click.echo(
+            f"{name}: p50 {p50:.1f} ms ({p50 / base:.2f}x {names[0]}), {throughput:.1f} postings/s at "
+            f"batch {backend.batch_size}, mean {np.mean(read):.2f} windows read, 2026 eval accuracy "
+            f"{accuracy:.3f}"
+        )
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 

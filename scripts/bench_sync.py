@@ -19,6 +19,7 @@ with its SQLite storage, publisher). Figures:
 Without --bundle it uses artifacts/bundles/model_a_v1 when present, else a synthetic bundle: the
 tiny test model plus incompressible padding up to --bundle-mb (needs the cloud extra to build).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,12 +66,18 @@ def fill_store(path: Path, count: int) -> set[str]:
     labels = ["Software Engineering", "Data Science"]
     with PredictionStore(path) as store:
         return {
-            store.insert({
-                "source": "cli", "model_name": "bench", "model_version": "1", "label": i % 2,
-                "label_name": labels[i % 2], "probabilities": [0.7, 0.3] if i % 2 == 0 else [0.2, 0.8],
-                "latency_ms": 12.0,
-                "text": f"posting {i}: we need python, sql, pandas and kubernetes experience. " * 4,
-            })
+            store.insert(
+                {
+                    "source": "cli",
+                    "model_name": "bench",
+                    "model_version": "1",
+                    "label": i % 2,
+                    "label_name": labels[i % 2],
+                    "probabilities": [0.7, 0.3] if i % 2 == 0 else [0.2, 0.8],
+                    "latency_ms": 12.0,
+                    "text": f"posting {i}: we need python, sql, pandas and kubernetes experience. " * 4,
+                }
+            )
             for i in range(count)
         }
 
@@ -159,11 +166,15 @@ def main() -> None:
     print(f"filling the device store with {args.records} predictions...", file=sys.stderr)
     sent = fill_store(work / "device.db", args.records)
     with PredictionStore(work / "device.db") as store:
-        sample_payload = PREDICTION_BATCH.encode({
-            "schema": PREDICTION_BATCH.schema_id, "device_id": DEVICE_ID, "batch_id": "baseline-0000",
-            "sent_at": "2026-01-01T00:00:00.000Z",
-            "records": [row_to_record(r) for r in store.unsynced(limit=args.batch_size)],
-        })
+        sample_payload = PREDICTION_BATCH.encode(
+            {
+                "schema": PREDICTION_BATCH.schema_id,
+                "device_id": DEVICE_ID,
+                "batch_id": "baseline-0000",
+                "sent_at": "2026-01-01T00:00:00.000Z",
+                "records": [row_to_record(r) for r in store.unsynced(limit=args.batch_size)],
+            }
+        )
 
     results: dict = {"records_sent": len(sent), "batch_size": args.batch_size, "bundle": bundle_label}
     with Mosquitto(work / "broker", extra_config="max_queued_messages 1000000\n") as broker:
@@ -181,8 +192,12 @@ def main() -> None:
 
         config = device_config(work, broker, work / "signing.pub.pem", args.batch_size)
         device_log = open(work / "device.log", "w")
-        device = subprocess.Popen([sys.executable, "-m", "device.cli", "sync", "--config", str(config)],
-                                  cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=device_log)
+        device = subprocess.Popen(
+            [sys.executable, "-m", "device.cli", "sync", "--config", str(config)],
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=device_log,
+        )
         try:
             online.wait(30)
             started = time.monotonic()
@@ -190,8 +205,11 @@ def main() -> None:
             stored = storage.prediction_uuids()
             snapshot = collector.snapshot()
             results.update(
-                records_stored=len(stored), duplicates=snapshot["duplicates"], lost=len(sent - stored),
-                records_per_s=round(len(sent) / (finished - started), 1), collector_rejected=snapshot["rejected"],
+                records_stored=len(stored),
+                duplicates=snapshot["duplicates"],
+                lost=len(sent - stored),
+                records_per_s=round(len(sent) / (finished - started), 1),
+                collector_rejected=snapshot["rejected"],
             )
 
             # --- OTA -------------------------------------------------------------------------------
@@ -224,8 +242,12 @@ def main() -> None:
             with ChannelPublisher(settings, "stable") as publisher:
                 publisher.publish(packed, private_key, progress=False)
             published = time.monotonic()
-            activated = wait_until(lambda: any(e["event"] == "activated" for e in storage.ota_events()), 120,
-                                   "the device's activated report", interval=0.02)
+            activated = wait_until(
+                lambda: any(e["event"] == "activated" for e in storage.ota_events()),
+                120,
+                "the device's activated report",
+                interval=0.02,
+            )
             sampling.set()
             sampler.join()
             failures = [e for e in storage.ota_events() if e["event"] in ("rejected", "rolled_back")]
@@ -249,13 +271,16 @@ def main() -> None:
             probe.disconnect()
             probe.loop_stop()
 
-        baseline_rate = raw_mqtt_baseline(broker, sample_payload, max(1, len(sent) // args.batch_size),
-                                          args.batch_size)
+        baseline_rate = raw_mqtt_baseline(broker, sample_payload, max(1, len(sent) // args.batch_size), args.batch_size)
         results["baseline_raw_mqtt_records_per_s"] = round(baseline_rate, 1)
         results["records_per_s_ratio_to_baseline"] = round(results["records_per_s"] / baseline_rate, 3)
 
-    results["targets"] = {"records_per_s": ">= 2000", "ota_seconds": "<= 10 (~25 MB bundle)",
-                          "lost": 0, "duplicates_stored": 0}
+    results["targets"] = {
+        "records_per_s": ">= 2000",
+        "ota_seconds": "<= 10 (~25 MB bundle)",
+        "lost": 0,
+        "duplicates_stored": 0,
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)

@@ -7,6 +7,7 @@ shared.skills on the cleaned description. Re-run it whenever either table change
 
     python scripts/build_skill_baseline.py            # writes shared/skill_baseline_2025.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,19 +43,25 @@ def build_baseline(csv_path: Path) -> dict:
                 counts["all"] += 1
                 counts[group] += 1
     skills = {
-        name: {"category": SKILLS_BY_NAME[name].category, "documents": counts["all"],
-               "by_label": {str(label): counts[str(label)] for label in LABEL_NAMES}}
+        name: {
+            "category": SKILLS_BY_NAME[name].category,
+            "documents": counts["all"],
+            "by_label": {str(label): counts[str(label)] for label in LABEL_NAMES},
+        }
         for name, counts in sorted(skill_documents.items(), key=lambda item: (-item[1]["all"], item[0]))
     }
     return {
         "description": "Number of 2025 postings mentioning each skill (a posting counts once per skill), "
-                       "overall and per class (title taxonomy). Generated, do not edit.",
+        "overall and per class (title taxonomy). Generated, do not edit.",
         "generated_by": "python scripts/build_skill_baseline.py",
         "source": str(csv_path.relative_to(REPO_ROOT)) if csv_path.is_relative_to(REPO_ROOT) else str(csv_path),
         "source_sha256": hashlib.sha256(csv_path.read_bytes()).hexdigest(),
         "labels": {str(label): name for label, name in LABEL_NAMES.items()},
-        "documents": {"all": documents["all"], "unlabeled": documents["unlabeled"],
-                      **{str(label): documents[str(label)] for label in LABEL_NAMES}},
+        "documents": {
+            "all": documents["all"],
+            "unlabeled": documents["unlabeled"],
+            **{str(label): documents[str(label)] for label in LABEL_NAMES},
+        },
         "skills": skills,
     }
 
@@ -63,8 +70,10 @@ def to_json(baseline: dict) -> str:
     """Indented JSON with one line per skill, so a regenerated file diffs readably."""
     head = {key: value for key, value in baseline.items() if key != "skills"}
     lines = json.dumps(head, indent=1, ensure_ascii=False)[:-2].splitlines()
-    skills = [f"  {json.dumps(name, ensure_ascii=False)}: {json.dumps(entry, ensure_ascii=False)}"
-              for name, entry in baseline["skills"].items()]
+    skills = [
+        f"  {json.dumps(name, ensure_ascii=False)}: {json.dumps(entry, ensure_ascii=False)}"
+        for name, entry in baseline["skills"].items()
+    ]
     return "\n".join(lines) + ',\n "skills": {\n' + ",\n".join(skills) + "\n }\n}\n"
 
 
@@ -76,8 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     baseline = build_baseline(args.csv)
     args.out.write_text(to_json(baseline), encoding="utf-8")
     top = list(baseline["skills"].items())[:5]
-    print(f"{args.out}: {baseline['documents']} postings, {len(baseline['skills'])} skills; top: "
-          + ", ".join(f"{name} {entry['documents']}" for name, entry in top))
+    print(
+        f"{args.out}: {baseline['documents']} postings, {len(baseline['skills'])} skills; top: "
+        + ", ".join(f"{name} {entry['documents']}" for name, entry in top)
+    )
 
 
 if __name__ == "__main__":

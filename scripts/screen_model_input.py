@@ -4,6 +4,7 @@ Fine-tuning once per candidate would cost ~10 CPU minutes each; a frozen encoder
 window gets to see at ~1.5 minutes per style. Usage:
     python scripts/screen_model_input.py --json artifacts/bench/model_input.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,17 +46,22 @@ def main() -> None:
         inputs = [model_input(t, style) for t in texts]
         with torch.inference_mode():
             for start in tqdm(range(0, len(inputs), 32), desc=style, leave=False):
-                encodings = tokenizer.encode_batch(inputs[start:start + 32])
+                encodings = tokenizer.encode_batch(inputs[start : start + 32])
                 ids = torch.tensor([e.ids for e in encodings])
                 mask = torch.tensor([e.attention_mask for e in encodings])
                 hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 features.append(((hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)).numpy())
-        scores = cross_val_score(LogisticRegression(C=4, max_iter=3000, class_weight="balanced"),
-                                 np.concatenate(features), np.asarray(labels),
-                                 cv=StratifiedKFold(args.folds, shuffle=True, random_state=0))
-        results[style] = {"cv_accuracy_mean": round(float(scores.mean()), 4),
-                          "cv_accuracy_std": round(float(scores.std()), 4),
-                          "seconds": round(time.perf_counter() - began, 1)}
+        scores = cross_val_score(
+            LogisticRegression(C=4, max_iter=3000, class_weight="balanced"),
+            np.concatenate(features),
+            np.asarray(labels),
+            cv=StratifiedKFold(args.folds, shuffle=True, random_state=0),
+        )
+        results[style] = {
+            "cv_accuracy_mean": round(float(scores.mean()), 4),
+            "cv_accuracy_std": round(float(scores.std()), 4),
+            "seconds": round(time.perf_counter() - began, 1),
+        }
         print(f"{style:28s} {scores.mean():.3f} ± {scores.std():.3f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

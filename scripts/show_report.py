@@ -3,6 +3,7 @@
 The sample prediction goes through the device path (`careeredge predict` on the INT8 bundle), exactly
 what the Raspberry Pi runs.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,10 @@ def main() -> int:
     print(f"confusion matrix [[SWE->SWE, SWE->DS], [DS->SWE, DS->DS]]: {test['confusion_matrix']}")
     if "cv" in metrics:
         cv = metrics["cv"]
-        print(f"{cv['folds']}-fold CV: {cv['accuracy_mean']:.3f} ± {cv['accuracy_std']:.3f} "
-              f"(TF-IDF {cv['baseline_accuracy_mean']:.3f} ± {cv['baseline_accuracy_std']:.3f})")
+        print(
+            f"{cv['folds']}-fold CV: {cv['accuracy_mean']:.3f} ± {cv['accuracy_std']:.3f} "
+            f"(TF-IDF {cv['baseline_accuracy_mean']:.3f} ± {cv['baseline_accuracy_std']:.3f})"
+        )
     print(f"report plot: {METRICS.parent / 'evaluation.png'}")
     if not BUNDLE.is_dir():
         return 0

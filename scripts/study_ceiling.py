@@ -25,6 +25,7 @@ that bound, with more 2026 labels than B ever sees:
 
 It chooses nothing: no setting of B is picked from these figures (README, "Model B vs Model A").
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,8 @@ sys.path.insert(0, str(REPO_ROOT))
 from cloud.training.baseline import fit_predict_window as fit_predict  # noqa: E402
 from cloud.training.stream_split import stable_unit  # noqa: E402
 
-FOLD_SALT = "careeredge/ceiling-folds"      # not the evaluation split's salt: folds cut across both sides
-ENCODER_WINDOW_CHARS = 1200                 # ~256 word pieces of skills_first text
+FOLD_SALT = "careeredge/ceiling-folds"  # not the evaluation split's salt: folds cut across both sides
+ENCODER_WINDOW_CHARS = 1200  # ~256 word pieces of skills_first text
 CUTS = {ENCODER_WINDOW_CHARS: f"first {ENCODER_WINDOW_CHARS} chars", 0: "whole posting"}
 CURVE_SHARES = (0.25, 0.5, 0.75, 1.0)
 TARGET_PT = 10.0
@@ -64,9 +65,12 @@ def cross_fitted(ids, inputs, labels, train_2025, folds: int, repeat: int, cut: 
     predicted = np.empty(len(ids), dtype=int)
     for k in range(folds):
         train = np.flatnonzero((fold != k) & kept)
-        predicted[fold == k] = fit_predict(train_2025[0] + [inputs[j] for j in train],
-                                           list(train_2025[1]) + list(labels[train]),
-                                           [inputs[j] for j in np.flatnonzero(fold == k)], cut)
+        predicted[fold == k] = fit_predict(
+            train_2025[0] + [inputs[j] for j in train],
+            list(train_2025[1]) + list(labels[train]),
+            [inputs[j] for j in np.flatnonzero(fold == k)],
+            cut,
+        )
     return predicted
 
 
@@ -79,8 +83,11 @@ def paired_interval(correct_a: np.ndarray, correct_b: np.ndarray, draws: int = 1
 
 
 def spread(values) -> dict:
-    return {"mean": round(float(np.mean(values)), 4), "min": round(float(np.min(values)), 4),
-            "max": round(float(np.max(values)), 4)}
+    return {
+        "mean": round(float(np.mean(values)), 4),
+        "min": round(float(np.min(values)), 4),
+        "max": round(float(np.max(values)), 4),
+    }
 
 
 def plot(figures: dict, out: Path) -> None:
@@ -105,9 +112,14 @@ def plot(figures: dict, out: Path) -> None:
     left.set_title(f"2026 evaluation split (n = {figures['eval_2026']['n']}); bars: range over fold cuts")
     left.legend(loc="lower right", fontsize=8)
     curve, everything = figures["learning_curve"], figures["all_2026"]
-    right.errorbar([c["train_rows_2026"] for c in curve], [c["mean"] for c in curve],
-                   yerr=[[c["mean"] - c["min"] for c in curve], [c["max"] - c["mean"] for c in curve]],
-                   fmt="o-", capsize=3, label="TF-IDF whole posting, cross-fitted")
+    right.errorbar(
+        [c["train_rows_2026"] for c in curve],
+        [c["mean"] for c in curve],
+        yerr=[[c["mean"] - c["min"] for c in curve], [c["max"] - c["mean"] for c in curve]],
+        fmt="o-",
+        capsize=3,
+        label="TF-IDF whole posting, cross-fitted",
+    )
     right.axhline(everything["Model A"], color="#888", label="Model A")
     right.axhline(everything["Model A"] + TARGET_PT / 100, color="#c33", ls="--", label="A + 10 pt")
     right.set_xlabel("2026 taxonomy-labelled postings trained on (per fold)")
@@ -128,8 +140,9 @@ def plot(figures: dict, out: Path) -> None:
 @click.option("--model-b", type=click.Path(path_type=Path), default=Path("artifacts/model_b_v3"), show_default=True)
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
 @click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"),
-              show_default=True)
+@click.option(
+    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
+)
 def main(json_out, plot_out, folds, repeats, model_a, model_b, splits, normalized, params_path) -> None:
     from tqdm.auto import tqdm
 
@@ -149,8 +162,10 @@ def main(json_out, plot_out, folds, repeats, model_a, model_b, splits, normalize
     inputs = [model_input(p.description, "skills_first") for p in postings]
     train_texts, train_labels = read_split(splits / "train.csv")
     train_2025 = ([model_input(t, "skills_first") for t in train_texts], list(train_labels))
-    click.echo(f"{len(postings)} placeable 2026 postings ({is_eval.sum()} in the evaluation split), "
-               f"{repeats} x {folds} folds, + {len(train_texts)} 2025 train rows in every fold")
+    click.echo(
+        f"{len(postings)} placeable 2026 postings ({is_eval.sum()} in the evaluation split), "
+        f"{repeats} x {folds} folds, + {len(train_texts)} 2025 train rows in every fold"
+    )
 
     # Single models: A, B, and the TF-IDF learners on B's own rows; all scored per posting.
     correct = {}
@@ -158,16 +173,23 @@ def main(json_out, plot_out, folds, repeats, model_a, model_b, splits, normalize
     for name, model_dir, rows in (("Model A", model_a, np.ones(len(postings), bool)), ("Model B", model_b, is_eval)):
         click.echo(f"{name} ({model_dir.name}) reads {rows.sum()} postings")
         probabilities = load_classifier(model_dir).predict_proba(
-            [text for text, read in zip(descriptions, rows) if read], progress=True)
-        hits = np.zeros(len(postings), bool)      # B never scores the pool it trained on
+            [text for text, read in zip(descriptions, rows) if read], progress=True
+        )
+        hits = np.zeros(len(postings), bool)  # B never scores the pool it trained on
         hits[rows] = probabilities.argmax(axis=1) == labels[rows]
         correct[f"{name} ({model_dir.name})" if name == "Model B" else name] = hits
     pool_rows = np.flatnonzero(~is_eval)
     for cut, reading in CUTS.items():
         hits = np.zeros(len(postings), bool)
-        hits[is_eval] = fit_predict(train_2025[0] + [inputs[j] for j in pool_rows],
-                                    train_2025[1] + list(labels[pool_rows]),
-                                    [inputs[j] for j in np.flatnonzero(is_eval)], cut) == labels[is_eval]
+        hits[is_eval] = (
+            fit_predict(
+                train_2025[0] + [inputs[j] for j in pool_rows],
+                train_2025[1] + list(labels[pool_rows]),
+                [inputs[j] for j in np.flatnonzero(is_eval)],
+                cut,
+            )
+            == labels[is_eval]
+        )
         correct[f"TF-IDF on B's rows, {reading}"] = hits
     eval_models = {}
     for name, hits in correct.items():
@@ -192,26 +214,50 @@ def main(json_out, plot_out, folds, repeats, model_a, model_b, splits, normalize
                     curve[1.0].append(hits.mean())
                     errors_by_rule.update(matching_rule(postings[j].title).reason for j in np.flatnonzero(~hits))
             for share in CURVE_SHARES[:-1]:
-                curve[share].append((cross_fitted(ids, inputs, labels, train_2025, folds, repeat, 0, share)
-                                     == labels).mean())
+                curve[share].append(
+                    (cross_fitted(ids, inputs, labels, train_2025, folds, repeat, 0, share) == labels).mean()
+                )
                 bar.update(folds)
     for cut, reading in CUTS.items():
         eval_models[f"bound: TF-IDF cross-fitted, {reading}"] = spread([h[is_eval].mean() for h in bound[cut]])
-    everything = {"n": int(len(labels)), "Model A": round(float(correct["Model A"].mean()), 4),
-                  **{f"bound: TF-IDF cross-fitted, {reading}": spread([h.mean() for h in bound[cut]])
-                     for cut, reading in CUTS.items()}}
-    learning_curve = [{"share": share, "train_rows_2026": round(sum(keep_share(i, share) for i in ids)
-                                                                 * (folds - 1) / folds), **spread(curve[share])}
-                      for share in CURVE_SHARES]
+    everything = {
+        "n": int(len(labels)),
+        "Model A": round(float(correct["Model A"].mean()), 4),
+        **{
+            f"bound: TF-IDF cross-fitted, {reading}": spread([h.mean() for h in bound[cut]])
+            for cut, reading in CUTS.items()
+        },
+    }
+    learning_curve = [
+        {
+            "share": share,
+            "train_rows_2026": round(sum(keep_share(i, share) for i in ids) * (folds - 1) / folds),
+            **spread(curve[share]),
+        }
+        for share in CURVE_SHARES
+    ]
     by_rule = Counter(matching_rule(p.title).reason for p in postings)
     label_of_rule = {rule.reason: rule.label for rule in TITLE_RULES}
-    residual = [{"rule": rule, "label": label_of_rule[rule], "n": by_rule[rule],
-                 "errors_per_cut": round(count / repeats, 1), "error_rate": round(count / repeats / by_rule[rule], 3)}
-                for rule, count in errors_by_rule.most_common()]
+    residual = [
+        {
+            "rule": rule,
+            "label": label_of_rule[rule],
+            "n": by_rule[rule],
+            "errors_per_cut": round(count / repeats, 1),
+            "error_rate": round(count / repeats / by_rule[rule], 3),
+        }
+        for rule, count in errors_by_rule.most_common()
+    ]
 
-    figures = {"folds": folds, "repeats": repeats, "train_rows_2025": len(train_texts),
-               "eval_2026": {"n": int(is_eval.sum()), "models": eval_models}, "all_2026": everything,
-               "learning_curve": learning_curve, "bound_errors_by_rule": residual}
+    figures = {
+        "folds": folds,
+        "repeats": repeats,
+        "train_rows_2025": len(train_texts),
+        "eval_2026": {"n": int(is_eval.sum()), "models": eval_models},
+        "all_2026": everything,
+        "learning_curve": learning_curve,
+        "bound_errors_by_rule": residual,
+    }
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     click.echo(f"2026 evaluation split (n = {is_eval.sum()}):")
@@ -219,11 +265,16 @@ def main(json_out, plot_out, folds, repeats, model_a, model_b, splits, normalize
         if "mean" in row:
             click.echo(f"  {name:<48} {row['mean']:.3f} (fold cuts {row['min']:.3f}-{row['max']:.3f})")
         else:
-            gap = (f"  {row['gap_to_a_pt']:+.1f} pt, 95 % [{row['gap_95ci_pt'][0]:+.1f}, {row['gap_95ci_pt'][1]:+.1f}]"
-                   if "gap_to_a_pt" in row else "")
+            gap = (
+                f"  {row['gap_to_a_pt']:+.1f} pt, 95 % [{row['gap_95ci_pt'][0]:+.1f}, {row['gap_95ci_pt'][1]:+.1f}]"
+                if "gap_to_a_pt" in row
+                else ""
+            )
             click.echo(f"  {name:<48} {row['accuracy']:.3f}{gap}")
-    click.echo(f"every placeable 2026 posting (n = {len(labels)}): Model A {everything['Model A']:.3f}; "
-               + "; ".join(f"{k} {v['mean']:.3f}" for k, v in everything.items() if isinstance(v, dict)))
+    click.echo(
+        f"every placeable 2026 posting (n = {len(labels)}): Model A {everything['Model A']:.3f}; "
+        + "; ".join(f"{k} {v['mean']:.3f}" for k, v in everything.items() if isinstance(v, dict))
+    )
     click.echo("learning curve: " + ", ".join(f"{c['train_rows_2026']} rows {c['mean']:.3f}" for c in learning_curve))
     if plot_out:
         plot(figures, plot_out)

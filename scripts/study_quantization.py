@@ -23,6 +23,7 @@ Columns: logit-margin error and flips vs FP32 on the validation and test splits,
 and batch-1 p50 latency (model_input + tokenize + session; postings interleaved across variants) as a
 ratio to ORT FP32. Selection is only ever made on the validation split; the test split is reported.
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,16 +47,32 @@ CALIBRATION_POSTINGS = 64
 
 @click.command()
 @click.option("--json", "json_out", type=click.Path(path_type=Path), required=True)
-@click.option("--bundle", type=click.Path(path_type=Path), default=Path("artifacts/bundles/model_a_v1"), show_default=True)
-@click.option("--export-dir", type=click.Path(path_type=Path), default=None,
-              help="The export's work dir with model_fp32.onnx [default: artifacts/export/<bundle name>].")
-@click.option("--model-dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True)
+@click.option(
+    "--bundle", type=click.Path(path_type=Path), default=Path("artifacts/bundles/model_a_v1"), show_default=True
+)
+@click.option(
+    "--export-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The export's work dir with model_fp32.onnx [default: artifacts/export/<bundle name>].",
+)
+@click.option(
+    "--model-dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True
+)
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
 @click.option("--threads", default=2, show_default=True)
 @click.option("--latency-postings", default=30, show_default=True)
 @click.option("--skip-sensitivity", is_flag=True, help="Skip the 25 one-node-FP32 variants.")
-def main(json_out: Path, bundle: Path, export_dir: Path | None, model_dir: Path, splits: Path, threads: int,
-         latency_postings: int, skip_sensitivity: bool) -> None:
+def main(
+    json_out: Path,
+    bundle: Path,
+    export_dir: Path | None,
+    model_dir: Path,
+    splits: Path,
+    threads: int,
+    latency_postings: int,
+    skip_sensitivity: bool,
+) -> None:
     import onnx
     from tqdm import tqdm
 
@@ -78,25 +95,37 @@ def main(json_out: Path, bundle: Path, export_dir: Path | None, model_dir: Path,
         # The fused, embedding-pruned FP32 graph the dynamic scheme starts from, rebuilt from this
         # export's FP32 graph so that every variant descends from the same weights.
         config = json.loads((model_dir / "config.json").read_text())
-        fuse_transformer(unfused, scratch / "fused.onnx", config["num_attention_heads"], config["hidden_size"],
-                         config["num_hidden_layers"])
+        fuse_transformer(
+            unfused,
+            scratch / "fused.onnx",
+            config["num_attention_heads"],
+            config["hidden_size"],
+            config["num_hidden_layers"],
+        )
         fused, fused_tokenizer = scratch / "pruned.onnx", scratch / "pruned_tokenizer.json"
         if prune_embeddings(scratch / "fused.onnx", tokenizer, fused, fused_tokenizer, manifest["max_length"]) is None:
             fused, fused_tokenizer = scratch / "fused.onnx", tokenizer
         study.add("ORT FP32 (fused)", fused, fused_tokenizer)
-        candidates = {"per_token (shipped default)": lambda out: quantize_per_token(unfused, out),
-                      "dynamic (--scheme dynamic)": lambda out: quantize_int8(fused, out)}
+        candidates = {
+            "per_token (shipped default)": lambda out: quantize_per_token(unfused, out),
+            "dynamic (--scheme dynamic)": lambda out: quantize_int8(fused, out),
+        }
         calibration = study.reference_inputs(train[0][:CALIBRATION_POSTINGS])
-        peaks = activation_peaks(fused, calibration)   # alpha-independent: measured once
+        peaks = activation_peaks(fused, calibration)  # alpha-independent: measured once
         for alpha in SMOOTHQUANT_ALPHAS:
+
             def smoothed(out, alpha=alpha):
                 smooth_quant(fused, scratch / "smoothed.onnx", peaks, alpha, calibration)
                 quantize_int8(scratch / "smoothed.onnx", out)
+
             candidates[f"dynamic + SmoothQuant a={alpha}"] = smoothed
         for bits, level in ((8, 4), (8, 0), (4, 4)):
-            label = f"blockwise int{bits}, accuracy_level {level}" + (" (the fallback)" if (bits, level) == (8, 4) else "")
-            candidates[label] = lambda out, bits=bits, level=level: quantize_blockwise(unfused, out, bits=bits,
-                                                                                       accuracy_level=level)
+            label = f"blockwise int{bits}, accuracy_level {level}" + (
+                " (the fallback)" if (bits, level) == (8, 4) else ""
+            )
+            candidates[label] = lambda out, bits=bits, level=level: quantize_blockwise(
+                unfused, out, bits=bits, accuracy_level=level
+            )
         for label, build in tqdm(candidates.items(), desc="variants", unit="variant"):
             out = scratch / f"variant_{len(study.rows)}.onnx"
             build(out)
@@ -120,13 +149,23 @@ def main(json_out: Path, bundle: Path, export_dir: Path | None, model_dir: Path,
         study.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
-    figures = {"model": manifest["name"], "threads": threads, "validation_postings": len(val[0]),
-               "test_postings": len(test[0]), "latency_postings": min(latency_postings, len(test[0])),
-               "load_average_1m": round(os.getloadavg()[0], 2), "variants": study.rows}
+    figures = {
+        "model": manifest["name"],
+        "threads": threads,
+        "validation_postings": len(val[0]),
+        "test_postings": len(test[0]),
+        "latency_postings": min(latency_postings, len(test[0])),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "variants": study.rows,
+    }
     if sensitivity:
         flips = [r["test_flips"] for r in sensitivity]
-        figures["one_node_fp32"] = {"variants": len(sensitivity), "test_flips_min": min(flips),
-                                    "test_flips_max": max(flips), "per_node": sensitivity}
+        figures["one_node_fp32"] = {
+            "variants": len(sensitivity),
+            "test_flips_min": min(flips),
+            "test_flips_max": max(flips),
+            "per_node": sensitivity,
+        }
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(figures, indent=2) + "\n")
     print_table(figures)
@@ -155,14 +194,20 @@ class Study:
         from cloud.export.builder import logit_margin
 
         runtime = OrtRuntime(backend)
-        probabilities = {name: runtime.probabilities(split[0]) for name, split in (("val", self.val), ("test", self.test))}
+        probabilities = {
+            name: runtime.probabilities(split[0]) for name, split in (("val", self.val), ("test", self.test))
+        }
         if not self.reference:
             self.reference = probabilities
-        row = {"size_mb": round(model.stat().st_size / 1e6, 2),
-               "test_accuracy": round(float((probabilities["test"].argmax(1) == self.test[1]).mean()), 4)}
+        row = {
+            "size_mb": round(model.stat().st_size / 1e6, 2),
+            "test_accuracy": round(float((probabilities["test"].argmax(1) == self.test[1]).mean()), 4),
+        }
         for name, split_probabilities in probabilities.items():
             reference = self.reference[name]
-            row[f"{name}_logit_mae"] = round(float(np.abs(logit_margin(split_probabilities) - logit_margin(reference)).mean()), 4)
+            row[f"{name}_logit_mae"] = round(
+                float(np.abs(logit_margin(split_probabilities) - logit_margin(reference)).mean()), 4
+            )
             row[f"{name}_max_p1_gap"] = round(float(np.abs(split_probabilities[:, 1] - reference[:, 1]).max()), 4)
             row[f"{name}_flips"] = int((split_probabilities.argmax(1) != reference.argmax(1)).sum())
         if keep_backend:
@@ -255,7 +300,9 @@ def smooth_quant(fp32_path: Path, out_path: Path, peaks: dict[str, np.ndarray], 
         initializers[node.input[1]].CopyFrom(numpy_helper.from_array(weight * scale[:, None], node.input[1]))
         inverse, smoothed = f"smoothquant_{index}_inverse_scale", f"smoothquant_{index}_output"
         model.graph.initializer.append(numpy_helper.from_array(1.0 / scale, inverse))
-        smoothing.append((node, helper.make_node("Mul", [node.input[0], inverse], [smoothed], name=f"SmoothQuant_{index}")))
+        smoothing.append(
+            (node, helper.make_node("Mul", [node.input[0], inverse], [smoothed], name=f"SmoothQuant_{index}"))
+        )
         node.input[0] = smoothed
     ordered = []
     inserted = {id(node): mul for node, mul in smoothing}
@@ -286,16 +333,24 @@ def read_split(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 def print_table(figures: dict) -> None:
-    print(f"\n{figures['model']}: flips vs ORT FP32 on {figures['validation_postings']} validation / "
-          f"{figures['test_postings']} test postings; p50 over {figures['latency_postings']} postings, "
-          f"{figures['threads']} threads, load {figures['load_average_1m']}")
-    print(f"{'variant':<58}{'val err':>8}{'val fl':>7}{'test err':>9}{'test fl':>8}{'test acc':>9}{'MB':>6}{'x FP32':>8}")
+    print(
+        f"\n{figures['model']}: flips vs ORT FP32 on {figures['validation_postings']} validation / "
+        f"{figures['test_postings']} test postings; p50 over {figures['latency_postings']} postings, "
+        f"{figures['threads']} threads, load {figures['load_average_1m']}"
+    )
+    print(
+        f"{'variant':<58}{'val err':>8}{'val fl':>7}{'test err':>9}{'test fl':>8}{'test acc':>9}{'MB':>6}{'x FP32':>8}"
+    )
     for r in figures["variants"]:
-        print(f"{r['variant']:<58}{r['val_logit_mae']:>8.3f}{r['val_flips']:>7}{r['test_logit_mae']:>9.3f}"
-              f"{r['test_flips']:>8}{r['test_accuracy']:>9.2%}{r['size_mb']:>6.1f}{r['speed_vs_ort_fp32']:>7.2f}x")
+        print(
+            f"{r['variant']:<58}{r['val_logit_mae']:>8.3f}{r['val_flips']:>7}{r['test_logit_mae']:>9.3f}"
+            f"{r['test_flips']:>8}{r['test_accuracy']:>9.2%}{r['size_mb']:>6.1f}{r['speed_vs_ort_fp32']:>7.2f}x"
+        )
     if "one_node_fp32" in figures:
         o = figures["one_node_fp32"]
-        print(f"one node FP32, {o['variants']} variants: test flips from {o['test_flips_min']} to {o['test_flips_max']}")
+        print(
+            f"one node FP32, {o['variants']} variants: test flips from {o['test_flips_min']} to {o['test_flips_max']}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ evaluation split and the 2025 test split, reading each posting's `skills_first` 
 N characters (the encoder's 256-piece window is ~1,200 characters) or whole. It only asks whether text
 beyond the window carries the label; it chooses nothing (README, "Model B vs Model A").
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,16 +28,22 @@ sys.path.insert(0, str(REPO_ROOT))
 @click.option("--json", "json_out", type=click.Path(path_type=Path), required=True)
 @click.option("--cut", "cuts", type=int, multiple=True, help="Characters kept (0 = whole) [default: 1200 2500 0].")
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
-@click.option("--pseudo-labels", "pseudo_dir", type=click.Path(path_type=Path), default=Path("data/pseudo_labels"),
-              show_default=True)
+@click.option(
+    "--pseudo-labels",
+    "pseudo_dir",
+    type=click.Path(path_type=Path),
+    default=Path("data/pseudo_labels"),
+    show_default=True,
+)
 @click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"),
-              show_default=True)
+@click.option(
+    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
+)
 def main(json_out, cuts, splits, pseudo_dir, normalized, params_path) -> None:
     from cloud.data.prepare import read_split
-    from cloud.training.baseline import fit_predict_window
     from cloud.ingest.normalize_command import load_postings
     from cloud.params import load_params
+    from cloud.training.baseline import fit_predict_window
     from cloud.training.pseudo_label import pseudo_label_settings
     from cloud.training.stream_split import split_stream
     from shared.text import model_input
@@ -48,14 +55,18 @@ def main(json_out, cuts, splits, pseudo_dir, normalized, params_path) -> None:
     labels = np.array(train_labels + [int(r["label"]) for r in pool])
     stream = split_stream(load_postings(normalized), pseudo_label_settings(load_params(params_path))["eval_fraction"])
     test_texts, test_labels = read_split(splits / "test.csv")
-    scored = {"eval_2026": ([p.description for p in stream.evaluation], np.array(stream.eval_labels)),
-              "test_2025": (test_texts, np.array(test_labels))}
+    scored = {
+        "eval_2026": ([p.description for p in stream.evaluation], np.array(stream.eval_labels)),
+        "test_2025": (test_texts, np.array(test_labels)),
+    }
     inputs = {name: [model_input(t, "skills_first") for t in split_texts] for name, (split_texts, _) in scored.items()}
     train_inputs = [model_input(t, "skills_first") for t in texts]
     figures = {"train_rows": len(texts), "runs": {}}
     for cut in cuts or (1200, 2500, 0):
-        run = {name: round(float((fit_predict_window(train_inputs, labels, inputs[name], cut) == y).mean()), 4)
-               for name, (_, y) in scored.items()}
+        run = {
+            name: round(float((fit_predict_window(train_inputs, labels, inputs[name], cut) == y).mean()), 4)
+            for name, (_, y) in scored.items()
+        }
         figures["runs"]["whole" if not cut else str(cut)] = run
         click.echo(f"cut {cut or 'whole':>5}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.items()))
     json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,13 +12,15 @@ Every file the manifest lists is verified by sha256 before a device loads it, so
 or a tampered model is refused with the file's name instead of producing wrong answers. This module
 is stdlib-only: the device imports it on every start.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from shared.errors import UserError
 from shared.reading import check_windows
@@ -114,8 +116,10 @@ def write_bundle(
     a manifest that describes files still being copied.
     """
     bundle_dir = Path(bundle_dir)
-    names = sorted(files) if files is not None else sorted(
-        p.name for p in bundle_dir.iterdir() if p.is_file() and p.name != MANIFEST_FILE
+    names = (
+        sorted(files)
+        if files is not None
+        else sorted(p.name for p in bundle_dir.iterdir() if p.is_file() and p.name != MANIFEST_FILE)
     )
     for required in REQUIRED_FILES:
         if required not in names:
@@ -132,7 +136,7 @@ def write_bundle(
         "metrics": metrics or {},
         "base_model": base_model,
         "training_data_hash": training_data_hash,
-        "created_at": created_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": created_at or datetime.now(UTC).isoformat(timespec="seconds"),
     }
     manifest.update(extra or {})
     save_manifest(bundle_dir, manifest)

@@ -3,6 +3,7 @@
 Raise `UserError` anywhere a user can fix the problem (bad input, missing file, bad config).
 Click prints `Error: <message>` and exits with `exit_code`.
 """
+
 from __future__ import annotations
 
 import click

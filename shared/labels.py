@@ -15,6 +15,7 @@ needs to agree or argue with it. Decisions on the contested titles (see README, 
 * Tutors, annotators, GTM/sales, strategy and policy roles are None: excluded from training and
   counted in the report, never silently dropped.
 """
+
 from __future__ import annotations
 
 import re
@@ -39,42 +40,81 @@ def _rule(regex: str, label: int | None, reason: str) -> TitleRule:
 # Order matters: exclusions first, then the DS family (so "Data Scientist Quality Engineer" is DS),
 # then engineering. A title that matches nothing is None.
 TITLE_RULES: tuple[TitleRule, ...] = (
-    _rule(r"\b(tutor|annotat\w*|evaluator|ai trainer|machine trainer|labell?er)\b", None,
-          "data-labelling / model-training gig, not an SWE or DS role"),
-    _rule(r"\b(gtm|go-to-market|sales|account (executive|manager)|recruit\w*|marketing manager)\b",
-          None, "commercial role"),
-    _rule(r"\b(mechanical|electrical|civil|chemical|hvac|facilit\w+|construction)\b.*\bengineer", None,
-          "physical engineering discipline"),
-    _rule(r"^(?!.*\b(data scien|data analy|engineer)).*\b(strateg\w*|governance|policy|ethic\w*)\b",
-          None, "strategy / governance role"),
+    _rule(
+        r"\b(tutor|annotat\w*|evaluator|ai trainer|machine trainer|labell?er)\b",
+        None,
+        "data-labelling / model-training gig, not an SWE or DS role",
+    ),
+    _rule(
+        r"\b(gtm|go-to-market|sales|account (executive|manager)|recruit\w*|marketing manager)\b",
+        None,
+        "commercial role",
+    ),
+    _rule(
+        r"\b(mechanical|electrical|civil|chemical|hvac|facilit\w+|construction)\b.*\bengineer",
+        None,
+        "physical engineering discipline",
+    ),
+    _rule(
+        r"^(?!.*\b(data scien|data analy|engineer)).*\b(strateg\w*|governance|policy|ethic\w*)\b",
+        None,
+        "strategy / governance role",
+    ),
     _rule(r"\banalytics engineer", DATA_SCIENCE, "analytics engineering serves analysis (dbt/SQL)"),
-    _rule(r"\b(data scien\w*|decision scien\w*|applied scien\w*|analytics scien\w*|"
-          r"(ml|machine learning|ai|research|product|clinical|health|quantitative) scientist|"
-          r"scientist|statistic\w*|biostatistic\w*|econometric\w*|quant\b|quantitative analy\w*|"
-          r"advanced analytics|postdoc\w*|ciencias? de (los )?datos)",
-          DATA_SCIENCE, "science / statistics title"),
-    _rule(r"\b(data|bi|business intelligence|analytics|insights?|reporting|product|marketing|"
-          r"business|fraud|risk|financial|finance|healthcare|operations|research)\b.*\banaly(st|tics)\b",
-          DATA_SCIENCE, "data / business analyst"),
-    _rule(r"\banaly(st|tics)\b.*\b(data|sql|tableau|power ?bi|python|machine learning)\b",
-          DATA_SCIENCE, "analyst with data tooling"),
-    _rule(r"\b(ai|ml|machine learning|deep learning)\b.*\bresearcher\b|\bresearcher\b.*\b(ai|ml|machine learning)\b",
-          DATA_SCIENCE, "AI/ML research"),
+    _rule(
+        r"\b(data scien\w*|decision scien\w*|applied scien\w*|analytics scien\w*|"
+        r"(ml|machine learning|ai|research|product|clinical|health|quantitative) scientist|"
+        r"scientist|statistic\w*|biostatistic\w*|econometric\w*|quant\b|quantitative analy\w*|"
+        r"advanced analytics|postdoc\w*|ciencias? de (los )?datos)",
+        DATA_SCIENCE,
+        "science / statistics title",
+    ),
+    _rule(
+        r"\b(data|bi|business intelligence|analytics|insights?|reporting|product|marketing|"
+        r"business|fraud|risk|financial|finance|healthcare|operations|research)\b.*\banaly(st|tics)\b",
+        DATA_SCIENCE,
+        "data / business analyst",
+    ),
+    _rule(
+        r"\banaly(st|tics)\b.*\b(data|sql|tableau|power ?bi|python|machine learning)\b",
+        DATA_SCIENCE,
+        "analyst with data tooling",
+    ),
+    _rule(
+        r"\b(ai|ml|machine learning|deep learning)\b.*\bresearcher\b|\bresearcher\b.*\b(ai|ml|machine learning)\b",
+        DATA_SCIENCE,
+        "AI/ML research",
+    ),
     _rule(r"\b(ml ?ops|machine learning operations)\b", SOFTWARE_ENGINEERING, "MLOps (incl. its managers)"),
-    _rule(r"\b(tech(nical)? lead)\b.*\b(ml|machine learning|ai|gen-?ai)\b|"
-          r"\b(ml|machine learning|ai|gen-?ai)\b.*\btech(nical)? lead\b", SOFTWARE_ENGINEERING,
-          "technical lead of an ML/AI system"),
-    _rule(r"\b(software|developer|programmer|sde|swe|dev(ops|elopment) engineer|full[- ]?stack|"
-          r"back[- ]?end|front[- ]?end|web|mobile|android|ios)\b", SOFTWARE_ENGINEERING,
-          "software development title"),
-    _rule(r"\b(ml ?ops|machine learning op\w*|ai ?ops|llm ?ops|platform|infrastructure|infra|"
-          r"site reliability|sre|cloud|devops|security engineer|qa|test)\b.*\b(engineer\w*|architect)\b",
-          SOFTWARE_ENGINEERING, "platform / infrastructure / MLOps engineering"),
-    _rule(r"\b(machine learning|ml|ai|a\.i\.|artificial intelligence|gen ?ai|generative ai|llm|nlp|"
-          r"computer vision|deep learning|data|research|applied)\b.*\b(engineer\w*|architect|developer)\b",
-          SOFTWARE_ENGINEERING, "ML / AI / data engineering builds production systems"),
-    _rule(r"\b(engineer\w*|architect)\b.*\b(machine learning|ml|ai|data|llm|python)\b",
-          SOFTWARE_ENGINEERING, "engineer working on ML / data systems"),
+    _rule(
+        r"\b(tech(nical)? lead)\b.*\b(ml|machine learning|ai|gen-?ai)\b|"
+        r"\b(ml|machine learning|ai|gen-?ai)\b.*\btech(nical)? lead\b",
+        SOFTWARE_ENGINEERING,
+        "technical lead of an ML/AI system",
+    ),
+    _rule(
+        r"\b(software|developer|programmer|sde|swe|dev(ops|elopment) engineer|full[- ]?stack|"
+        r"back[- ]?end|front[- ]?end|web|mobile|android|ios)\b",
+        SOFTWARE_ENGINEERING,
+        "software development title",
+    ),
+    _rule(
+        r"\b(ml ?ops|machine learning op\w*|ai ?ops|llm ?ops|platform|infrastructure|infra|"
+        r"site reliability|sre|cloud|devops|security engineer|qa|test)\b.*\b(engineer\w*|architect)\b",
+        SOFTWARE_ENGINEERING,
+        "platform / infrastructure / MLOps engineering",
+    ),
+    _rule(
+        r"\b(machine learning|ml|ai|a\.i\.|artificial intelligence|gen ?ai|generative ai|llm|nlp|"
+        r"computer vision|deep learning|data|research|applied)\b.*\b(engineer\w*|architect|developer)\b",
+        SOFTWARE_ENGINEERING,
+        "ML / AI / data engineering builds production systems",
+    ),
+    _rule(
+        r"\b(engineer\w*|architect)\b.*\b(machine learning|ml|ai|data|llm|python)\b",
+        SOFTWARE_ENGINEERING,
+        "engineer working on ML / data systems",
+    ),
     _rule(r"\bengineer(ing)?\b", SOFTWARE_ENGINEERING, "generic (software) engineer"),
 )
 

@@ -4,6 +4,7 @@ Why: `careeredge predict` must start in well under 1.5 s on a Pi, so it cannot p
 Flask, Textual and paho just because they are siblings in the CLI. Each command lives in the module
 that owns the concept and is registered here as "module:attribute".
 """
+
 from __future__ import annotations
 
 import importlib

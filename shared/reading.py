@@ -15,9 +15,11 @@ A"): three windows won on the 2026 evaluation split but tied on the data B's set
 Light: the tokenizers wheel's `Encoding` objects and numpy (imported where used, so that the
 stdlib-only `shared.bundle` can validate `windows` with it).
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np

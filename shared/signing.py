@@ -7,6 +7,7 @@ any tool on the way cannot break (or forge) a signature. The manifest names its 
 `key_id` (first 16 hex digits of sha256 over the raw public key), which turns "signed with another
 key" into a precise rejection reason instead of a generic failure.
 """
+
 from __future__ import annotations
 
 import base64

@@ -17,12 +17,13 @@ moves the lines that mention skills to the front. Changing an alias changes what
 retrain and re-export after editing it, and regenerate `shared/skill_baseline_2025.json`
 (`python scripts/build_skill_baseline.py`; a test fails while it is stale).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
 
 LANGUAGES = "languages"
 FRAMEWORKS = "frameworks"
@@ -38,15 +39,15 @@ CATEGORIES = (LANGUAGES, FRAMEWORKS, ML, DATA, CLOUD, MLOPS, GENAI)
 class Skill:
     name: str
     category: str
-    aliases: tuple[str, ...]                 # case-insensitive spellings (the name is added)
-    case_sensitive: tuple[str, ...] = ()     # spellings that only count with this exact case
+    aliases: tuple[str, ...]  # case-insensitive spellings (the name is added)
+    case_sensitive: tuple[str, ...] = ()  # spellings that only count with this exact case
 
 
 @dataclass(frozen=True)
 class SkillMatch:
     name: str
     category: str
-    alias: str      # the text as it appears in the posting
+    alias: str  # the text as it appears in the posting
     start: int
     end: int
 
@@ -103,8 +104,9 @@ SKILLS: tuple[Skill, ...] = (
     _skill("Deep Learning", ML, "neural networks", "neural network"),
     _skill("NLP", ML, "natural language processing"),
     _skill("Computer Vision", ML),
-    _skill("Statistics", ML, "statistical analysis", "statistical modeling", "statistical modelling",
-           "statistical methods"),
+    _skill(
+        "Statistics", ML, "statistical analysis", "statistical modeling", "statistical modelling", "statistical methods"
+    ),
     _skill("A/B Testing", ML, "A/B tests", "AB testing", "experimentation", "experimental design"),
     _skill("Causal Inference", ML),
     _skill("Time Series", ML, "forecasting"),
@@ -147,16 +149,22 @@ SKILLS: tuple[Skill, ...] = (
     _skill("Distributed Systems", CLOUD, "distributed computing"),
     # --- MLOps ---------------------------------------------------------------------------
     _skill("MLOps", MLOPS, "ML Ops", "ML operations", "machine learning operations"),
-    _skill("CI/CD", MLOPS, "continuous integration", "continuous delivery", "continuous deployment",
-           "GitHub Actions", "Jenkins"),
+    _skill(
+        "CI/CD",
+        MLOPS,
+        "continuous integration",
+        "continuous delivery",
+        "continuous deployment",
+        "GitHub Actions",
+        "Jenkins",
+    ),
     _skill("Git", MLOPS, "GitHub", "GitLab"),
     _skill("MLflow", MLOPS),
     _skill("Kubeflow", MLOPS),
     _skill("Weights & Biases", MLOPS, "wandb", "W&B"),
     _skill("DVC", MLOPS, exact=("DVC",)),
     _skill("Model Monitoring", MLOPS, "model drift", "data drift", "drift detection"),
-    _skill("Model Deployment", MLOPS, "model serving", "deploying models", "deploy models",
-           "productionizing models"),
+    _skill("Model Deployment", MLOPS, "model serving", "deploying models", "deploy models", "productionizing models"),
     _skill("ONNX", MLOPS, "ONNX Runtime"),
     _skill("Feature Store", MLOPS, "feature stores", "Feast"),
     # --- generative AI -------------------------------------------------------------------
@@ -165,17 +173,25 @@ SKILLS: tuple[Skill, ...] = (
     _skill("LangChain", GENAI),
     _skill("LangGraph", GENAI),
     _skill("LlamaIndex", GENAI, "Llama Index"),
-    _skill("RAG", GENAI, "retrieval-augmented generation", "retrieval augmented generation",
-           exact=("RAG",)),
+    _skill("RAG", GENAI, "retrieval-augmented generation", "retrieval augmented generation", exact=("RAG",)),
     _skill("Agentic AI", GENAI, "AI agents", "AI agent", "agentic", "multi-agent", "autonomous agents"),
     _skill("MCP", GENAI, "Model Context Protocol", exact=("MCP",)),
     _skill("Prompt Engineering", GENAI, "prompt design", "prompting"),
     _skill("Fine-tuning", GENAI, "fine tuning", "finetuning", "LoRA", "PEFT"),
-    _skill("Vector Databases", GENAI, "vector database", "vector DB", "vector store", "Pinecone",
-           "FAISS", "Weaviate", "Chroma", "pgvector"),
+    _skill(
+        "Vector Databases",
+        GENAI,
+        "vector database",
+        "vector DB",
+        "vector store",
+        "Pinecone",
+        "FAISS",
+        "Weaviate",
+        "Chroma",
+        "pgvector",
+    ),
     _skill("Embeddings", GENAI, "embedding models", "text embeddings"),
-    _skill("Transformers", GENAI, "transformer models", "transformer architecture", "BERT",
-           "attention mechanism"),
+    _skill("Transformers", GENAI, "transformer models", "transformer architecture", "BERT", "attention mechanism"),
     _skill("Mamba", GENAI, "state space models", "state-space models", "SSM", exact=("Mamba",)),
     _skill("OpenAI API", GENAI, "OpenAI", "GPT-4", "GPT", "ChatGPT"),
     _skill("Claude", GENAI, "Anthropic", exact=("Claude",)),
@@ -226,7 +242,7 @@ def _alias_hits(text: str) -> Iterator[tuple[_AliasRule, re.Match]]:
     index = _alias_index()
     for token in _TOKEN_START.finditer(text):
         start = token.start()
-        prefix = text[start:start + _KEY_LENGTH].lower()
+        prefix = text[start : start + _KEY_LENGTH].lower()
         for key in {prefix, prefix[:1]}:
             for rule in index.get(key, ()):
                 m = rule.pattern.match(text, start)
@@ -236,8 +252,10 @@ def _alias_hits(text: str) -> Iterator[tuple[_AliasRule, re.Match]]:
 
 def find_skills(text: str) -> list[SkillMatch]:
     """Every skill mention in `text`, in reading order, overlaps resolved to the longest match."""
-    candidates = [SkillMatch(rule.skill.name, rule.skill.category, m.group(0), m.start(), m.end())
-                  for rule, m in _alias_hits(text)]
+    candidates = [
+        SkillMatch(rule.skill.name, rule.skill.category, m.group(0), m.start(), m.end())
+        for rule, m in _alias_hits(text)
+    ]
     kept: list[SkillMatch] = []
     for match in sorted(candidates, key=lambda c: (-(c.end - c.start), c.start)):
         if all(match.end <= k.start or match.start >= k.end for k in kept):

@@ -3,6 +3,7 @@
 This is scikit-learn's ENGLISH_STOP_WORDS (BSD-3), frozen here so that the device needs no sklearn.
 A test checks that it still equals sklearn's list.
 """
+
 STOP_WORDS = frozenset(
     """
 a about above across after afterwards again against all almost alone along already also although

@@ -3,6 +3,7 @@
 The trainer and the device call exactly these functions, so what the model saw at training time
 is what it sees on the Pi. Nothing here imports torch, transformers or anything heavy.
 """
+
 from __future__ import annotations
 
 import html
@@ -22,7 +23,7 @@ _URL = re.compile(r"(https?://|www\.)\S+", re.I)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b")
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
-_LAYOUT_CHARACTERS = str.maketrans("", "", "\n\t")   # kept by clean_text; removed only for the printable check
+_LAYOUT_CHARACTERS = str.maketrans("", "", "\n\t")  # kept by clean_text; removed only for the printable check
 _WORD = re.compile(r"[a-z0-9][a-z0-9+#.\-]*[a-z0-9+#]|[a-z0-9]", re.I)
 
 # Mojibake seen in the 2025 CSV (UTF-8 bytes decoded as cp1252 upstream, e.g. "â€“").
@@ -116,7 +117,9 @@ PREPROCESSING_STYLES = ("clean", "clean_no_stopwords", "skills_first", "skills_f
 _BOILERPLATE_LINE = re.compile(
     r"equal (employment )?opportunit|without regard to|disabilit|veteran status|reasonable accommodation|"
     r"401\(?k\)?|paid time off|health insurance|dental|pay range|salary range|base (pay|salary)|"
-    r"compensation (package|range)|e-verify|background check|privacy (notice|policy)", re.I)
+    r"compensation (package|range)|e-verify|background check|privacy (notice|policy)",
+    re.I,
+)
 
 
 def skills_first(text: str) -> str:

@@ -3,6 +3,7 @@
 Rule for real components (mosquitto, Chromium, the 2025 CSV): when one is missing, a test skips on a
 developer laptop but FAILS in CI (CI=true), so a green CI always means the real thing ran.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,11 +23,12 @@ def find_shared_data() -> Path:
         return Path(os.environ["CAREEREDGE_SHARED_DATA"])
     candidates = [REPO_ROOT.parent / "shared" / "data"]
     try:
-        origin = subprocess.run(["git", "-C", str(REPO_ROOT), "remote", "get-url", "origin"],
-                                capture_output=True, text=True, timeout=10).stdout.strip()
+        origin = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "remote", "get-url", "origin"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         origin = ""
-    if origin and Path(origin).is_dir():      # a local path; URLs are never directories here
+    if origin and Path(origin).is_dir():  # a local path; URLs are never directories here
         candidates.append(Path(origin).resolve().parent / "shared" / "data")
     return next((c for c in candidates if c.is_dir()), candidates[0])
 
@@ -56,8 +58,10 @@ def kaggle_csv() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    require(SHARED_DATA.is_dir(), f"../shared/data beside the checkout or its local origin, or "
-                                  f"$CAREEREDGE_SHARED_DATA ({SHARED_DATA})")
+    require(
+        SHARED_DATA.is_dir(),
+        f"../shared/data beside the checkout or its local origin, or $CAREEREDGE_SHARED_DATA ({SHARED_DATA})",
+    )
     return SHARED_DATA
 
 

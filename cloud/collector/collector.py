@@ -5,6 +5,7 @@ after storage committed it, and storage is idempotent per prediction uuid, so re
 device retries become counted duplicates, never double rows. A payload that breaks the contract is
 counted under its reason, acknowledged (so the broker stops redelivering it) and dropped.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,10 +16,9 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from cloud.collector.storage import CollectorStorage
 from shared.mqtt.client import AvailabilityLog, BrokerSettings, connect_in_background, make_client
 from shared.mqtt.contract import OTA_EVENT, PREDICTION_BATCH, ContractError, Topics
-
-from cloud.collector.storage import CollectorStorage
 
 log = logging.getLogger("careeredge.collector")
 
@@ -86,8 +86,9 @@ class Collector:
                 self.storage.store_ota_event(event)
                 with self._stats_lock:
                     self.stats.ota_events += 1
-                log.info("OTA %s from %s: %s %s", event["event"], device_id, event.get("version"),
-                         event.get("reason") or "")
+                log.info(
+                    "OTA %s from %s: %s %s", event["event"], device_id, event.get("version"), event.get("reason") or ""
+                )
                 return "ota_event"
             raise ContractError("unknown_topic", topic)
         except ContractError as exc:

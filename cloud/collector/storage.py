@@ -3,11 +3,12 @@
 The collector only ever calls the four methods of `CollectorStorage`; a BigQuery implementation
 (streaming inserts keyed by `uuid` with `insertId` for de-duplication) slots in by implementing them.
 """
+
 from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -67,7 +68,7 @@ class CollectorStorage(Protocol):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class SqliteStorage:
@@ -88,18 +89,28 @@ class SqliteStorage:
         received_at = _now()
         rows = [
             (
-                r["uuid"], batch["device_id"], batch["batch_id"], received_at, r["created_at"], r.get("source"),
-                r.get("model_name"), r.get("model_version"), r.get("text_sha256"), r.get("text"), r.get("snippet"),
-                r["label"], r["label_name"], float(r["probabilities"][0]), float(r["probabilities"][1]),
+                r["uuid"],
+                batch["device_id"],
+                batch["batch_id"],
+                received_at,
+                r["created_at"],
+                r.get("source"),
+                r.get("model_name"),
+                r.get("model_version"),
+                r.get("text_sha256"),
+                r.get("text"),
+                r.get("snippet"),
+                r["label"],
+                r["label_name"],
+                float(r["probabilities"][0]),
+                float(r["probabilities"][1]),
                 r.get("latency_ms"),
             )
             for r in batch["records"]
         ]
         with self._lock, self._db:
             before = self._db.total_changes
-            self._db.executemany(
-                "INSERT OR IGNORE INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
-            )
+            self._db.executemany("INSERT OR IGNORE INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             stored = self._db.total_changes - before
             if batch.get("dropped_rows"):
                 self._db.execute(
@@ -115,9 +126,16 @@ class SqliteStorage:
                 "INSERT INTO ota_events (device_id, event, channel, sequence, version, sha256, reason, detail, at,"
                 " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
-                    event["device_id"], event["event"], event.get("channel"), event.get("sequence"),
-                    event.get("version"), event.get("sha256"), event.get("reason"), event.get("detail"),
-                    event["at"], _now(),
+                    event["device_id"],
+                    event["event"],
+                    event.get("channel"),
+                    event.get("sequence"),
+                    event.get("version"),
+                    event.get("sha256"),
+                    event.get("reason"),
+                    event.get("detail"),
+                    event["at"],
+                    _now(),
                 ),
             )
 

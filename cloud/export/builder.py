@@ -8,15 +8,16 @@ The bundle is assembled in a staging directory and renamed into place only after
 passes, so a failed export never leaves a bundle the device or the OTA publisher would pick up.
 The FP32 graphs stay in `work_dir` for the inference benchmark.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -60,14 +61,31 @@ class ExportResult:
     parity: parity.ParityReport
 
 
-def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: str, version: str,
-                  max_length: int, work_dir: Path, base_model: str = "", training_data_hash: str = "",
-                  preprocessing: str = "clean", windows: int = 1, scheme: str = "blockwise",
-                  per_channel: bool = True, reduce_range: bool = False, prune: bool = True,
-                  min_agreement: float = parity.MIN_AGREEMENT,
-                  max_accuracy_drop_pt: float = parity.MAX_ACCURACY_DROP_PT, distillation: dict | None = None,
-                  val_set: EvalSet | None = None, agreement_set: EvalSet | None = None, progress=None,
-                  shared: dict | None = None) -> ExportResult:
+def export_bundle(
+    model_dir: Path,
+    out_dir: Path,
+    eval_set: EvalSet,
+    *,
+    name: str,
+    version: str,
+    max_length: int,
+    work_dir: Path,
+    base_model: str = "",
+    training_data_hash: str = "",
+    preprocessing: str = "clean",
+    windows: int = 1,
+    scheme: str = "blockwise",
+    per_channel: bool = True,
+    reduce_range: bool = False,
+    prune: bool = True,
+    min_agreement: float = parity.MIN_AGREEMENT,
+    max_accuracy_drop_pt: float = parity.MAX_ACCURACY_DROP_PT,
+    distillation: dict | None = None,
+    val_set: EvalSet | None = None,
+    agreement_set: EvalSet | None = None,
+    progress=None,
+    shared: dict | None = None,
+) -> ExportResult:
     """`distillation` (a distilled model's train_log entry: teacher, teacher_accuracy, ...) adds a second
     floor: the INT8 graph's test accuracy against the *teacher's* FP32 accuracy, so that the device's
     answers are held to Model A itself and not only to the student they were quantized from.
@@ -95,8 +113,9 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
     to_quantize, bundle_tokenizer, pruning = work_dir / FUSED_FILE, tokenizer_path, None
     if prune and scheme not in UNFUSED_SCHEMES:  # per_token/blockwise keep the original graph and tokenizer
         step("pruning unreachable embedding rows")
-        pruning = prune_embeddings(work_dir / FUSED_FILE, tokenizer_path, work_dir / PRUNED_FILE,
-                                   work_dir / PRUNED_TOKENIZER_FILE, max_length)
+        pruning = prune_embeddings(
+            work_dir / FUSED_FILE, tokenizer_path, work_dir / PRUNED_FILE, work_dir / PRUNED_TOKENIZER_FILE, max_length
+        )
         if pruning is not None:
             verify_renumbering(tokenizer_path, work_dir / PRUNED_TOKENIZER_FILE, eval_set.texts, max_length)
             to_quantize, bundle_tokenizer = work_dir / PRUNED_FILE, work_dir / PRUNED_TOKENIZER_FILE
@@ -109,18 +128,28 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
             quantize = quantize_blockwise if scheme == "blockwise" else quantize_per_token
             quantization = quantize(work_dir / FP32_FILE, staging / MODEL_FILE)
             bundle_tokenizer, pruning = tokenizer_path, None
-        common = dict(name=name, version=version, labels=labels, max_length=max_length,
-                      base_model=base_model, training_data_hash=training_data_hash, preprocessing=preprocessing,
-                      windows=windows)
+        common = dict(
+            name=name,
+            version=version,
+            labels=labels,
+            max_length=max_length,
+            base_model=base_model,
+            training_data_hash=training_data_hash,
+            preprocessing=preprocessing,
+            windows=windows,
+        )
         if scheme == "mixed":
             step(f"finding the most quantization-sensitive MatMul on {len(val_set.texts)} validation postings")
-            reference = TorchClassifier(model, tokenizer_path, max_length, preprocessing,
-                                        windows).probabilities(val_set.texts)
-            sensitivity = most_sensitive_node(to_quantize, bundle_tokenizer, common, val_set.texts, reference,
-                                              work_dir, per_channel, reduce_range)
+            reference = TorchClassifier(model, tokenizer_path, max_length, preprocessing, windows).probabilities(
+                val_set.texts
+            )
+            sensitivity = most_sensitive_node(
+                to_quantize, bundle_tokenizer, common, val_set.texts, reference, work_dir, per_channel, reduce_range
+            )
             step("quantizing to INT8 (mixed)")
-            quantization = quantize_mixed(to_quantize, staging / MODEL_FILE, sensitivity["node"], per_channel,
-                                          reduce_range)
+            quantization = quantize_mixed(
+                to_quantize, staging / MODEL_FILE, sensitivity["node"], per_channel, reduce_range
+            )
             quantization["sensitivity"] = sensitivity
         elif scheme == "dynamic":
             step("quantizing to INT8 (dynamic)")
@@ -129,36 +158,58 @@ def export_bundle(model_dir: Path, out_dir: Path, eval_set: EvalSet, *, name: st
         write_bundle(staging, **common)  # provisional: lets the device runtime load the staged bundle
 
         gate_set, tested = gate_postings(eval_set, agreement_set), len(eval_set.texts)
-        step(f"parity check on {len(gate_set.texts)} postings ({gate_set.name}; batches of {GATE_BATCH_SIZE}, "
-             f"one per call recorded)")
+        step(
+            f"parity check on {len(gate_set.texts)} postings ({gate_set.name}; batches of {GATE_BATCH_SIZE}, "
+            f"one per call recorded)"
+        )
         if "fp32_probs" not in shared:
-            shared["fp32_probs"] = TorchClassifier(model, tokenizer_path, max_length, preprocessing,
-                                                   windows).probabilities(gate_set.texts)
+            shared["fp32_probs"] = TorchClassifier(
+                model, tokenizer_path, max_length, preprocessing, windows
+            ).probabilities(gate_set.texts)
         fp32_probs = shared["fp32_probs"]
         int8_runs, reports, test_reports = {}, {}, {}
         for batch in RECORDED_BATCH_SIZES:  # the gate's batch size first: a failing scheme stops there
             int8_runs[batch] = probs = _int8_probabilities(staging, gate_set.texts, batch)
-            reports[batch], test_reports[batch] = (parity.compare(
-                fp32_probs[rows].argmax(1).tolist(), probs[rows].argmax(1).tolist(), list(gate_set.labels[rows]),
-                fp32_probs[rows, 1].tolist(), probs[rows, 1].tolist(), gate_set.ids[rows])
-                for rows in (slice(None), slice(tested)))
+            reports[batch], test_reports[batch] = (
+                parity.compare(
+                    fp32_probs[rows].argmax(1).tolist(),
+                    probs[rows].argmax(1).tolist(),
+                    list(gate_set.labels[rows]),
+                    fp32_probs[rows, 1].tolist(),
+                    probs[rows, 1].tolist(),
+                    gate_set.ids[rows],
+                )
+                for rows in (slice(None), slice(tested))
+            )
             if batch == GATE_BATCH_SIZE:
-                parity.enforce(reports[batch], min_agreement, max_accuracy_drop_pt, batch_size=batch,
-                               postings="test postings" if agreement_set is None else f"postings ({gate_set.name})")
+                parity.enforce(
+                    reports[batch],
+                    min_agreement,
+                    max_accuracy_drop_pt,
+                    batch_size=batch,
+                    postings="test postings" if agreement_set is None else f"postings ({gate_set.name})",
+                )
         report = test_reports[GATE_BATCH_SIZE]
         if distillation:
-            distillation = {**distillation, "int8_accuracy_drop_vs_teacher_pt": round(parity.enforce_teacher_floor(
-                report, distillation["teacher"], distillation["teacher_accuracy"], max_accuracy_drop_pt), 4)}
-        _write_golden(staging / GOLDEN_FILE, eval_set, fp32_probs[:tested], int8_runs[GATE_BATCH_SIZE][:tested],
-                      labels)
+            distillation = {
+                **distillation,
+                "int8_accuracy_drop_vs_teacher_pt": round(
+                    parity.enforce_teacher_floor(
+                        report, distillation["teacher"], distillation["teacher_accuracy"], max_accuracy_drop_pt
+                    ),
+                    4,
+                ),
+            }
+        _write_golden(staging / GOLDEN_FILE, eval_set, fp32_probs[:tested], int8_runs[GATE_BATCH_SIZE][:tested], labels)
 
         metrics = {
-            "parity": report.to_dict(),            # the test split, as every bundle before the agreement set
+            "parity": report.to_dict(),  # the test split, as every bundle before the agreement set
             "parity_by_batch_size": {str(batch): r.to_dict() for batch, r in test_reports.items()},
-            "parity_gate": {"postings": gate_set.name, **reports[GATE_BATCH_SIZE].to_dict()},   # what was enforced
+            "parity_gate": {"postings": gate_set.name, **reports[GATE_BATCH_SIZE].to_dict()},  # what was enforced
             # 0 for a batch-invariant scheme; dynamic's per-call activation scales make it > 0
-            "batch_invariance_max_p1_gap": round(float(
-                np.abs(int8_runs[GATE_BATCH_SIZE][:, 1] - int8_runs[1][:, 1]).max()), 6),
+            "batch_invariance_max_p1_gap": round(
+                float(np.abs(int8_runs[GATE_BATCH_SIZE][:, 1] - int8_runs[1][:, 1]).max()), 6
+            ),
             "parity_thresholds": {"min_agreement": min_agreement, "max_accuracy_drop_pt": max_accuracy_drop_pt},
             "accuracy_fp32": round(report.accuracy_fp32, 6),
             "accuracy_int8": round(report.accuracy_int8, 6),
@@ -183,10 +234,17 @@ def gate_postings(test_set: EvalSet, agreement_set: EvalSet | None = None) -> Ev
     sets = [test_set] + ([agreement_set] if agreement_set is not None else [])
     # Row-number ids get the set's prefix once there are two sets, so a flip names which side it is on.
     prefixes = ("test-", "agreement-") if agreement_set is not None else ("",)
-    ids = [str(i) for part, prefix in zip(sets, prefixes)
-           for i in (part.ids if part.ids is not None else [f"{prefix}{n}" for n in range(len(part.texts))])]
-    return EvalSet([t for part in sets for t in part.texts], np.asarray([y for part in sets for y in part.labels]),
-                   np.asarray(ids, dtype=object), " + ".join(part.name for part in sets))
+    ids = [
+        str(i)
+        for part, prefix in zip(sets, prefixes)
+        for i in (part.ids if part.ids is not None else [f"{prefix}{n}" for n in range(len(part.texts))])
+    ]
+    return EvalSet(
+        [t for part in sets for t in part.texts],
+        np.asarray([y for part in sets for y in part.labels]),
+        np.asarray(ids, dtype=object),
+        " + ".join(part.name for part in sets),
+    )
 
 
 def export_fp32_graphs(model, work_dir: Path, step=None) -> dict[str, int]:
@@ -209,7 +267,7 @@ def export_first_passing(schemes: Sequence[str], *args, export=None, on_fallback
     batch-invariant first, then speed; see `quantize.DEFAULT_SCHEMES`. When none passes, nothing is
     written and the last gate error is raised."""
     export = export or export_bundle
-    shared: dict = {}   # the FP32 graphs and FP32 test probabilities, built by the first attempt
+    shared: dict = {}  # the FP32 graphs and FP32 test probabilities, built by the first attempt
     for i, scheme in enumerate(schemes):
         try:
             return export(*args, scheme=scheme, shared=shared, **kwargs)
@@ -229,14 +287,28 @@ def bundle_around(directory: Path, graph: Path, tokenizer: Path, like: dict, nam
     directory.mkdir(parents=True, exist_ok=True)
     os.symlink(Path(graph).resolve(), directory / MODEL_FILE)
     shutil.copyfile(tokenizer, directory / TOKENIZER_FILE)
-    write_bundle(directory, name=name, version=str(like["version"]),
-                 labels={int(k): v for k, v in like["labels"].items()}, max_length=like["max_length"],
-                 preprocessing=like.get("preprocessing", "clean"), windows=like.get("windows", 1))
+    write_bundle(
+        directory,
+        name=name,
+        version=str(like["version"]),
+        labels={int(k): v for k, v in like["labels"].items()},
+        max_length=like["max_length"],
+        preprocessing=like.get("preprocessing", "clean"),
+        windows=like.get("windows", 1),
+    )
     return directory
 
 
-def most_sensitive_node(graph: Path, tokenizer: Path, like: dict, val_texts: Sequence[str], reference: np.ndarray,
-                        scratch: Path, per_channel: bool = True, reduce_range: bool = False) -> dict:
+def most_sensitive_node(
+    graph: Path,
+    tokenizer: Path,
+    like: dict,
+    val_texts: Sequence[str],
+    reference: np.ndarray,
+    scratch: Path,
+    per_channel: bool = True,
+    reduce_range: bool = False,
+) -> dict:
     """Layer-wise sensitivity on the validation split: the `mixed` quantization with each MatMul in turn
     as its blockwise node; returns the MatMul whose choice leaves the smallest mean |logit-margin| error
     against the FP32 model (`reference` probabilities). Only validation postings are used: the test
@@ -251,12 +323,18 @@ def most_sensitive_node(graph: Path, tokenizer: Path, like: dict, val_texts: Seq
             trial = Path(tmp) / f"trial_{i}.onnx"
             quantize_mixed(graph, trial, node, per_channel, reduce_range)
             directory = bundle_around(Path(tmp) / f"bundle_{i}", trial, tokenizer, like, "sensitivity")
-            errors[node] = float(np.abs(logit_margin(_int8_probabilities(directory, val_texts))
-                                        - logit_margin(reference)).mean())
+            errors[node] = float(
+                np.abs(logit_margin(_int8_probabilities(directory, val_texts)) - logit_margin(reference)).mean()
+            )
             trial.unlink()
     kept = min(errors, key=errors.get)
-    return {"node": kept, "validation_postings": len(val_texts), "candidates": len(nodes),
-            "val_logit_mae": round(errors[kept], 4), "val_logit_mae_worst_choice": round(max(errors.values()), 4)}
+    return {
+        "node": kept,
+        "validation_postings": len(val_texts),
+        "candidates": len(nodes),
+        "val_logit_mae": round(errors[kept], 4),
+        "val_logit_mae_worst_choice": round(max(errors.values()), 4),
+    }
 
 
 def logit_margin(probabilities: np.ndarray) -> np.ndarray:
@@ -275,8 +353,9 @@ def _int8_probabilities(bundle_dir: Path, texts: Sequence[str], batch_size: int 
         backend.close()
 
 
-def _write_golden(path: Path, eval_set: EvalSet, fp32_probs: np.ndarray, int8_probs: np.ndarray,
-                  labels: dict[int, str]) -> None:
+def _write_golden(
+    path: Path, eval_set: EvalSet, fp32_probs: np.ndarray, int8_probs: np.ndarray, labels: dict[int, str]
+) -> None:
     """The most confident postings per class on which FP32 and INT8 agree: an OTA smoke test that
     a healthy model passes with margin, so a failure means a broken model, not a borderline case."""
     fp32_labels, int8_labels = fp32_probs.argmax(1), int8_probs.argmax(1)
@@ -285,13 +364,15 @@ def _write_golden(path: Path, eval_set: EvalSet, fp32_probs: np.ndarray, int8_pr
         candidates = [i for i in range(len(fp32_labels)) if fp32_labels[i] == int8_labels[i] == label]
         candidates.sort(key=lambda i: -fp32_probs[i, label])
         for i in candidates[:GOLDEN_PER_CLASS]:
-            rows.append({
-                "id": str(eval_set.ids[i]) if eval_set.ids is not None else str(i),
-                "text": eval_set.texts[i],
-                "label": int(label),
-                "label_name": labels[label],
-                "p1": round(float(fp32_probs[i, 1]), 6),
-            })
+            rows.append(
+                {
+                    "id": str(eval_set.ids[i]) if eval_set.ids is not None else str(i),
+                    "text": eval_set.texts[i],
+                    "label": int(label),
+                    "label_name": labels[label],
+                    "p1": round(float(fp32_probs[i, 1]), 6),
+                }
+            )
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 

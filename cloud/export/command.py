@@ -1,46 +1,102 @@
 """`careeredge-cloud export`: Model A/B HF directory -> INT8 device bundle (dvc stage `export`)."""
+
 from __future__ import annotations
 
 import csv
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cloud.export.quantize import DEFAULT_SCHEMES, SCHEMES
-
 from shared.errors import UserError
+
+if TYPE_CHECKING:  # the builder pulls torch; the CLI module must stay cheap to import
+    from cloud.export.builder import EvalSet
 
 SPLIT_COLUMNS = ("id", "text", "label")
 
 
 @click.command("export")
-@click.option("--model-dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"),
-              show_default=True, help="Trained HF classifier (config.json, model.safetensors, tokenizer.json).")
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"),
-              show_default=True, help="Directory with train.csv (hashed) and test.csv (parity gate).")
+@click.option(
+    "--model-dir",
+    type=click.Path(path_type=Path),
+    default=Path("artifacts/model_a_v1/hf"),
+    show_default=True,
+    help="Trained HF classifier (config.json, model.safetensors, tokenizer.json).",
+)
+@click.option(
+    "--splits",
+    type=click.Path(path_type=Path),
+    default=Path("data/processed/splits"),
+    show_default=True,
+    help="Directory with train.csv (hashed) and test.csv (parity gate).",
+)
 @click.option("--name", default="model_a_v1", show_default=True, help="Bundle name.")
 @click.option("--version", "bundle_version", default="1", show_default=True, help="Bundle version.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Bundle directory [default: artifacts/bundles/NAME].")
-@click.option("--work-dir", type=click.Path(path_type=Path), default=None,
-              help="Where the FP32 ONNX graphs are kept for benchmarks [default: artifacts/export/NAME].")
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"),
-              show_default=True, help="Pipeline params (model.max_length, model.base).")
-@click.option("--scheme", "schemes", multiple=True, type=click.Choice(SCHEMES),
-              help="INT8 schemes to try in order; the first that passes the parity gate ships [default: "
-                   "per_token, blockwise, dynamic; see cloud/export/quantize.py].")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="Bundle directory [default: artifacts/bundles/NAME]."
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the FP32 ONNX graphs are kept for benchmarks [default: artifacts/export/NAME].",
+)
+@click.option(
+    "--params",
+    "params_path",
+    type=click.Path(path_type=Path),
+    default=Path("params.yaml"),
+    show_default=True,
+    help="Pipeline params (model.max_length, model.base).",
+)
+@click.option(
+    "--scheme",
+    "schemes",
+    multiple=True,
+    type=click.Choice(SCHEMES),
+    help="INT8 schemes to try in order; the first that passes the parity gate ships [default: "
+    "per_token, blockwise, dynamic; see cloud/export/quantize.py].",
+)
 @click.option("--per-channel/--per-tensor", default=True, show_default=True, help="INT8 weight scales (dynamic).")
 @click.option("--reduce-range", is_flag=True, help="7-bit weights (only for non-VNNI x86 if parity fails).")
-@click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.99, show_default=True,
-              help="Parity gate: INT8/FP32 agreement on the test split. Lowering it is recorded in the manifest.")
-@click.option("--max-accuracy-drop", type=click.FloatRange(0, 100), default=0.5, show_default=True,
-              help="Parity gate: largest allowed accuracy drop, in points.")
-@click.option("--prune/--no-prune", default=True, show_default=True,
-              help="Drop unreachable embedding rows ([unusedN] wordpieces, positions past max_length).")
-def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str, out: Path | None,
-                   work_dir: Path | None, params_path: Path, per_channel: bool, reduce_range: bool,
-                   min_agreement: float, max_accuracy_drop: float, prune: bool, schemes: tuple[str, ...]) -> None:
+@click.option(
+    "--min-agreement",
+    type=click.FloatRange(0, 1),
+    default=0.99,
+    show_default=True,
+    help="Parity gate: INT8/FP32 agreement on the test split. Lowering it is recorded in the manifest.",
+)
+@click.option(
+    "--max-accuracy-drop",
+    type=click.FloatRange(0, 100),
+    default=0.5,
+    show_default=True,
+    help="Parity gate: largest allowed accuracy drop, in points.",
+)
+@click.option(
+    "--prune/--no-prune",
+    default=True,
+    show_default=True,
+    help="Drop unreachable embedding rows ([unusedN] wordpieces, positions past max_length).",
+)
+def export_command(
+    model_dir: Path,
+    splits: Path,
+    name: str,
+    bundle_version: str,
+    out: Path | None,
+    work_dir: Path | None,
+    params_path: Path,
+    per_channel: bool,
+    reduce_range: bool,
+    min_agreement: float,
+    max_accuracy_drop: float,
+    prune: bool,
+    schemes: tuple[str, ...],
+) -> None:
     """Export a trained classifier to an INT8 ONNX bundle, gated by an INT8-vs-FP32 parity check
     (and, for a model distilled from Model A, by A's own test accuracy)."""
     from cloud.export.builder import export_first_passing
@@ -57,7 +113,7 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
             raise UserError(f"split file not found: {path} (run `careeredge-cloud prepare` first)")
     eval_set = read_split(test_csv)
     schemes = schemes or DEFAULT_SCHEMES
-    val_set = read_split(splits / "val.csv") if "mixed" in schemes else None   # what mixed chooses on
+    val_set = read_split(splits / "val.csv") if "mixed" in schemes else None  # what mixed chooses on
     out = out or Path("artifacts/bundles") / name
     work_dir = work_dir or Path("artifacts/export") / name
 
@@ -67,14 +123,27 @@ def export_command(model_dir: Path, splits: Path, name: str, bundle_version: str
     base_model = distilled_name(distillation, str(model_params.get("base", "")))
     echo = lambda message: click.echo(f"export: {message}", err=True)  # noqa: E731
     result = export_first_passing(
-        schemes, model_dir, out, eval_set, name=name, version=bundle_version,
-        max_length=int(trained.get("max_length", model_params.get("max_length", 256))), work_dir=work_dir,
+        schemes,
+        model_dir,
+        out,
+        eval_set,
+        name=name,
+        version=bundle_version,
+        max_length=int(trained.get("max_length", model_params.get("max_length", 256))),
+        work_dir=work_dir,
         preprocessing=str(trained.get("preprocessing", model_params.get("preprocessing", "clean"))),
         windows=int(trained.get("windows", 1)),
-        base_model=base_model, training_data_hash=sha256_file(train_csv),
-        per_channel=per_channel, reduce_range=reduce_range, prune=prune,
-        min_agreement=min_agreement, max_accuracy_drop_pt=max_accuracy_drop, distillation=distillation,
-        val_set=val_set, progress=echo, on_fallback=echo,
+        base_model=base_model,
+        training_data_hash=sha256_file(train_csv),
+        per_channel=per_channel,
+        reduce_range=reduce_range,
+        prune=prune,
+        min_agreement=min_agreement,
+        max_accuracy_drop_pt=max_accuracy_drop,
+        distillation=distillation,
+        val_set=val_set,
+        progress=echo,
+        on_fallback=echo,
     )
     metrics, report = result.manifest["metrics"], result.parity
     click.echo(
@@ -96,8 +165,10 @@ def checked_distillation(log: dict, test_csv: Path) -> dict | None:
     distillation = log.get("distillation")
     if distillation and distillation.get("test_split_sha256") != sha256_file(test_csv):
         command = "distill-b" if distillation.get("init") else "distill-a"
-        raise UserError(f"{test_csv} is not the test split {distillation.get('teacher')}'s accuracy was measured "
-                        f"on when this model was distilled; re-run `careeredge-cloud {command}`")
+        raise UserError(
+            f"{test_csv} is not the test split {distillation.get('teacher')}'s accuracy was measured "
+            f"on when this model was distilled; re-run `careeredge-cloud {command}`"
+        )
     return distillation
 
 

@@ -7,6 +7,7 @@ or the dynamo exporter the attention pattern is different and only the LayerNorm
 0 Attention fused vs 2/2 with this path), which costs most of the speed-up.
 Opset 17 has native LayerNormalization and is well inside what onnxruntime 1.32 supports.
 """
+
 from __future__ import annotations
 
 import inspect

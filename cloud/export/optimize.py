@@ -4,6 +4,7 @@ Fusion first matters for INT8: a fused `Attention` node becomes `QAttention` (on
 and V) and `EmbedLayerNormalization` becomes `QEmbedLayerNormalization`. Only the hardware-neutral
 Python fusions run here (opt_level=0); ORT's own graph optimisations run on the device at load time.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,13 +17,14 @@ EXPECTED_FUSIONS = ("Attention", "SkipLayerNormalization")
 
 def attention_geometry(config) -> tuple[int, int]:
     """(num_heads, hidden_size) from a BERT- or DistilBERT-style config."""
-    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_heads")
-    hidden = getattr(config, "hidden_size", None) or getattr(config, "dim")
+    heads = getattr(config, "num_attention_heads", None) or config.n_heads
+    hidden = getattr(config, "hidden_size", None) or config.dim
     return int(heads), int(hidden)
 
 
-def fuse_transformer(fp32_path: Path, out_path: Path, num_heads: int, hidden_size: int,
-                     num_layers: int) -> dict[str, int]:
+def fuse_transformer(
+    fp32_path: Path, out_path: Path, num_heads: int, hidden_size: int, num_layers: int
+) -> dict[str, int]:
     """Write the fused FP32 model and return the fused-operator counts.
 
     Raises when attention did not fuse in every layer: an unfused graph still runs, but it would
@@ -32,8 +34,12 @@ def fuse_transformer(fp32_path: Path, out_path: Path, num_heads: int, hidden_siz
 
     logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
     model = optimizer.optimize_model(
-        str(fp32_path), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
-        opt_level=0, use_gpu=False,
+        str(fp32_path),
+        model_type="bert",
+        num_heads=num_heads,
+        hidden_size=hidden_size,
+        opt_level=0,
+        use_gpu=False,
     )
     stats = {k: int(v) for k, v in model.get_fused_operator_statistics().items() if v}
     if stats.get("Attention", 0) < num_layers:

@@ -19,18 +19,19 @@ device's student its logit error is 28 % (validation) to 43 % (test) below per-t
 per-token scale costs a few elementwise passes that ORT's fused DynamicQuantizeMatMul does not.
 MatMuls that read the same activation (Q, K and V) share one quantized copy of it.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-ZERO_POINT = 128          # uint8 activations, symmetric: q = round(x / s) + 128, |x / s| <= 127
+ZERO_POINT = 128  # uint8 activations, symmetric: q = round(x / s) + 128, |x / s| <= 127
 # 7-bit weights (|w8| <= 63). x86 AVX2 without VNNI (this build machine) runs U8S8 with vpmaddubsw,
 # which adds two u8 x s8 products into int16 and saturates: 2 x 255 x 127 > 32767. Measured on a
 # one-MatMul graph, a full-range weight column came out at 41.6 instead of 104.2. With 7 bits,
 # 2 x 255 x 63 = 32130 fits, so the arithmetic is exact on every ISA, and the gate measures here what
 # the Pi 5 (A76 dot product, never saturating) computes. U8U8 is exact too, but 20 % slower on AVX2.
 WEIGHT_LEVELS = 63
-_EPSILON = 1e-8           # an all-zero token gets scale eps / 127 instead of a division by zero
+_EPSILON = 1e-8  # an all-zero token gets scale eps / 127 instead of a division by zero
 
 
 def quantize_matmuls_per_token(model) -> dict[str, object]:
@@ -61,21 +62,30 @@ def quantize_matmuls_per_token(model) -> dict[str, object]:
             nodes.append(node)
             continue
         x, (k, n) = node.input[0], weight.dims
-        mm = f"per_token_{len(quantized)}"              # this MatMul's names
+        mm = f"per_token_{len(quantized)}"  # this MatMul's names
         if x not in groups:  # quantize this activation once, for every MatMul that reads it
-            groups[x] = act = f"per_token_x{len(groups)}"   # the quantized activation's names
+            groups[x] = act = f"per_token_x{len(groups)}"  # the quantized activation's names
             nodes += [
                 helper.make_node("Reshape", [x, constant(act + "_rows", np.array([-1, k], np.int64))], [act + "_2d"]),
                 helper.make_node("Abs", [act + "_2d"], [act + "_abs"]),
-                (helper.make_node("ReduceMax", [act + "_abs", last_axis], [act + "_peak"], keepdims=1) if opset >= 18 else
-                 helper.make_node("ReduceMax", [act + "_abs"], [act + "_peak"], axes=[1], keepdims=1)),
+                (
+                    helper.make_node("ReduceMax", [act + "_abs", last_axis], [act + "_peak"], keepdims=1)
+                    if opset >= 18
+                    else helper.make_node("ReduceMax", [act + "_abs"], [act + "_peak"], axes=[1], keepdims=1)
+                ),
                 helper.make_node("Max", [act + "_peak", eps], [act + "_peak_safe"]),
-                helper.make_node("Div", [act + "_peak_safe", q_max], [act + "_scale"]),              # [R, 1]
-                helper.make_node("Reshape", [act + "_scale", flat], [act + "_scale_1d"]),            # [R]
+                helper.make_node("Div", [act + "_peak_safe", q_max], [act + "_scale"]),  # [R, 1]
+                helper.make_node("Reshape", [act + "_scale", flat], [act + "_scale_1d"]),  # [R]
                 helper.make_node("Shape", [act + "_scale_1d"], [act + "_rows_shape"]),
-                helper.make_node("ConstantOfShape", [act + "_rows_shape"], [act + "_zero_points"],
-                                 value=helper.make_tensor("zp", TensorProto.UINT8, [1], [ZERO_POINT])),
-                helper.make_node("QuantizeLinear", [act + "_2d", act + "_scale_1d", act + "_zero_points"], [act + "_q"], axis=0),
+                helper.make_node(
+                    "ConstantOfShape",
+                    [act + "_rows_shape"],
+                    [act + "_zero_points"],
+                    value=helper.make_tensor("zp", TensorProto.UINT8, [1], [ZERO_POINT]),
+                ),
+                helper.make_node(
+                    "QuantizeLinear", [act + "_2d", act + "_scale_1d", act + "_zero_points"], [act + "_q"], axis=0
+                ),
                 helper.make_node("Shape", [x], [act + "_lead"], end=-1),
             ]
         act = groups[x]
@@ -83,11 +93,24 @@ def quantize_matmuls_per_token(model) -> dict[str, object]:
         w_scale = (np.maximum(np.abs(w).max(0), 1e-12) / WEIGHT_LEVELS).astype(np.float32)
         w_int8 = np.clip(np.round(w / w_scale), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8)
         nodes += [
-            helper.make_node("MatMulIntegerToFloat", [act + "_q", constant(mm + "_weight", w_int8), one,
-                                                      constant(mm + "_weight_scale", w_scale), zero_point, weight_zero_point],
-                             [mm + "_2d"], domain="com.microsoft", name=node.name + "_per_token"),
+            helper.make_node(
+                "MatMulIntegerToFloat",
+                [
+                    act + "_q",
+                    constant(mm + "_weight", w_int8),
+                    one,
+                    constant(mm + "_weight_scale", w_scale),
+                    zero_point,
+                    weight_zero_point,
+                ],
+                [mm + "_2d"],
+                domain="com.microsoft",
+                name=node.name + "_per_token",
+            ),
             helper.make_node("Mul", [mm + "_2d", act + "_scale"], [mm + "_scaled"]),
-            helper.make_node("Concat", [act + "_lead", constant(mm + "_cols", np.array([n], np.int64))], [mm + "_shape"], axis=0),
+            helper.make_node(
+                "Concat", [act + "_lead", constant(mm + "_cols", np.array([n], np.int64))], [mm + "_shape"], axis=0
+            ),
             helper.make_node("Reshape", [mm + "_scaled", mm + "_shape"], [node.output[0]], name=node.name),
         ]
         quantized.append(node.name)

@@ -13,20 +13,22 @@ of MiniLM's parameters. The word ids move down, so the bundle's tokenizer.json i
 match, and `verify_renumbering` proves on real text that old and new tokenizers agree token for
 token.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from shared.errors import UserError
 
 UNUSED_TOKEN = re.compile(r"\[unused\d+\]")
 
 
-def prune_embeddings(fused_path: Path, tokenizer_path: Path, out_model: Path, out_tokenizer: Path,
-                     max_length: int) -> dict[str, int] | None:
+def prune_embeddings(
+    fused_path: Path, tokenizer_path: Path, out_model: Path, out_tokenizer: Path, max_length: int
+) -> dict[str, int] | None:
     """Write the pruned model and tokenizer; None (nothing written) when the graph has no fused
     embedding node or the tokenizer is not WordPiece, i.e. when pruning cannot be proven safe."""
     import onnx
@@ -49,8 +51,10 @@ def prune_embeddings(fused_path: Path, tokenizer_path: Path, out_model: Path, ou
     onnx.save(model, str(out_model))
 
     out_tokenizer.write_text(json.dumps(_renumbered(tokenizer, keep), ensure_ascii=False), encoding="utf-8")
-    return {"word_rows_removed": int(len(word_rows) - len(keep)),
-            "position_rows_removed": int(len(position_rows) - max_length)}
+    return {
+        "word_rows_removed": int(len(word_rows) - len(keep)),
+        "position_rows_removed": int(len(position_rows) - max_length),
+    }
 
 
 def verify_renumbering(original: Path, pruned: Path, texts: Sequence[str], max_length: int) -> None:
@@ -76,8 +80,9 @@ def _renumbered(tokenizer: dict, keep: list[int]) -> dict:
     new_id = {old: new for new, old in enumerate(keep)}
     tokenizer = json.loads(json.dumps(tokenizer))  # deep copy
     model = tokenizer["model"]
-    model["vocab"] = {token: new_id[i] for token, i in sorted(model["vocab"].items(), key=lambda kv: kv[1])
-                      if i in new_id}
+    model["vocab"] = {
+        token: new_id[i] for token, i in sorted(model["vocab"].items(), key=lambda kv: kv[1]) if i in new_id
+    }
     for token in tokenizer.get("added_tokens", []):
         token["id"] = new_id[token["id"]]
     processor = tokenizer.get("post_processor") or {}

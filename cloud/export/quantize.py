@@ -52,15 +52,16 @@ The dynamic scheme's choices, and why they suit both the Pi 5 (Cortex-A76) and x
   (-> QEmbedLayerNormalization, which also shrinks the 30k-row embedding table 4x). Softmax,
   LayerNorm and GELU stay FP32.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 SCHEMES = ("per_token", "blockwise", "dynamic", "mixed")
-DEFAULT_SCHEMES = ("per_token", "blockwise", "dynamic")   # what the export tries, in this order; see above
-UNFUSED_SCHEMES = ("per_token", "blockwise")   # rewrite plain MatMul/Gather: quantized from model_fp32.onnx
+DEFAULT_SCHEMES = ("per_token", "blockwise", "dynamic")  # what the export tries, in this order; see above
+UNFUSED_SCHEMES = ("per_token", "blockwise")  # rewrite plain MatMul/Gather: quantized from model_fp32.onnx
 BLOCK_SIZE = 32
 # 4 bits is all ORT's GatherBlockQuantized offers, so the embedding gets finer blocks to compensate.
 EMBEDDING_BLOCK_SIZE = 16
@@ -68,15 +69,17 @@ EMBEDDING_BLOCK_SIZE = 16
 QUANTIZED_OPS = ("MatMul", "Attention", "EmbedLayerNormalization")
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, per_channel: bool = True,
-                  reduce_range: bool = False, keep_fp32: Sequence[str] = ()) -> dict[str, object]:
+def quantize_int8(
+    fp32_path: Path, out_path: Path, per_channel: bool = True, reduce_range: bool = False, keep_fp32: Sequence[str] = ()
+) -> dict[str, object]:
     """Dynamic U8S8; `keep_fp32` names graph nodes left unquantized (the quantization study uses it)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs a pre-processing hint via root
     quantize_dynamic(
-        str(fp32_path), str(out_path),
+        str(fp32_path),
+        str(out_path),
         weight_type=QuantType.QInt8,
         per_channel=per_channel,
         reduce_range=reduce_range,
@@ -86,25 +89,42 @@ def quantize_int8(fp32_path: Path, out_path: Path, per_channel: bool = True,
         # outputs are float, which the quantizer must be told.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
     )
-    return {"scheme": "dynamic", "weight_type": "QInt8", "activation_type": "QUInt8 (dynamic)", "per_channel": per_channel,
-            "reduce_range": reduce_range, "quantized_ops": list(QUANTIZED_OPS), "kept_fp32": list(keep_fp32)}
+    return {
+        "scheme": "dynamic",
+        "weight_type": "QInt8",
+        "activation_type": "QUInt8 (dynamic)",
+        "per_channel": per_channel,
+        "reduce_range": reduce_range,
+        "quantized_ops": list(QUANTIZED_OPS),
+        "kept_fp32": list(keep_fp32),
+    }
 
 
-def quantize_mixed(fp32_path: Path, out_path: Path, sensitive_node: str, per_channel: bool = True,
-                   reduce_range: bool = False) -> dict[str, object]:
+def quantize_mixed(
+    fp32_path: Path, out_path: Path, sensitive_node: str, per_channel: bool = True, reduce_range: bool = False
+) -> dict[str, object]:
     """Dynamic U8S8 everywhere but `sensitive_node` (a MatMul), which becomes blockwise int8 MatMulNBits."""
     import onnx
 
     info = quantize_int8(fp32_path, out_path, per_channel, reduce_range, keep_fp32=[sensitive_node])
     model = _block_quantize(onnx.load(str(out_path)), ("MatMul",), 8, BLOCK_SIZE, 4, nodes=[sensitive_node])
     onnx.save(model, str(out_path))
-    return {**info, "scheme": "mixed", "kept_fp32": [],
-            "blockwise_int8": {"nodes": [sensitive_node], "block_size": BLOCK_SIZE, "accuracy_level": 4}}
+    return {
+        **info,
+        "scheme": "mixed",
+        "kept_fp32": [],
+        "blockwise_int8": {"nodes": [sensitive_node], "block_size": BLOCK_SIZE, "accuracy_level": 4},
+    }
 
 
-def quantize_blockwise(fp32_path: Path, out_path: Path, block_size: int = BLOCK_SIZE,
-                       embedding_block_size: int = EMBEDDING_BLOCK_SIZE, bits: int = 8,
-                       accuracy_level: int = 4) -> dict[str, object]:
+def quantize_blockwise(
+    fp32_path: Path,
+    out_path: Path,
+    block_size: int = BLOCK_SIZE,
+    embedding_block_size: int = EMBEDDING_BLOCK_SIZE,
+    bits: int = 8,
+    accuracy_level: int = 4,
+) -> dict[str, object]:
     """Block-quantized MatMuls (int8, accuracy_level 4 = int8 compute, by default) and a 4-bit
     block-quantized word embedding. `bits`/`accuracy_level` are the quantization study's knobs."""
     import onnx
@@ -112,14 +132,22 @@ def quantize_blockwise(fp32_path: Path, out_path: Path, block_size: int = BLOCK_
     model = _block_quantize(onnx.load(str(fp32_path)), ("Gather",), 4, embedding_block_size, None)
     model = _block_quantize(model, ("MatMul",), bits, block_size, accuracy_level)
     onnx.save(model, str(out_path))
-    kinds = sorted({node.op_type for node in model.graph.node if "Quantized" in node.op_type or "NBits" in node.op_type})
-    return {"scheme": "blockwise", "matmul_weights": f"int{bits}, symmetric, blocks of {block_size}",
-            "matmul_compute": f"accuracy_level {accuracy_level}"
-                              + (" (int8, activations quantized per block)" if accuracy_level == 4 else ""),
-            "embedding": f"4-bit blocks of {embedding_block_size} (GatherBlockQuantized)", "quantized_ops": kinds}
+    kinds = sorted(
+        {node.op_type for node in model.graph.node if "Quantized" in node.op_type or "NBits" in node.op_type}
+    )
+    return {
+        "scheme": "blockwise",
+        "matmul_weights": f"int{bits}, symmetric, blocks of {block_size}",
+        "matmul_compute": f"accuracy_level {accuracy_level}"
+        + (" (int8, activations quantized per block)" if accuracy_level == 4 else ""),
+        "embedding": f"4-bit blocks of {embedding_block_size} (GatherBlockQuantized)",
+        "quantized_ops": kinds,
+    }
 
 
-def quantize_per_token(fp32_path: Path, out_path: Path, embedding_block_size: int = EMBEDDING_BLOCK_SIZE) -> dict[str, object]:
+def quantize_per_token(
+    fp32_path: Path, out_path: Path, embedding_block_size: int = EMBEDDING_BLOCK_SIZE
+) -> dict[str, object]:
     """Per-token W8A8 (`cloud.export.per_token`) on the unfused graph, plus blockwise's 4-bit word embedding."""
     import onnx
 
@@ -129,20 +157,31 @@ def quantize_per_token(fp32_path: Path, out_path: Path, embedding_block_size: in
     model = _block_quantize(model, ("Gather",), 4, embedding_block_size, None, nodes=[_word_embedding_gather(model)])
     rewritten = quantize_matmuls_per_token(model)
     onnx.save(model, str(out_path))
-    return {"scheme": "per_token", "weight_type": f"QInt8 in [-{WEIGHT_LEVELS}, {WEIGHT_LEVELS}] (7 bits), symmetric, per output column",
-            "activation_type": f"QUInt8 per token (row), symmetric around {ZERO_POINT}, scale from the row's max |x|",
-            "matmuls": rewritten["matmuls"], "quantized_activations": rewritten["activations"],
-            "embedding": f"4-bit blocks of {embedding_block_size} (GatherBlockQuantized)"}
+    return {
+        "scheme": "per_token",
+        "weight_type": f"QInt8 in [-{WEIGHT_LEVELS}, {WEIGHT_LEVELS}] (7 bits), symmetric, per output column",
+        "activation_type": f"QUInt8 per token (row), symmetric around {ZERO_POINT}, scale from the row's max |x|",
+        "matmuls": rewritten["matmuls"],
+        "quantized_activations": rewritten["activations"],
+        "embedding": f"4-bit blocks of {embedding_block_size} (GatherBlockQuantized)",
+    }
 
 
-def _block_quantize(model, ops: tuple[str, ...], bits: int, block_size: int, accuracy_level: int | None,
-                    nodes: Sequence[str] | None = None):
+def _block_quantize(
+    model,
+    ops: tuple[str, ...],
+    bits: int,
+    block_size: int,
+    accuracy_level: int | None,
+    nodes: Sequence[str] | None = None,
+):
     """ORT's weight-only block quantizer (MatMul -> MatMulNBits, Gather -> GatherBlockQuantized) over `ops`."""
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.ERROR)
-    config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=bits,
-                                          accuracy_level=accuracy_level, op_types_to_quantize=ops)
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=block_size, is_symmetric=True, bits=bits, accuracy_level=accuracy_level, op_types_to_quantize=ops
+    )
     quantizer = MatMulNBitsQuantizer(model, nodes_to_include=list(nodes) if nodes else None, algo_config=config)
     quantizer.process()
     return quantizer.model.model

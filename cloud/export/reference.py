@@ -1,8 +1,9 @@
 """FP32 PyTorch inference with exactly the device's preprocessing (the parity and bench reference)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -21,8 +22,7 @@ class TorchClassifier(TrainedClassifier):
     """The trainer's own scoring path (`TrainedClassifier`), with the `probabilities(texts)` method the
     benchmark's runtimes share."""
 
-    def __init__(self, model, tokenizer_path: Path, max_length: int, preprocessing: str = "clean",
-                 windows: int = 1):
+    def __init__(self, model, tokenizer_path: Path, max_length: int, preprocessing: str = "clean", windows: int = 1):
         super().__init__(model, load_tokenizer(tokenizer_path, max_length), preprocessing, max_length, windows)
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 16) -> np.ndarray:

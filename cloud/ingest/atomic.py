@@ -3,14 +3,15 @@
 Directories and JSON go through `cloud.artifacts` (atomic_directory, write_json_atomic); this adds
 the two shapes it lacks. A crash mid-write leaves only a `.tmp-*` sibling, which no step reads.
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

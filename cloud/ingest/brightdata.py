@@ -11,15 +11,16 @@ The token comes from the environment only (`BRIGHTDATA_API_TOKEN`), never from a
 `Retry-After`; polling stops at a time limit. The snapshot body is saved byte for byte, with a
 `.meta.json` beside it, *before* it is parsed, so a bad week can always be replayed.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import requests
 
@@ -56,8 +57,8 @@ class PollTimeout(BrightDataError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 5               # total tries per request, the first one included
-    backoff_s: float = 1.0          # first wait; doubles each retry
+    attempts: int = 5  # total tries per request, the first one included
+    backoff_s: float = 1.0  # first wait; doubles each retry
     max_backoff_s: float = 60.0
 
     def wait_before(self, retry_number: int, retry_after: str | None) -> float:
@@ -72,7 +73,7 @@ class RetryPolicy:
 @dataclass
 class SnapshotFile:
     snapshot_id: str
-    path: Path                      # the raw body, exactly as served
+    path: Path  # the raw body, exactly as served
     records: list[dict] = field(repr=False)
 
 
@@ -81,12 +82,20 @@ def _retryable(status: int) -> bool:
 
 
 class BrightDataClient:
-    def __init__(self, token: str, *, base_url: str = DEFAULT_BASE_URL,
-                 dataset_id: str = LINKEDIN_JOBS_DATASET, retry: RetryPolicy = RetryPolicy(),
-                 poll_interval_s: float = 10.0, poll_timeout_s: float = 1800.0,
-                 request_timeout_s: float = 60.0, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        dataset_id: str = LINKEDIN_JOBS_DATASET,
+        retry: RetryPolicy = RetryPolicy(),
+        poll_interval_s: float = 10.0,
+        poll_timeout_s: float = 1800.0,
+        request_timeout_s: float = 60.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if not token or not token.strip():
             raise AuthError(f"no Bright Data API token: set {TOKEN_ENV} in the environment")
         self.base_url = base_url.rstrip("/")
@@ -101,7 +110,7 @@ class BrightDataClient:
         self._clock = clock
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ, **kwargs) -> "BrightDataClient":
+    def from_env(cls, env: Mapping[str, str] = os.environ, **kwargs) -> BrightDataClient:
         kwargs.setdefault("base_url", env.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
         return cls(env.get(TOKEN_ENV, ""), **kwargs)
 
@@ -124,8 +133,7 @@ class BrightDataClient:
     def progress(self, snapshot_id: str) -> dict:
         return self._json(self._request("GET", f"/datasets/v3/progress/{snapshot_id}"))
 
-    def wait_until_ready(self, snapshot_id: str,
-                         on_status: Callable[[dict], None] | None = None) -> dict:
+    def wait_until_ready(self, snapshot_id: str, on_status: Callable[[dict], None] | None = None) -> dict:
         deadline = self._clock() + self.poll_timeout_s
         while True:
             status = self.progress(snapshot_id)
@@ -138,15 +146,17 @@ class BrightDataClient:
                 reason = status.get("error") or status.get("error_message") or "no reason given"
                 raise SnapshotFailed(f"Bright Data snapshot {snapshot_id} {state}: {reason}")
             if self._clock() + self.poll_interval_s > deadline:
-                raise PollTimeout(f"snapshot {snapshot_id} still {state or 'unknown'} after "
-                                  f"{self.poll_timeout_s:.0f}s; re-run later with --snapshot-id {snapshot_id}")
+                raise PollTimeout(
+                    f"snapshot {snapshot_id} still {state or 'unknown'} after "
+                    f"{self.poll_timeout_s:.0f}s; re-run later with --snapshot-id {snapshot_id}"
+                )
             self._sleep(self.poll_interval_s)
 
     def download_snapshot(self, snapshot_id: str) -> bytes:
         deadline = self._clock() + self.poll_timeout_s
         while True:
             response = self._request("GET", f"/datasets/v3/snapshot/{snapshot_id}", params={"format": "json"})
-            if response.status_code != 202:        # 202 = "snapshot is still building"
+            if response.status_code != 202:  # 202 = "snapshot is still building"
                 return response.content
             if self._clock() + self.poll_interval_s > deadline:
                 raise PollTimeout(f"snapshot {snapshot_id} was still building after {self.poll_timeout_s:.0f}s")
@@ -154,17 +164,32 @@ class BrightDataClient:
 
     # -- the whole flow -----------------------------------------------------------------------
 
-    def collect(self, inputs: Sequence[dict] | None, raw_dir: str | Path, *,
-                discover_by: str | None = None, snapshot_id: str | None = None,
-                on_status: Callable[[dict], None] | None = None) -> SnapshotFile:
+    def collect(
+        self,
+        inputs: Sequence[dict] | None,
+        raw_dir: str | Path,
+        *,
+        discover_by: str | None = None,
+        snapshot_id: str | None = None,
+        on_status: Callable[[dict], None] | None = None,
+    ) -> SnapshotFile:
         """Trigger (unless resuming `snapshot_id`), wait, download, save raw, then parse."""
         snapshot_id = snapshot_id or self.trigger(inputs or [], discover_by)
         final_status = self.wait_until_ready(snapshot_id, on_status)
         body = self.download_snapshot(snapshot_id)
-        raw_path = save_raw_snapshot(raw_dir, snapshot_id, body, {
-            "dataset_id": self.dataset_id, "snapshot_id": snapshot_id, "discover_by": discover_by,
-            "inputs": list(inputs or []), "progress": final_status, "base_url": self.base_url,
-        })
+        raw_path = save_raw_snapshot(
+            raw_dir,
+            snapshot_id,
+            body,
+            {
+                "dataset_id": self.dataset_id,
+                "snapshot_id": snapshot_id,
+                "discover_by": discover_by,
+                "inputs": list(inputs or []),
+                "progress": final_status,
+                "base_url": self.base_url,
+            },
+        )
         return SnapshotFile(snapshot_id, raw_path, parse_snapshot(snapshot_id, body))
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -179,12 +204,15 @@ class BrightDataClient:
                 failure = f"{type(exc).__name__} talking to {self.base_url}"
             else:
                 if response.status_code in (401, 403):
-                    raise AuthError(f"Bright Data rejected the API token (HTTP {response.status_code} on "
-                                    f"{path}): it is expired or invalid; set a fresh {TOKEN_ENV}")
+                    raise AuthError(
+                        f"Bright Data rejected the API token (HTTP {response.status_code} on "
+                        f"{path}): it is expired or invalid; set a fresh {TOKEN_ENV}"
+                    )
                 if not _retryable(response.status_code):
                     if response.status_code >= 400:
-                        raise BrightDataError(f"{method} {path} failed with HTTP {response.status_code}: "
-                                              f"{_short(response.text)}")
+                        raise BrightDataError(
+                            f"{method} {path} failed with HTTP {response.status_code}: {_short(response.text)}"
+                        )
                     return response
                 failure = f"HTTP {response.status_code}"
                 retry_after = response.headers.get("Retry-After")
@@ -211,11 +239,10 @@ def _short(text: str, limit: int = 200) -> str:
 def save_raw_snapshot(raw_dir: str | Path, snapshot_id: str, body: bytes, meta: dict) -> Path:
     """Save the body untouched (atomically) plus a sidecar with where it came from."""
     raw_dir = Path(raw_dir)
-    fetched_at = datetime.now(timezone.utc)
+    fetched_at = datetime.now(UTC)
     stem = f"brightdata_{fetched_at:%Y%m%dT%H%M%SZ}_{snapshot_id}"
     raw_path = atomic_write_bytes(raw_dir / f"{stem}.json", body)
-    write_json_atomic(raw_dir / f"{stem}.meta.json", {**meta, "fetched_at": fetched_at.isoformat(),
-                                                      "bytes": len(body)})
+    write_json_atomic(raw_dir / f"{stem}.meta.json", {**meta, "fetched_at": fetched_at.isoformat(), "bytes": len(body)})
     return raw_path
 
 

@@ -2,6 +2,7 @@
 
 Every reader returns plain dicts; `sources.detect_source` then decides which mapper applies.
 """
+
 from __future__ import annotations
 
 import csv

@@ -8,6 +8,7 @@ function words of the other languages the scraped sources carry (Dutch, German, 
 Italian, Portuguese); a text is non-English when another language out-scores English.
 Texts under MIN_WORDS words are "undetermined" and kept.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,13 +20,13 @@ MIN_WORDS = 30
 
 # Top function words per language, minus any that are also English words ("in", "die", "a", ...).
 FOREIGN_FUNCTION_WORDS: dict[str, frozenset[str]] = {
-    language: frozenset(text.split()) for language, text in {
+    language: frozenset(text.split())
+    for language, text in {
         "nl": "het een van voor met zijn naar wij jij je ons onze bij ook niet zijn worden wordt als "
-              "aan maar dat deze voor en te op",
+        "aan maar dat deze voor en te op",
         "de": "der und den das ist mit sich des auf für nicht eine einer eines dem wir sie ihr ihre "
-              "oder auch bei werden zu von",
-        "fr": "le la les des et est une du pour dans qui sur avec vous nous pas sont au aux ce cette "
-              "vos votre",
+        "oder auch bei werden zu von",
+        "fr": "le la les des et est une du pour dans qui sur avec vous nous pas sont au aux ce cette vos votre",
         "es": "el los las del y es una por para que su sus se al lo como más nuestro",
         "it": "il della di che è del una sono gli nel alla nostro le",
         "pt": "os das dos em um uma para com não são ao pela pelo você nossa",
@@ -35,7 +36,7 @@ FOREIGN_FUNCTION_WORDS: dict[str, frozenset[str]] = {
 
 @dataclass(frozen=True)
 class LanguageGuess:
-    language: str            # "en", a foreign code, or "und" (too short to tell)
+    language: str  # "en", a foreign code, or "und" (too short to tell)
     english_ratio: float
     word_count: int
 
@@ -49,9 +50,10 @@ def guess_language(text: str) -> LanguageGuess:
     if len(tokens) < MIN_WORDS:
         return LanguageGuess("und", _ratio(tokens, STOP_WORDS), len(tokens))
     english = _ratio(tokens, STOP_WORDS)
-    foreign_language, foreign = max(((code, _ratio(tokens, vocabulary))
-                                     for code, vocabulary in FOREIGN_FUNCTION_WORDS.items()),
-                                    key=lambda pair: pair[1])
+    foreign_language, foreign = max(
+        ((code, _ratio(tokens, vocabulary)) for code, vocabulary in FOREIGN_FUNCTION_WORDS.items()),
+        key=lambda pair: pair[1],
+    )
     return LanguageGuess(foreign_language if foreign > english else "en", english, len(tokens))
 
 

@@ -3,12 +3,13 @@
 `ingest` deletes the previous manifest before it starts and writes the new one last (atomically),
 so a failed run leaves raw files for inspection but no manifest pointing at a partial week.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cloud.artifacts import write_json_atomic
@@ -20,10 +21,10 @@ MANIFEST_NAME = "manifest.json"
 @dataclass
 class RawBatch:
     name: str
-    path: str            # relative to the ingest directory
+    path: str  # relative to the ingest directory
     sha256: str
     records: int
-    origin: str          # "file:<path>" or "brightdata:<snapshot_id>"
+    origin: str  # "file:<path>" or "brightdata:<snapshot_id>"
 
 
 def sha256_of(path: Path) -> str:
@@ -36,10 +37,13 @@ def sha256_of(path: Path) -> str:
 
 def write_manifest(ingest_dir: Path, batches: list[RawBatch]) -> Path:
     path = ingest_dir / MANIFEST_NAME
-    write_json_atomic(path, {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "batches": [asdict(batch) for batch in batches],
-    })
+    write_json_atomic(
+        path,
+        {
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "batches": [asdict(batch) for batch in batches],
+        },
+    )
     return path
 
 

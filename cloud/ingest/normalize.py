@@ -5,11 +5,12 @@ Every input record ends up in exactly one place, so `kept + quarantined == seen`
 * quarantined, with a reason: malformed (missing title / description, scraper error row, unknown
   layout), non-English, or a duplicate (by source id, then canonical URL, then content hash).
 """
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from cloud.ingest.language import guess_language
 from cloud.ingest.sources import MalformedRecord, SourceMapper, detect_source
@@ -19,16 +20,16 @@ from shared.posting import JobPosting
 
 @dataclass
 class Batch:
-    name: str                       # e.g. the raw snapshot's file stem
+    name: str  # e.g. the raw snapshot's file stem
     records: list[dict]
-    mapper: SourceMapper | None = None   # None: detect per record
+    mapper: SourceMapper | None = None  # None: detect per record
 
 
 @dataclass
 class NormalizeResult:
     postings: list[JobPosting] = field(default_factory=list)
     quarantine: list[dict] = field(default_factory=list)
-    seen: Counter = field(default_factory=Counter)          # per batch
+    seen: Counter = field(default_factory=Counter)  # per batch
     kept_by_source: Counter = field(default_factory=Counter)
     quarantined_by_reason: Counter = field(default_factory=Counter)
     languages: Counter = field(default_factory=Counter)
@@ -66,9 +67,11 @@ class Deduplicator:
 
     @staticmethod
     def _keys_of(posting: JobPosting) -> list[tuple[str, str]]:
-        return [("source_id", f"{posting.source}:{posting.source_id}"),
-                ("url", canonical_url(posting.url)),
-                ("content", posting.content_hash)]
+        return [
+            ("source_id", f"{posting.source}:{posting.source_id}"),
+            ("url", canonical_url(posting.url)),
+            ("content", posting.content_hash),
+        ]
 
 
 def normalize(batches: Iterable[Batch], on_batch=None) -> NormalizeResult:

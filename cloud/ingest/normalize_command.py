@@ -5,6 +5,7 @@ Output directory (replaced in one rename, never half-written):
 * `quarantine.jsonl` - one `{"batch", "position", "reason", "record"}` per rejected record;
 * `report.json`      - counts: seen per batch, kept per source, quarantined per reason, languages.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,7 @@ def load_postings(normalized_dir: str | Path) -> list[JobPosting]:
 
 @click.command("normalize")
 @click.option("--ingest-dir", type=click.Path(path_type=Path), default=Path("data/ingest"), show_default=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("data/normalized"),
-              show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
 def normalize_command(ingest_dir: Path, out_dir: Path) -> None:
     """Map every raw batch to JobPosting; de-duplicate; quarantine malformed/non-English records."""
     raw_batches = read_manifest(ingest_dir)
@@ -51,9 +51,13 @@ def normalize_command(ingest_dir: Path, out_dir: Path) -> None:
         write_json_atomic(scratch / REPORT, report)
         if result.postings:
             atomic_write_jsonl(scratch / POSTINGS, (posting.to_record() for posting in result.postings))
-    click.echo(f"normalize: {report['records_seen']} seen, {report['kept']} kept, "
-               f"{report['quarantined']} quarantined {report['quarantined_by_reason']}, "
-               f"{report['non_english']} non-English -> {out_dir}")
+    click.echo(
+        f"normalize: {report['records_seen']} seen, {report['kept']} kept, "
+        f"{report['quarantined']} quarantined {report['quarantined_by_reason']}, "
+        f"{report['non_english']} non-English -> {out_dir}"
+    )
     if not result.postings:
-        raise UserError(f"no usable postings in {len(raw_batches)} batches "
-                        f"(quarantined: {report['quarantined_by_reason']}); see {out_dir / QUARANTINE}")
+        raise UserError(
+            f"no usable postings in {len(raw_batches)} batches "
+            f"(quarantined: {report['quarantined_by_reason']}); see {out_dir / QUARANTINE}"
+        )

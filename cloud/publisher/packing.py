@@ -10,6 +10,7 @@ The tar is uncompressed (INT8 weights barely compress, and the Pi should not spe
 deterministic (sorted names, zero mtimes/owners), so packing the same bundle twice gives the same
 sha256.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,7 @@ import json
 import math
 import tarfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -43,8 +44,9 @@ class PackedBundle:
     created_at: str | None
 
 
-def pack_bundle(bundle_dir: Path, out_path: Path, private_key: Ed25519PrivateKey,
-                chunk_size: int = DEFAULT_CHUNK_SIZE) -> PackedBundle:
+def pack_bundle(
+    bundle_dir: Path, out_path: Path, private_key: Ed25519PrivateKey, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> PackedBundle:
     """Verify `bundle_dir`, sign its manifest, write the tar to `out_path` and hash it per chunk."""
     if not 1 <= chunk_size <= MAX_CHUNK_BYTES:
         raise BundleError(f"chunk size must be between 1 and {MAX_CHUNK_BYTES} bytes, got {chunk_size}")
@@ -66,8 +68,14 @@ def pack_bundle(bundle_dir: Path, out_path: Path, private_key: Ed25519PrivateKey
         tar.addfile(_tar_entry(MANIFEST_FILE, len(manifest_bytes)), io.BytesIO(manifest_bytes))
     size, sha256, chunk_sha256 = hash_chunks(out_path, chunk_size)
     return PackedBundle(
-        path=out_path, name=str(manifest["name"]), version=str(manifest["version"]), size=size, sha256=sha256,
-        chunk_sha256=chunk_sha256, chunk_size=chunk_size, metrics=manifest.get("metrics") or {},
+        path=out_path,
+        name=str(manifest["name"]),
+        version=str(manifest["version"]),
+        size=size,
+        sha256=sha256,
+        chunk_sha256=chunk_sha256,
+        chunk_size=chunk_size,
+        metrics=manifest.get("metrics") or {},
         created_at=manifest.get("created_at"),
     )
 
@@ -99,8 +107,7 @@ def hash_chunks(path: Path, chunk_size: int) -> tuple[int, str, list[str]]:
     return size, whole.hexdigest(), chunks
 
 
-def build_ota_manifest(packed: PackedBundle, channel: str, sequence: int,
-                       private_key: Ed25519PrivateKey) -> dict:
+def build_ota_manifest(packed: PackedBundle, channel: str, sequence: int, private_key: Ed25519PrivateKey) -> dict:
     """The signed, retained manifest a channel's devices act on."""
     manifest = {
         "schema": OTA_MANIFEST.schema_id,
@@ -109,7 +116,7 @@ def build_ota_manifest(packed: PackedBundle, channel: str, sequence: int,
         "name": packed.name,
         "version": packed.version,
         "created_at": packed.created_at,
-        "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "size": packed.size,
         "sha256": packed.sha256,
         "chunk_size": packed.chunk_size,

@@ -5,6 +5,7 @@ when the manifest appears. Chunks are content-addressed (topic carries the bundl
 so devices resuming an older transfer never mix bytes of two bundles. Once the new manifest is out,
 the chunks of the manifest it replaced are deleted (empty retained payloads) to free broker memory.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,12 +18,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from tqdm import tqdm
 
+from cloud.publisher.packing import PackedBundle, build_ota_manifest
 from shared.errors import UserError
 from shared.mqtt.client import BrokerSettings, make_client
 from shared.mqtt.contract import OTA_MANIFEST, ContractError, Topics, bundle_id
 from shared.signing import SignatureError, verify_manifest
-
-from cloud.publisher.packing import PackedBundle, build_ota_manifest
 
 log = logging.getLogger("careeredge.publisher")
 
@@ -38,12 +38,13 @@ class ChannelPublisher:
         self._retained_manifest: bytes | None = None
         self._subscribed = threading.Event()
 
-    def __enter__(self) -> "ChannelPublisher":
+    def __enter__(self) -> ChannelPublisher:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 0
         try:
-            self._client.connect(self.settings.host, self.settings.port, keepalive=30, clean_start=True,
-                                 properties=properties)
+            self._client.connect(
+                self.settings.host, self.settings.port, keepalive=30, clean_start=True, properties=properties
+            )
         except OSError as exc:
             raise UserError(f"cannot reach MQTT broker {self.settings.address}: {exc}") from None
         self._client.loop_start()
@@ -80,8 +81,9 @@ class ChannelPublisher:
             log.warning("ignoring the channel's current retained manifest: %s", exc)
             return None
 
-    def publish(self, packed: PackedBundle, private_key: Ed25519PrivateKey, sequence: int | None = None,
-                progress: bool = True) -> dict:
+    def publish(
+        self, packed: PackedBundle, private_key: Ed25519PrivateKey, sequence: int | None = None, progress: bool = True
+    ) -> dict:
         previous = self.current_manifest(private_key.public_key())
         if sequence is None:
             sequence = (previous["sequence"] + 1) if previous else 1
@@ -92,8 +94,9 @@ class ChannelPublisher:
             )
         manifest = build_ota_manifest(packed, self.channel, sequence, private_key)
         self._publish_chunks(packed, progress)
-        self._wait(self._client.publish(Topics.model_manifest(self.channel), OTA_MANIFEST.encode(manifest),
-                                        qos=1, retain=True))
+        self._wait(
+            self._client.publish(Topics.model_manifest(self.channel), OTA_MANIFEST.encode(manifest), qos=1, retain=True)
+        )
         if previous and previous["sha256"] != manifest["sha256"]:
             self._delete_chunks(previous)
         return manifest
@@ -114,8 +117,9 @@ class ChannelPublisher:
 
     def _delete_chunks(self, manifest: dict) -> None:
         infos = [
-            self._client.publish(Topics.model_chunk(self.channel, bundle_id(manifest["sha256"]), i), b"", qos=1,
-                                 retain=True)
+            self._client.publish(
+                Topics.model_chunk(self.channel, bundle_id(manifest["sha256"]), i), b"", qos=1, retain=True
+            )
             for i in range(len(manifest["chunks"]))
         ]
         for info in infos:

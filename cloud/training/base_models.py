@@ -4,6 +4,7 @@
 * a local directory holding a Hugging Face model (config.json + weights + tokenizer).
 * any hub id (e.g. distilbert-base-uncased) for users who can reach the hub or have it cached.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,11 +39,17 @@ def load_pretrained_classifier(base: str, num_labels: int, id2label: dict[int, s
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, local_files_only=offline)
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=num_labels, id2label=id2label,
-            label2id={v: k for k, v in id2label.items()}, local_files_only=offline)
+            source,
+            num_labels=num_labels,
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+            local_files_only=offline,
+        )
     except (OSError, ValueError) as exc:
-        raise UserError(f"unknown --base {base!r}: not 'minilm', a model directory, or a reachable/cached "
-                        f"hub model ({type(exc).__name__})") from None
+        raise UserError(
+            f"unknown --base {base!r}: not 'minilm', a model directory, or a reachable/cached "
+            f"hub model ({type(exc).__name__})"
+        ) from None
     if not getattr(tokenizer, "is_fast", False):
         raise UserError(f"--base {base!r} has no fast tokenizer (tokenizer.json); the device needs one")
     return model, tokenizer

@@ -1,4 +1,5 @@
 """TF-IDF + logistic regression: the cheap baseline every transformer number is compared with."""
+
 from __future__ import annotations
 
 import numpy as np

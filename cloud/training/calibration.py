@@ -6,6 +6,7 @@ log-likelihood of softmax(logits / T), makes the confidences honest without chan
 argmax. ECE (expected calibration error, equal-width bins over the top-class confidence) is
 reported before and after so the effect is visible.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-LOG_T_RANGE = (-3.0, 4.0)   # T in [0.05, 55]: wide enough for any sane model
+LOG_T_RANGE = (-3.0, 4.0)  # T in [0.05, 55]: wide enough for any sane model
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -85,7 +86,8 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> Calib
     labels = np.asarray(labels, dtype=int)
     temperature = fit_temperature(logits, labels)
     return Calibration(
-        temperature=temperature, examples=len(labels),
+        temperature=temperature,
+        examples=len(labels),
         ece_before=expected_calibration_error(softmax(logits), labels, n_bins),
         ece_after=expected_calibration_error(softmax(logits, temperature), labels, n_bins),
         nll_before=negative_log_likelihood(logits, labels),

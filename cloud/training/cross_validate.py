@@ -5,6 +5,7 @@ labelled rows shows how much of a difference between models is split noise. For 
 trainer the CV folds use the shorter `cv.max_length` / `cv.epochs` from params.yaml (reported in the
 output): it measures the spread of the recipe, not the exact shipped model.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,23 +29,30 @@ def cross_validate(texts: list[str], labels: list[int], config: FineTuneConfig, 
     model_acc, base_acc, model_f1 = [], [], []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     folds_iter = tqdm(enumerate(splitter.split(texts_arr, labels_arr), start=1), total=folds, desc="cv-a folds")
-    for fold, (train_idx, test_idx) in folds_iter:
+    for _fold, (train_idx, test_idx) in folds_iter:
         train_t, train_y = texts_arr[train_idx].tolist(), labels_arr[train_idx].tolist()
         test_t, test_y = texts_arr[test_idx].tolist(), labels_arr[test_idx]
         # No validation split inside a fold: the fixed epoch count is the model (no peeking at test).
         result = fine_tune(train_t, train_y, [], [], config)
-        classifier = TrainedClassifier(result.model, load_tokenizer(result.tokenizer_json, config.max_length),
-                                       config.preprocessing, config.max_length)
+        classifier = TrainedClassifier(
+            result.model,
+            load_tokenizer(result.tokenizer_json, config.max_length),
+            config.preprocessing,
+            config.max_length,
+        )
         predicted = classifier.predict_proba(test_t).argmax(axis=1)
         model_acc.append(float((predicted == test_y).mean()))
         model_f1.append(_macro_f1(test_y, predicted))
         baseline = fit_tfidf_baseline(train_t, train_y)
         base_acc.append(float((tfidf_probabilities(baseline, test_t).argmax(axis=1) == test_y).mean()))
     return {
-        "folds": folds, "max_length": config.max_length, "epochs": config.epochs,
+        "folds": folds,
+        "max_length": config.max_length,
+        "epochs": config.epochs,
         "freeze_layers": config.freeze_layers,
         "accuracy_per_fold": [round(a, 4) for a in model_acc],
-        "accuracy_mean": round(float(np.mean(model_acc)), 4), "accuracy_std": round(float(np.std(model_acc)), 4),
+        "accuracy_mean": round(float(np.mean(model_acc)), 4),
+        "accuracy_std": round(float(np.std(model_acc)), 4),
         "macro_f1_mean": round(float(np.mean(model_f1)), 4),
         "baseline_accuracy_per_fold": [round(a, 4) for a in base_acc],
         "baseline_accuracy_mean": round(float(np.mean(base_acc)), 4),
@@ -68,8 +76,15 @@ def cv_command(splits: Path, out: Path, params_path: Path, base: str | None, thr
     """k-fold CV of the Model A recipe and the TF-IDF baseline over all labelled 2025 rows."""
     params = load_params(params_path)
     cv = params["cv"]
-    config = FineTuneConfig.from_params(params, base=base, epochs=cv["epochs"], max_length=cv["max_length"],
-                                        freeze_layers=cv.get("freeze_layers"), threads=threads, progress=False)
+    config = FineTuneConfig.from_params(
+        params,
+        base=base,
+        epochs=cv["epochs"],
+        max_length=cv["max_length"],
+        freeze_layers=cv.get("freeze_layers"),
+        threads=threads,
+        progress=False,
+    )
     texts, labels = [], []
     for split in ("train", "val", "test"):
         t, y = read_split(splits / f"{split}.csv")
@@ -77,5 +92,7 @@ def cv_command(splits: Path, out: Path, params_path: Path, base: str | None, thr
         labels += y
     report = cross_validate(texts, labels, config, cv["folds"], params["split"]["seed"])
     write_json_atomic(out, report)
-    click.echo(f"cv-a: accuracy {report['accuracy_mean']:.3f} ± {report['accuracy_std']:.3f}; TF-IDF "
-               f"{report['baseline_accuracy_mean']:.3f} ± {report['baseline_accuracy_std']:.3f} -> {out}")
+    click.echo(
+        f"cv-a: accuracy {report['accuracy_mean']:.3f} ± {report['accuracy_std']:.3f}; TF-IDF "
+        f"{report['baseline_accuracy_mean']:.3f} ± {report['baseline_accuracy_std']:.3f} -> {out}"
+    )

@@ -50,6 +50,7 @@ blocks, not the window. The same gates hold B's student to B on the 2025 test sp
 reason to exist: on the 2026 evaluation split the student must be at least as accurate as the device
 model it replaces (its init, A's student), or publishing it gains the devices nothing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,7 +58,7 @@ import copy
 import math
 import shutil
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -65,8 +66,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cloud.artifacts import atomic_directory, ensure_writable_dir, read_json, write_json_atomic
-from cloud.training.finetune import (Optimization, TrainedClassifier, encode, encoder_layers, freeze_lower_layers,
-                                     set_seed, shuffled_batches)
+from cloud.training.finetune import (
+    Optimization,
+    TrainedClassifier,
+    encode,
+    encoder_layers,
+    freeze_lower_layers,
+    set_seed,
+    shuffled_batches,
+)
 from cloud.training.model_io import load_classifier
 from shared.bundle import sha256_file
 from shared.errors import UserError
@@ -89,19 +97,27 @@ class DistillConfig:
     warmup_ratio: float = 0.1
     seed: int = 2025
     max_accuracy_drop_pt: float = 0.5
-    max_length: int | None = None     # the student's input window in word pieces; None = A's
-    freeze_layers: int = 0            # the student's lowest blocks kept as they start (their output cached)
+    max_length: int | None = None  # the student's input window in word pieces; None = A's
+    freeze_layers: int = 0  # the student's lowest blocks kept as they start (their output cached)
     threads: int | None = None
     progress: bool = True
 
     @classmethod
-    def from_params(cls, params: dict, section_name: str = "distill", **overrides) -> "DistillConfig":
+    def from_params(cls, params: dict, section_name: str = "distill", **overrides) -> DistillConfig:
         """`distill:`, with `section_name`'s keys (e.g. `distill_b:`) over it."""
         section = {**(params.get("distill", {}) or {}), **(params.get(section_name, {}) or {})}
-        values = {k: int(section[k]) for k in ("epochs", "batch_size", "seed", "max_length", "freeze_layers")
-                  if section.get(k) is not None}
-        values.update({k: float(section[k]) for k in ("learning_rate", "weight_decay", "warmup_ratio",
-                                                       "max_accuracy_drop_pt") if k in section})
+        values = {
+            k: int(section[k])
+            for k in ("epochs", "batch_size", "seed", "max_length", "freeze_layers")
+            if section.get(k) is not None
+        }
+        values.update(
+            {
+                k: float(section[k])
+                for k in ("learning_rate", "weight_decay", "warmup_ratio", "max_accuracy_drop_pt")
+                if k in section
+            }
+        )
         if "layers" in section:
             values["layers"] = tuple(section["layers"])
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -110,7 +126,7 @@ class DistillConfig:
 
 @dataclass
 class Outcome:
-    reader: object             # the student as a TrainedClassifier at its own window (`student_reader`)
+    reader: object  # the student as a TrainedClassifier at its own window (`student_reader`)
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
 
@@ -194,12 +210,14 @@ def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillC
     student = copy.deepcopy(init) if init is not None else shallow_copy(teacher.model, tuple(config.layers))
     reader = student_reader(student, teacher, config.max_length)
     if not 0 <= config.freeze_layers < len(encoder_layers(student)):
-        raise UserError(f"distill freeze_layers must leave a block to train: 0..{len(encoder_layers(student)) - 1}, "
-                        f"got {config.freeze_layers}")
+        raise UserError(
+            f"distill freeze_layers must leave a block to train: 0..{len(encoder_layers(student)) - 1}, "
+            f"got {config.freeze_layers}"
+        )
     freeze_lower_layers(student, True, config.freeze_layers)
     inputs = [model_input(t, teacher.preprocessing) for t in transfer]
     prefix = None
-    if config.freeze_layers:      # the frozen bottom's output never changes: run it once per text, not per epoch
+    if config.freeze_layers:  # the frozen bottom's output never changes: run it once per text, not per epoch
         from cloud.training.frozen_prefix import FrozenPrefix
 
         prefix = FrozenPrefix(student, config.freeze_layers)
@@ -212,8 +230,9 @@ def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillC
         return student(input_ids=ids, attention_mask=mask).logits
 
     total_steps = math.ceil(len(inputs) / config.batch_size) * config.epochs
-    optimization = Optimization.for_model(student, config.learning_rate, config.weight_decay, config.warmup_ratio,
-                                          total_steps)
+    optimization = Optimization.for_model(
+        student, config.learning_rate, config.weight_decay, config.warmup_ratio, total_steps
+    )
     generator = torch.Generator().manual_seed(config.seed)
     outcome, best_key, best_state = Outcome(reader), None, None
     bar = tqdm(total=total_steps, desc=f"distil to {len(encoder_layers(student))} blocks", disable=not config.progress)
@@ -226,8 +245,11 @@ def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillC
                 epoch_loss += loss * len(idx)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
-        record = {"epoch": epoch, "train_mse": epoch_loss / len(inputs),
-                  **fidelity(reader.predict_logits(val_texts), val_teacher, "val")}
+        record = {
+            "epoch": epoch,
+            "train_mse": epoch_loss / len(inputs),
+            **fidelity(reader.predict_logits(val_texts), val_teacher, "val"),
+        }
         outcome.history.append(record)
         key = (record["val_agreement"], -record["val_logit_mae"])
         if best_key is None or key > best_key:
@@ -241,29 +263,35 @@ def distill(teacher, transfer: list[str], val_texts: list[str], config: DistillC
 def fidelity(student: np.ndarray, teacher: np.ndarray, split: str) -> dict:
     """How closely the student follows A: decision agreement and mean |logit-margin difference|."""
     margin = lambda logits: logits[:, 1] - logits[:, 0]  # noqa: E731
-    return {f"{split}_agreement": float((student.argmax(1) == teacher.argmax(1)).mean()),
-            f"{split}_logit_mae": float(np.abs(margin(student) - margin(teacher)).mean())}
+    return {
+        f"{split}_agreement": float((student.argmax(1) == teacher.argmax(1)).mean()),
+        f"{split}_logit_mae": float(np.abs(margin(student) - margin(teacher)).mean()),
+    }
 
 
 def accuracy(logits: np.ndarray, labels) -> float:
     return float((logits.argmax(1) == np.asarray(labels)).mean())
 
 
-def gate(teacher, student, test_texts: list[str], test_labels: list[int], max_drop_pt: float,
-         teacher_name: str = "Model A") -> dict:
+def gate(
+    teacher, student, test_texts: list[str], test_labels: list[int], max_drop_pt: float, teacher_name: str = "Model A"
+) -> dict:
     """The teacher's and the student's (TrainedClassifiers) test accuracy; raises DistillationError past
     the allowed drop."""
     teacher_logits, logits = teacher.predict_logits(test_texts), student.predict_logits(test_texts)
-    report = {"test_postings": len(test_labels),
-              "teacher_accuracy": accuracy(teacher_logits, test_labels),
-              "student_accuracy": accuracy(logits, test_labels),
-              **fidelity(logits, teacher_logits, "test")}
+    report = {
+        "test_postings": len(test_labels),
+        "teacher_accuracy": accuracy(teacher_logits, test_labels),
+        "student_accuracy": accuracy(logits, test_labels),
+        **fidelity(logits, teacher_logits, "test"),
+    }
     report["accuracy_drop_pt"] = (report["teacher_accuracy"] - report["student_accuracy"]) * 100
     if report["accuracy_drop_pt"] > max_drop_pt + 1e-9:
         raise DistillationError(
             f"distilled student scores {report['student_accuracy']:.2%} on the {len(test_labels)} test postings, "
             f"{report['accuracy_drop_pt']:.2f} pt below {teacher_name}'s {report['teacher_accuracy']:.2%} "
-            f"(allowed: {max_drop_pt} pt); nothing written")
+            f"(allowed: {max_drop_pt} pt); nothing written"
+        )
     return report
 
 
@@ -273,62 +301,95 @@ def stream_gate(teacher, student, replaced, texts: list[str], labels: list[int],
     `replaced` there: B exists for the 2026 postings, and a student that lost that gain is not worth
     publishing."""
     teacher_logits, logits = teacher.predict_logits(texts), student.predict_logits(texts)
-    report = {"eval_2026_postings": len(labels),
-              "eval_2026_teacher_accuracy": accuracy(teacher_logits, labels),
-              "eval_2026_student_accuracy": accuracy(logits, labels),
-              "eval_2026_replaced_accuracy": accuracy(replaced.predict_logits(texts), labels),
-              **fidelity(logits, teacher_logits, "eval_2026")}
+    report = {
+        "eval_2026_postings": len(labels),
+        "eval_2026_teacher_accuracy": accuracy(teacher_logits, labels),
+        "eval_2026_student_accuracy": accuracy(logits, labels),
+        "eval_2026_replaced_accuracy": accuracy(replaced.predict_logits(texts), labels),
+        **fidelity(logits, teacher_logits, "eval_2026"),
+    }
     if report["eval_2026_student_accuracy"] < report["eval_2026_replaced_accuracy"]:
         raise DistillationError(
             f"distilled student scores {report['eval_2026_student_accuracy']:.2%} on the {len(labels)} postings of "
             f"the 2026 evaluation split, below {replaced_name}'s {report['eval_2026_replaced_accuracy']:.2%} "
-            f"(the device model it would replace); nothing written")
+            f"(the device model it would replace); nothing written"
+        )
     return report
 
 
-def save_student(outcome: Outcome, teacher_dir: Path, out_dir: Path, name: str, config: DistillConfig,
-                 teacher_config: dict, transfer_counts: dict, report: dict, test_csv: Path,
-                 init: str | None = None) -> None:
+def save_student(
+    outcome: Outcome,
+    teacher_dir: Path,
+    out_dir: Path,
+    name: str,
+    config: DistillConfig,
+    teacher_config: dict,
+    transfer_counts: dict,
+    report: dict,
+    test_csv: Path,
+    init: str | None = None,
+) -> None:
     """The layout every later step reads (`hf/`, `train_log.json`, `<name>.pth`, MODEL_CARD.md)."""
     import torch
 
     with atomic_directory(out_dir) as staging:
         outcome.student.save_pretrained(staging / "hf", safe_serialization=True)
-        for source in (teacher_dir / "hf").iterdir():   # tokenizer files: the student reads as A does
+        for source in (teacher_dir / "hf").iterdir():  # tokenizer files: the student reads as A does
             if source.is_file() and source.name not in WEIGHT_FILES:
                 shutil.copyfile(source, staging / "hf" / source.name)
         torch.save(outcome.student.state_dict(), staging / f"{name}.pth")
-        distillation = {"teacher": teacher_dir.name, **({"init": init} if init else {}), "layers": list(config.layers),
-                        "max_length": outcome.reader.max_length, "teacher_max_length": teacher_config["max_length"],
-                        **transfer_counts, **report,
-                        "test_split_sha256": sha256_file(test_csv)}  # the export checks it with the same function
-        log = {"name": name, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               # preprocessing (and windows) are the teacher's, max_length the student's window: the export
-               # and the device read them here
-               "config": {**teacher_config, "max_length": outcome.reader.max_length,
-                          "distill": {k: v for k, v in asdict(config).items() if k not in ("threads", "progress")}},
-               "distillation": distillation, "best_epoch": outcome.best_epoch, "history": outcome.history}
+        distillation = {
+            "teacher": teacher_dir.name,
+            **({"init": init} if init else {}),
+            "layers": list(config.layers),
+            "max_length": outcome.reader.max_length,
+            "teacher_max_length": teacher_config["max_length"],
+            **transfer_counts,
+            **report,
+            "test_split_sha256": sha256_file(test_csv),
+        }  # the export checks it with the same function
+        log = {
+            "name": name,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            # preprocessing (and windows) are the teacher's, max_length the student's window: the export
+            # and the device read them here
+            "config": {
+                **teacher_config,
+                "max_length": outcome.reader.max_length,
+                "distill": {k: v for k, v in asdict(config).items() if k not in ("threads", "progress")},
+            },
+            "distillation": distillation,
+            "best_epoch": outcome.best_epoch,
+            "history": outcome.history,
+        }
         write_json_atomic(staging / "train_log.json", log)
         (staging / "MODEL_CARD.md").write_text(_model_card(name, log), encoding="utf-8")
 
 
 def _model_card(name: str, log: dict) -> str:
     d = log["distillation"]
-    start = (f"starting from {d['init']} and trained" if d.get("init")
-             else f"{len(d['layers'])} of {d['teacher']}'s blocks ({d['layers']}), trained")
-    stream = (f"\n- 2026 evaluation split ({d['eval_2026_postings']} postings): accuracy "
-              f"{d['eval_2026_student_accuracy']:.4f} vs {d['teacher']}'s {d['eval_2026_teacher_accuracy']:.4f} "
-              f"and {d['init']}'s {d['eval_2026_replaced_accuracy']:.4f}." if "eval_2026_postings" in d else "")
+    start = (
+        f"starting from {d['init']} and trained"
+        if d.get("init")
+        else f"{len(d['layers'])} of {d['teacher']}'s blocks ({d['layers']}), trained"
+    )
+    stream = (
+        f"\n- 2026 evaluation split ({d['eval_2026_postings']} postings): accuracy "
+        f"{d['eval_2026_student_accuracy']:.4f} vs {d['teacher']}'s {d['eval_2026_teacher_accuracy']:.4f} "
+        f"and {d['init']}'s {d['eval_2026_replaced_accuracy']:.4f}."
+        if "eval_2026_postings" in d
+        else ""
+    )
     return f"""# {name}
 
-The device's copy of {d['teacher']}: {start} to reproduce {d['teacher']}'s logits
+The device's copy of {d["teacher"]}: {start} to reproduce {d["teacher"]}'s logits
 (`cloud/training/distill.py`).
 
-- Transfer set: {d['train_2025']} 2025 train postings + {d['pool_2026']} postings of the 2026 pseudo-label pool,
-  labelled by {d['teacher']}'s logits (no human labels).
-- Best epoch {log['best_epoch']} by agreement with {d['teacher']} on the 2025 validation split.
-- 2025 test split ({d['test_postings']} postings): accuracy {d['student_accuracy']:.4f} vs {d['teacher']}'s
-  {d['teacher_accuracy']:.4f}; decisions agree on {d['test_agreement']:.2%}.{stream}
+- Transfer set: {d["train_2025"]} 2025 train postings + {d["pool_2026"]} postings of the 2026 pseudo-label pool,
+  labelled by {d["teacher"]}'s logits (no human labels).
+- Best epoch {log["best_epoch"]} by agreement with {d["teacher"]} on the 2025 validation split.
+- 2025 test split ({d["test_postings"]} postings): accuracy {d["student_accuracy"]:.4f} vs {d["teacher"]}'s
+  {d["teacher_accuracy"]:.4f}; decisions agree on {d["test_agreement"]:.2%}.{stream}
 - Weights: `hf/model.safetensors`; `{name}.pth` is a plain state_dict (`torch.load(..., weights_only=True)`).
 """
 
@@ -337,19 +398,23 @@ def _read_log(model_dir: Path) -> dict:
     return read_json(model_dir / "train_log.json", f"{model_dir} is not a trained model directory")
 
 
-def _report_line(command: str, outcome: Outcome, config: DistillConfig, transfer: list[str], report: dict,
-                 out_dir: Path) -> str:
+def _report_line(
+    command: str, outcome: Outcome, config: DistillConfig, transfer: list[str], report: dict, out_dir: Path
+) -> str:
     best = outcome.history[outcome.best_epoch - 1]
-    return (f"{command}: {len(encoder_layers(outcome.student))} blocks on {len(transfer)} transfer texts; best epoch "
-            f"{outcome.best_epoch}/{config.epochs} (val agreement {best['val_agreement']:.1%}); test accuracy "
-            f"{report['student_accuracy']:.2%} vs the teacher's {report['teacher_accuracy']:.2%}, agreement "
-            f"{report['test_agreement']:.1%} -> {out_dir}")
+    return (
+        f"{command}: {len(encoder_layers(outcome.student))} blocks on {len(transfer)} transfer texts; best epoch "
+        f"{outcome.best_epoch}/{config.epochs} (val agreement {best['val_agreement']:.1%}); test accuracy "
+        f"{report['student_accuracy']:.2%} vs the teacher's {report['teacher_accuracy']:.2%}, agreement "
+        f"{report['test_agreement']:.1%} -> {out_dir}"
+    )
 
 
 _COMMON = [
     click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True),
-    click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"),
-                 show_default=True),
+    click.option(
+        "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
+    ),
     click.option("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)."),
 ]
 
@@ -361,16 +426,34 @@ def _common_options(command):
 
 
 @click.command("distill-a")
-@click.option("--model-a", "model_a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"),
-              show_default=True, help="The teacher: Model A's directory (hf/ + train_log.json).")
-@click.option("--normalized", type=click.Path(path_type=Path), default=None,
-              help="Normalized postings dir; its 2026 pseudo-label pool joins the transfer set.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1_edge"),
-              show_default=True)
+@click.option(
+    "--model-a",
+    "model_a",
+    type=click.Path(path_type=Path),
+    default=Path("artifacts/model_a_v1"),
+    show_default=True,
+    help="The teacher: Model A's directory (hf/ + train_log.json).",
+)
+@click.option(
+    "--normalized",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Normalized postings dir; its 2026 pseudo-label pool joins the transfer set.",
+)
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1_edge"), show_default=True
+)
 @click.option("--epochs", type=int, default=None, help="Override params.yaml distill.epochs.")
 @_common_options
-def distill_command(model_a: Path, splits: Path, normalized: Path | None, out_dir: Path, params_path: Path,
-                    epochs: int | None, threads: int | None) -> None:
+def distill_command(
+    model_a: Path,
+    splits: Path,
+    normalized: Path | None,
+    out_dir: Path,
+    params_path: Path,
+    epochs: int | None,
+    threads: int | None,
+) -> None:
     """Distil Model A into a shallower student for the device, gated on A's 2025 test accuracy."""
     from cloud.data.prepare import read_split
     from cloud.params import load_params
@@ -380,8 +463,11 @@ def distill_command(model_a: Path, splits: Path, normalized: Path | None, out_di
     config = DistillConfig.from_params(params, epochs=epochs, threads=threads)
     teacher = load_classifier(model_a)
     teacher_config = _read_log(model_a)["config"]
-    stream = None if normalized is None else load_stream(
-        normalized, params, ", or leave out --normalized to distil on the 2025 train split alone")
+    stream = (
+        None
+        if normalized is None
+        else load_stream(normalized, params, ", or leave out --normalized to distil on the 2025 train split alone")
+    )
     transfer, counts = transfer_texts(splits, stream)
     val_texts, _ = read_split(splits / "val.csv")
     test_texts, test_labels = read_split(splits / "test.csv")
@@ -392,18 +478,47 @@ def distill_command(model_a: Path, splits: Path, normalized: Path | None, out_di
 
 
 @click.command("distill-b")
-@click.option("--model-b", "model_b", type=click.Path(path_type=Path), default=None,
-              help="The teacher: a model_b_vN directory [default: the newest under artifacts/].")
-@click.option("--init", "init_dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1_edge"),
-              show_default=True, help="The student to start from: the device's Model A (distill-a's output).")
-@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True,
-              help="Normalized postings dir: its 2026 pool joins the transfer set, its evaluation split gates.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Student directory [default: <model-b>_edge beside it].")
+@click.option(
+    "--model-b",
+    "model_b",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The teacher: a model_b_vN directory [default: the newest under artifacts/].",
+)
+@click.option(
+    "--init",
+    "init_dir",
+    type=click.Path(path_type=Path),
+    default=Path("artifacts/model_a_v1_edge"),
+    show_default=True,
+    help="The student to start from: the device's Model A (distill-a's output).",
+)
+@click.option(
+    "--normalized",
+    type=click.Path(path_type=Path),
+    default=Path("data/normalized"),
+    show_default=True,
+    help="Normalized postings dir: its 2026 pool joins the transfer set, its evaluation split gates.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Student directory [default: <model-b>_edge beside it].",
+)
 @click.option("--epochs", type=int, default=None, help="Override params.yaml distill_b.epochs.")
 @_common_options
-def distill_b_command(model_b: Path | None, init_dir: Path, normalized: Path, out_dir: Path | None, splits: Path,
-                      params_path: Path, epochs: int | None, threads: int | None) -> None:
+def distill_b_command(
+    model_b: Path | None,
+    init_dir: Path,
+    normalized: Path,
+    out_dir: Path | None,
+    splits: Path,
+    params_path: Path,
+    epochs: int | None,
+    threads: int | None,
+) -> None:
     """Distil Model B for the device: A's student trained to B's logits, gated on B's 2025 test
     accuracy and on the 2026 evaluation split against A's student."""
     from cloud.data.prepare import read_split
@@ -414,16 +529,24 @@ def distill_b_command(model_b: Path | None, init_dir: Path, normalized: Path, ou
     out_dir = out_dir or model_b.with_name(f"{model_b.name}_edge")
     init_log = _read_log(init_dir)
     if "distillation" not in init_log:
-        raise UserError(f"{init_dir} is not a distilled student (no distillation record in its train_log.json); "
-                        "run `careeredge-cloud distill-a` first")
+        raise UserError(
+            f"{init_dir} is not a distilled student (no distillation record in its train_log.json); "
+            "run `careeredge-cloud distill-a` first"
+        )
     ensure_writable_dir(out_dir.parent)
     params = load_params(params_path)
     # The student keeps the init's shape: its blocks and its window are A's student's.
-    config = DistillConfig.from_params(params, "distill_b", epochs=epochs, threads=threads,
-                                       layers=tuple(init_log["distillation"]["layers"]),
-                                       max_length=int(init_log["config"]["max_length"]))
-    stream = load_stream(normalized, params, "; Model B's student is distilled on the 2026 pool "
-                         "and gated on the 2026 evaluation split")
+    config = DistillConfig.from_params(
+        params,
+        "distill_b",
+        epochs=epochs,
+        threads=threads,
+        layers=tuple(init_log["distillation"]["layers"]),
+        max_length=int(init_log["config"]["max_length"]),
+    )
+    stream = load_stream(
+        normalized, params, "; Model B's student is distilled on the 2026 pool and gated on the 2026 evaluation split"
+    )
     transfer, counts = transfer_texts(splits, stream)
     if len(set(stream.eval_labels)) < 2:
         raise UserError("the 2026 evaluation split has fewer than two classes; it cannot gate Model B's student")
@@ -432,11 +555,31 @@ def distill_b_command(model_b: Path | None, init_dir: Path, normalized: Path, ou
     teacher, replaced = load_classifier(model_b), load_classifier(init_dir)
     outcome = distill(teacher, transfer, val_texts, config, init=replaced.model)
     report = gate(teacher, outcome.reader, test_texts, test_labels, config.max_accuracy_drop_pt, model_b.name)
-    report.update(stream_gate(teacher, outcome.reader, replaced, [p.description for p in stream.evaluation],
-                              stream.eval_labels, init_dir.name))
-    save_student(outcome, model_b, out_dir, out_dir.name, config, _read_log(model_b)["config"], counts, report,
-                 splits / "test.csv", init=init_dir.name)
+    report.update(
+        stream_gate(
+            teacher,
+            outcome.reader,
+            replaced,
+            [p.description for p in stream.evaluation],
+            stream.eval_labels,
+            init_dir.name,
+        )
+    )
+    save_student(
+        outcome,
+        model_b,
+        out_dir,
+        out_dir.name,
+        config,
+        _read_log(model_b)["config"],
+        counts,
+        report,
+        splits / "test.csv",
+        init=init_dir.name,
+    )
     click.echo(_report_line("distill-b", outcome, config, transfer, report, out_dir))
-    click.echo(f"distill-b: 2026 evaluation split accuracy {report['eval_2026_student_accuracy']:.3f} vs "
-               f"{model_b.name}'s {report['eval_2026_teacher_accuracy']:.3f} and {init_dir.name}'s "
-               f"{report['eval_2026_replaced_accuracy']:.3f}")
+    click.echo(
+        f"distill-b: 2026 evaluation split accuracy {report['eval_2026_student_accuracy']:.3f} vs "
+        f"{model_b.name}'s {report['eval_2026_teacher_accuracy']:.3f} and {init_dir.name}'s "
+        f"{report['eval_2026_replaced_accuracy']:.3f}"
+    )

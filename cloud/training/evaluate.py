@@ -4,6 +4,7 @@ Writes `<model_dir>/metrics.json` laid out as
 {"test": {...}, "val": {...}, "baseline_tfidf": {"test": {...}}, "cv": {...}, "label_report": {...}}
 plus a confusion-matrix / reliability plot. Other tools (export, README, drift) read this file.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ from cloud.training.metrics import classification_report
 from cloud.training.model_io import load_classifier
 
 
-def evaluate_model(model_dir: Path, splits: Path, label_report: Path | None = None,
-                   cv_report: Path | None = None) -> dict:
+def evaluate_model(
+    model_dir: Path, splits: Path, label_report: Path | None = None, cv_report: Path | None = None
+) -> dict:
     classifier = load_classifier(model_dir)
     train_texts, train_labels = read_split(splits / "train.csv")
     val_texts, val_labels = read_split(splits / "val.csv")
@@ -59,8 +61,9 @@ def plot_report(labels, probabilities: np.ndarray, metrics: dict, out: Path) -> 
     left.set_yticks([0, 1], ["SWE", "DS"])
     left.set_xlabel("predicted")
     left.set_ylabel("true")
-    left.set_title(f"test accuracy {metrics['test']['accuracy']:.3f} "
-                   f"(TF-IDF {metrics['baseline_tfidf']['test']['accuracy']:.3f})")
+    left.set_title(
+        f"test accuracy {metrics['test']['accuracy']:.3f} (TF-IDF {metrics['baseline_tfidf']['test']['accuracy']:.3f})"
+    )
     confidence, correct = probabilities.max(axis=1), probabilities.argmax(axis=1) == labels
     edges = np.linspace(0.5, 1.0, 6)
     centers, accuracies = [], []
@@ -89,11 +92,15 @@ def evaluate_command(model_dir: Path, splits: Path, label_report: Path, cv_repor
     """Accuracy, macro-F1, confusion matrix and ECE on the test split, with the TF-IDF baseline."""
     metrics = evaluate_model(model_dir, splits, label_report, cv_report)
     test, base = metrics["test"], metrics["baseline_tfidf"]["test"]
-    click.echo(f"evaluate: Model A test accuracy {test['accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}, "
-               f"ECE {test['ece']:.3f} (n={test['n']}); TF-IDF baseline accuracy {base['accuracy']:.3f}, "
-               f"macro-F1 {base['macro_f1']:.3f}")
+    click.echo(
+        f"evaluate: Model A test accuracy {test['accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}, "
+        f"ECE {test['ece']:.3f} (n={test['n']}); TF-IDF baseline accuracy {base['accuracy']:.3f}, "
+        f"macro-F1 {base['macro_f1']:.3f}"
+    )
     if "cv" in metrics:
         cv = metrics["cv"]
-        click.echo(f"evaluate: {cv['folds']}-fold CV accuracy {cv['accuracy_mean']:.3f} ± {cv['accuracy_std']:.3f} "
-                   f"(TF-IDF {cv['baseline_accuracy_mean']:.3f} ± {cv['baseline_accuracy_std']:.3f})")
+        click.echo(
+            f"evaluate: {cv['folds']}-fold CV accuracy {cv['accuracy_mean']:.3f} ± {cv['accuracy_std']:.3f} "
+            f"(TF-IDF {cv['baseline_accuracy_mean']:.3f} ± {cv['baseline_accuracy_std']:.3f})"
+        )
     click.echo(f"evaluate: wrote {model_dir}/metrics.json and {model_dir}/evaluation.png")

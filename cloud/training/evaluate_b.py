@@ -5,6 +5,7 @@ mention LangChain, agentic AI, LLMs, RAG, ... as found by `shared.skills`). The 
 stable-hash hold-out of `stream_split`, labelled by the title taxonomy. The issue's targets are
 checked and printed as they are, pass or fail.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,9 +19,19 @@ from cloud.training.pseudo_label import pseudo_label_settings
 from cloud.training.stream_split import split_stream
 from shared.errors import UserError
 
-SLICE_SKILLS = ("LangChain", "LangGraph", "Agentic AI", "LLM", "RAG", "Generative AI", "MCP",
-                "Vector Databases", "Prompt Engineering", "Fine-tuning")
-MIN_SLICE = 5          # smaller slices are reported but flagged as too small to read
+SLICE_SKILLS = (
+    "LangChain",
+    "LangGraph",
+    "Agentic AI",
+    "LLM",
+    "RAG",
+    "Generative AI",
+    "MCP",
+    "Vector Databases",
+    "Prompt Engineering",
+    "Fine-tuning",
+)
+MIN_SLICE = 5  # smaller slices are reported but flagged as too small to read
 TARGETS = {"b_minus_a_2026_accuracy": 0.10, "a_minus_b_2025_accuracy": 0.02}
 
 
@@ -29,8 +40,11 @@ def metrics(labels, predicted) -> dict:
 
     if len(labels) == 0:
         return {"n": 0, "accuracy": None, "macro_f1": None}
-    return {"n": int(len(labels)), "accuracy": round(float(accuracy_score(labels, predicted)), 4),
-            "macro_f1": round(float(f1_score(labels, predicted, average="macro", labels=[0, 1], zero_division=0)), 4)}
+    return {
+        "n": int(len(labels)),
+        "accuracy": round(float(accuracy_score(labels, predicted)), 4),
+        "macro_f1": round(float(f1_score(labels, predicted, average="macro", labels=[0, 1], zero_division=0)), 4),
+    }
 
 
 def keyword_slices(texts: list[str]) -> dict[str, np.ndarray]:
@@ -41,16 +55,21 @@ def keyword_slices(texts: list[str]) -> dict[str, np.ndarray]:
     return {skill: np.array([skill in names for names in mentioned], dtype=bool) for skill in SLICE_SKILLS}
 
 
-def evaluate_split(texts: list[str], labels: list[int], predictions: dict[str, np.ndarray],
-                   sources: list[str] | None = None) -> dict:
+def evaluate_split(
+    texts: list[str], labels: list[int], predictions: dict[str, np.ndarray], sources: list[str] | None = None
+) -> dict:
     """Overall, per keyword slice and (when `sources` is given) per source of the postings."""
     labels = np.asarray(labels)
     report = {"overall": {model: metrics(labels, pred) for model, pred in predictions.items()}, "slices": {}}
     if sources is not None:
         sources = np.asarray(sources)
-        report["sources"] = {source: {model: metrics(labels[sources == source], pred[sources == source])
-                                      for model, pred in predictions.items()}
-                             for source in sorted(set(sources.tolist()))}
+        report["sources"] = {
+            source: {
+                model: metrics(labels[sources == source], pred[sources == source])
+                for model, pred in predictions.items()
+            }
+            for source in sorted(set(sources.tolist()))
+        }
     for skill, mask in keyword_slices(texts).items():
         if not mask.any():
             continue
@@ -64,44 +83,71 @@ def target_check(report: dict) -> dict:
     a26, b26 = (report["eval_2026"]["overall"][m]["accuracy"] for m in ("model_a", "model_b"))
     a25, b25 = (report["test_2025"]["overall"][m]["accuracy"] for m in ("model_a", "model_b"))
     gain, loss = round(b26 - a26, 4), round(a25 - b25, 4)
-    return {"b_minus_a_2026_accuracy": gain, "gain_target": TARGETS["b_minus_a_2026_accuracy"],
-            "gain_met": gain >= TARGETS["b_minus_a_2026_accuracy"],
-            "a_minus_b_2025_accuracy": loss, "loss_target": TARGETS["a_minus_b_2025_accuracy"],
-            "loss_met": loss <= TARGETS["a_minus_b_2025_accuracy"]}
+    return {
+        "b_minus_a_2026_accuracy": gain,
+        "gain_target": TARGETS["b_minus_a_2026_accuracy"],
+        "gain_met": gain >= TARGETS["b_minus_a_2026_accuracy"],
+        "a_minus_b_2025_accuracy": loss,
+        "loss_target": TARGETS["a_minus_b_2025_accuracy"],
+        "loss_met": loss <= TARGETS["a_minus_b_2025_accuracy"],
+    }
 
 
 def render_markdown(report: dict) -> str:
-    lines = [f"# Model A vs {report['model_b_name']}", "",
-             "| split | n | A accuracy | B accuracy | A macro-F1 | B macro-F1 |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Model A vs {report['model_b_name']}",
+        "",
+        "| split | n | A accuracy | B accuracy | A macro-F1 | B macro-F1 |",
+        "|---|---|---|---|---|---|",
+    ]
     for split in ("test_2025", "eval_2026"):
         a, b = (report[split]["overall"][m] for m in ("model_a", "model_b"))
-        lines.append(f"| {split} | {a['n']} | {a['accuracy']:.3f} | {b['accuracy']:.3f} | "
-                     f"{a['macro_f1']:.3f} | {b['macro_f1']:.3f} |")
+        lines.append(
+            f"| {split} | {a['n']} | {a['accuracy']:.3f} | {b['accuracy']:.3f} | "
+            f"{a['macro_f1']:.3f} | {b['macro_f1']:.3f} |"
+        )
     windows = report.get("windows", {})
-    lines += ["", f"Reading: Model A reads {windows.get('model_a', 1)} and B {windows.get('model_b', 1)} window(s) "
-                  "of max_length word pieces per posting (`shared.reading`)."]
-    lines += ["", "Keyword slices (accuracy A -> B, n; * = fewer than 5 postings):", "",
-              "| keyword | 2025 test | 2026 eval |", "|---|---|---|"]
+    lines += [
+        "",
+        f"Reading: Model A reads {windows.get('model_a', 1)} and B {windows.get('model_b', 1)} window(s) "
+        "of max_length word pieces per posting (`shared.reading`).",
+    ]
+    lines += [
+        "",
+        "Keyword slices (accuracy A -> B, n; * = fewer than 5 postings):",
+        "",
+        "| keyword | 2025 test | 2026 eval |",
+        "|---|---|---|",
+    ]
     skills = sorted(set(report["test_2025"]["slices"]) | set(report["eval_2026"]["slices"]))
     for skill in skills:
         cells = []
         for split in ("test_2025", "eval_2026"):
             entry = report[split]["slices"].get(skill)
-            cells.append("-" if entry is None else
-                         f"{entry['model_a']['accuracy']:.2f} -> {entry['model_b']['accuracy']:.2f} "
-                         f"(n={entry['model_a']['n']}{'*' if entry['too_small'] else ''})")
+            cells.append(
+                "-"
+                if entry is None
+                else f"{entry['model_a']['accuracy']:.2f} -> {entry['model_b']['accuracy']:.2f} "
+                f"(n={entry['model_a']['n']}{'*' if entry['too_small'] else ''})"
+            )
         lines.append(f"| {skill} | {cells[0]} | {cells[1]} |")
     by_source = report["eval_2026"].get("sources", {})
     if by_source:
         lines += ["", "2026 eval split by source (accuracy A -> B, n):", "", "| source | accuracy |", "|---|---|"]
         for source, entry in by_source.items():
-            lines.append(f"| {source} | {entry['model_a']['accuracy']:.3f} -> {entry['model_b']['accuracy']:.3f} "
-                         f"(n={entry['model_a']['n']}) |")
+            lines.append(
+                f"| {source} | {entry['model_a']['accuracy']:.3f} -> {entry['model_b']['accuracy']:.3f} "
+                f"(n={entry['model_a']['n']}) |"
+            )
     t = report["targets"]
-    lines += ["", f"- B - A on the 2026 eval split: {t['b_minus_a_2026_accuracy']:+.3f} "
-                  f"(target >= +{t['gain_target']:.2f}: {'met' if t['gain_met'] else 'NOT met'})",
-              f"- A - B on the 2025 test split: {t['a_minus_b_2025_accuracy']:+.3f} "
-              f"(target <= {t['loss_target']:.2f}: {'met' if t['loss_met'] else 'NOT met'})", ""]
+    lines += [
+        "",
+        f"- B - A on the 2026 eval split: {t['b_minus_a_2026_accuracy']:+.3f} "
+        f"(target >= +{t['gain_target']:.2f}: {'met' if t['gain_met'] else 'NOT met'})",
+        f"- A - B on the 2025 test split: {t['a_minus_b_2025_accuracy']:+.3f} "
+        f"(target <= {t['loss_target']:.2f}: {'met' if t['loss_met'] else 'NOT met'})",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -118,8 +164,9 @@ def shared_bottom_layers(model_a: Path, model_b: Path, classifiers: dict) -> int
         return 0
     layers = int(config_b.get("freeze_layers") or 0)
     a, b = classifiers["model_a"], classifiers["model_b"]
-    same_reading = (a.preprocessing, a.max_length) == (b.preprocessing, b.max_length) and \
-        _tokenization(model_a) == _tokenization(model_b)
+    same_reading = (a.preprocessing, a.max_length) == (b.preprocessing, b.max_length) and _tokenization(
+        model_a
+    ) == _tokenization(model_b)
     if layers <= 0 or not config_b.get("freeze_embeddings", True) or not same_reading:
         return 0
     return layers if shares_bottom(a.model, b.model, layers) else 0
@@ -142,7 +189,7 @@ def predict_all(classifiers: dict, splits_data: dict, shared_layers: int) -> dic
 
     predictions = {split: {} for split in splits_data}
     if not shared_layers:
-        for model_name, classifier in classifiers.items():   # each applies its own recorded preprocessing
+        for model_name, classifier in classifiers.items():  # each applies its own recorded preprocessing
             for split, (texts, _) in splits_data.items():
                 click.echo(f"evaluate-b: {model_name} on {split} ({len(texts)} postings)", err=True)
                 predictions[split][model_name] = classifier.predict_logits(texts).argmax(axis=1)
@@ -153,26 +200,45 @@ def predict_all(classifiers: dict, splits_data: dict, shared_layers: int) -> dic
     for split, (texts, _) in splits_data.items():
         click.echo(f"evaluate-b: model_a and model_b on {split} ({len(texts)} postings)", err=True)
         inputs = [model_input(t, reference.preprocessing) for t in texts]
-        for model_name, classifier in classifiers.items():      # each reads its own number of windows
+        for model_name, classifier in classifiers.items():  # each reads its own number of windows
             prefix = FrozenPrefix(classifier.model, shared_layers)
-            logits = read_logits(classifier.tokenizer, inputs, classifier.windows,
-                                 lambda items, encode_batch, p=prefix: cache.logits(p, encode_batch, items))
+            logits = read_logits(
+                classifier.tokenizer,
+                inputs,
+                classifier.windows,
+                lambda items, encode_batch, p=prefix: cache.logits(p, encode_batch, items),
+            )
             predictions[split][model_name] = logits.argmax(axis=1)
     return predictions
 
 
 @click.command("evaluate-b")
-@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"), show_default=True,
-              help="Model A's directory (hf/ + train_log.json).")
-@click.option("--model-b", type=click.Path(path_type=Path), default=None,
-              help="A model_b_vN directory (default: the latest under --artifacts).")
+@click.option(
+    "--model-a",
+    type=click.Path(path_type=Path),
+    default=Path("artifacts/model_a_v1"),
+    show_default=True,
+    help="Model A's directory (hf/ + train_log.json).",
+)
+@click.option(
+    "--model-b",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A model_b_vN directory (default: the latest under --artifacts).",
+)
 @click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True)
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
 @click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
+@click.option(
+    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
+)
 @click.option("--threads", type=int, default=None)
-@click.option("--gate", is_flag=True, help="Exit 2 when B is more than 2 pt below A on the 2025 test split "
-                                           "(the scheduled trainer then stops before publishing).")
+@click.option(
+    "--gate",
+    is_flag=True,
+    help="Exit 2 when B is more than 2 pt below A on the 2025 test split "
+    "(the scheduled trainer then stops before publishing).",
+)
 def evaluate_b_command(model_a, model_b, artifacts, splits, normalized, params_path, threads, gate) -> None:
     """Score A and B on the 2025 test split and the 2026 eval split; write evaluation.json/.md into B's dir."""
     from cloud.data.prepare import read_split
@@ -187,12 +253,19 @@ def evaluate_b_command(model_a, model_b, artifacts, splits, normalized, params_p
     stream = split_stream(load_postings(normalized), pseudo_label_settings(params)["eval_fraction"])
     if not stream.evaluation:
         raise UserError("the 2026 evaluation split is empty; ingest and normalize a 2026 stream first")
-    splits_data = {"test_2025": read_split(splits / "test.csv"),
-                   "eval_2026": ([p.description for p in stream.evaluation], stream.eval_labels)}
+    splits_data = {
+        "test_2025": read_split(splits / "test.csv"),
+        "eval_2026": ([p.description for p in stream.evaluation], stream.eval_labels),
+    }
     classifiers = {"model_a": load_classifier(model_a), "model_b": load_classifier(model_b_dir)}
     predictions = predict_all(classifiers, splits_data, shared_bottom_layers(model_a, model_b_dir, classifiers))
-    report = {"model_a": str(model_a), "model_b": str(model_b_dir), "model_b_name": model_b_dir.name,
-              "windows": {name: c.windows for name, c in classifiers.items()}, "stream": stream.summary()}
+    report = {
+        "model_a": str(model_a),
+        "model_b": str(model_b_dir),
+        "model_b_name": model_b_dir.name,
+        "windows": {name: c.windows for name, c in classifiers.items()},
+        "stream": stream.summary(),
+    }
     sources = {"eval_2026": [p.source for p in stream.evaluation]}
     for split, (texts, labels) in splits_data.items():
         report[split] = evaluate_split(texts, labels, predictions[split], sources.get(split))
@@ -203,5 +276,7 @@ def evaluate_b_command(model_a, model_b, artifacts, splits, normalized, params_p
     (model_b_dir / ".evaluation.md.tmp").replace(model_b_dir / "evaluation.md")
     click.echo(markdown)
     if gate and not report["targets"]["loss_met"]:
-        raise UserError(f"{model_b_dir.name} is {report['targets']['a_minus_b_2025_accuracy']:.3f} below Model A on "
-                        "the 2025 test split (limit 0.02): not publishing it")
+        raise UserError(
+            f"{model_b_dir.name} is {report['targets']['a_minus_b_2025_accuracy']:.3f} below Model A on "
+            "the 2025 test split (limit 0.02): not publishing it"
+        )

@@ -3,6 +3,7 @@
 Tokenisation goes through `shared.text.load_tokenizer` on the model's own tokenizer.json, the same
 function the device runtime uses, so the ids a model is trained on are the ids it is served.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,34 +31,39 @@ class FineTuneConfig:
     warmup_ratio: float = 0.1
     seed: int = 2025
     threads: int | None = None
-    preprocessing: str = "clean"     # shared.text.model_input style; recorded for the device
+    preprocessing: str = "clean"  # shared.text.model_input style; recorded for the device
     # Windows of max_length read per posting when the model is scored and served (shared.reading).
     # Training, and the per-epoch validation that picks the best epoch, read the first window only.
     windows: int = 1
-    freeze_embeddings: bool = True   # 12M of MiniLM's 22M params; too few rows to move them usefully
-    freeze_layers: int = 0           # lowest encoder layers kept frozen: their backward pass is skipped
+    freeze_embeddings: bool = True  # 12M of MiniLM's 22M params; too few rows to move them usefully
+    freeze_layers: int = 0  # lowest encoder layers kept frozen: their backward pass is skipped
     progress: bool = True
 
     @classmethod
-    def from_params(cls, params: dict, **overrides) -> "FineTuneConfig":
+    def from_params(cls, params: dict, **overrides) -> FineTuneConfig:
         train, model = params.get("train", {}), params.get("model", {})
-        values = dict(base=model.get("base", "minilm"), max_length=model.get("max_length", 256),
-                      epochs=train.get("epochs", 6), batch_size=train.get("batch_size", 16),
-                      learning_rate=float(train.get("learning_rate", 5e-5)),
-                      weight_decay=float(train.get("weight_decay", 0.01)),
-                      warmup_ratio=float(train.get("warmup_ratio", 0.1)), seed=train.get("seed", 2025),
-                      freeze_embeddings=bool(train.get("freeze_embeddings", True)),
-                      freeze_layers=int(train.get("freeze_layers", 0)),
-                      preprocessing=model.get("preprocessing", "clean"))
+        values = dict(
+            base=model.get("base", "minilm"),
+            max_length=model.get("max_length", 256),
+            epochs=train.get("epochs", 6),
+            batch_size=train.get("batch_size", 16),
+            learning_rate=float(train.get("learning_rate", 5e-5)),
+            weight_decay=float(train.get("weight_decay", 0.01)),
+            warmup_ratio=float(train.get("warmup_ratio", 0.1)),
+            seed=train.get("seed", 2025),
+            freeze_embeddings=bool(train.get("freeze_embeddings", True)),
+            freeze_layers=int(train.get("freeze_layers", 0)),
+            preprocessing=model.get("preprocessing", "clean"),
+        )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
 
 @dataclass
 class FineTuneResult:
-    model: object                       # transformers PreTrainedModel, best epoch by validation macro-F1
-    hf_tokenizer: object                # the fast tokenizer, saved next to the model
-    tokenizer_json: Path                # path of the tokenizer.json used for training
+    model: object  # transformers PreTrainedModel, best epoch by validation macro-F1
+    hf_tokenizer: object  # the fast tokenizer, saved next to the model
+    tokenizer_json: Path  # path of the tokenizer.json used for training
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
 
@@ -88,8 +94,8 @@ def encode_ids(windows: list[tuple[int, ...]], pad_id: int = 0):
     ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(windows), width), dtype=torch.long)
     for row, window in enumerate(windows):
-        ids[row, :len(window)] = torch.tensor(window, dtype=torch.long)
-        mask[row, :len(window)] = 1
+        ids[row, : len(window)] = torch.tensor(window, dtype=torch.long)
+        mask[row, : len(window)] = 1
     return ids, mask
 
 
@@ -134,7 +140,7 @@ def batched_logits(model, items: list, encode_batch, batch_size: int = 32, progr
     out = np.zeros((len(items), model.config.num_labels), dtype=np.float64)
     with torch.inference_mode():
         for start in tqdm(range(0, len(order), batch_size), desc="predict", disable=not progress, leave=False):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             ids, mask = encode_batch([items[i] for i in idx])
             out[idx] = model(input_ids=ids, attention_mask=mask).logits.double().numpy()
     return out
@@ -164,13 +170,15 @@ def freeze_lower_layers(model, embeddings: bool, layers: int) -> None:
 class Optimization:
     """AdamW over a model's trainable parameters (no decay on biases and LayerNorm), linear warm-up and
     decay, gradient clipping at 1.0; shared by fine-tuning and distillation."""
-    trainable: list            # (name, parameter) pairs that get gradients
+
+    trainable: list  # (name, parameter) pairs that get gradients
     optimizer: object
     scheduler: object
 
     @classmethod
-    def for_model(cls, model, learning_rate: float, weight_decay: float, warmup_ratio: float,
-                  total_steps: int) -> "Optimization":
+    def for_model(
+        cls, model, learning_rate: float, weight_decay: float, warmup_ratio: float, total_steps: int
+    ) -> Optimization:
         import torch
         from transformers import get_linear_schedule_with_warmup
 
@@ -181,8 +189,11 @@ class Optimization:
             {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW(groups, lr=learning_rate)
-        return cls(trainable, optimizer,
-                   get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps))
+        return cls(
+            trainable,
+            optimizer,
+            get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps),
+        )
 
     def step(self, loss) -> float:
         import torch
@@ -211,12 +222,18 @@ def shuffled_batches(count: int, batch_size: int, generator) -> list[list[int]]:
     import torch
 
     permutation = torch.randperm(count, generator=generator).tolist()
-    return [permutation[start:start + batch_size] for start in range(0, count, batch_size)]
+    return [permutation[start : start + batch_size] for start in range(0, count, batch_size)]
 
 
-def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[str], val_labels: list[int],
-              config: FineTuneConfig, sample_weights: list[float] | None = None,
-              prefix_cache=None) -> FineTuneResult:
+def fine_tune(
+    train_texts: list[str],
+    train_labels: list[int],
+    val_texts: list[str],
+    val_labels: list[int],
+    config: FineTuneConfig,
+    sample_weights: list[float] | None = None,
+    prefix_cache=None,
+) -> FineTuneResult:
     """Fine-tune `config.base` as a 2-class sequence classifier; keep the best epoch on validation
     (or the last epoch when `val_texts` is empty).
 
@@ -245,8 +262,9 @@ def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[s
     labels = torch.tensor(train_labels, dtype=torch.long)
     weights = torch.tensor(sample_weights if sample_weights is not None else [1.0] * len(train_labels))
     total_steps = math.ceil(len(train_texts) / config.batch_size) * config.epochs
-    optimization = Optimization.for_model(model, config.learning_rate, config.weight_decay, config.warmup_ratio,
-                                          total_steps)
+    optimization = Optimization.for_model(
+        model, config.learning_rate, config.weight_decay, config.warmup_ratio, total_steps
+    )
     generator = torch.Generator().manual_seed(config.seed)
 
     prefix = None
@@ -271,8 +289,7 @@ def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[s
             model.train()
             epoch_loss = 0.0
             for idx in shuffled_batches(len(train_texts), config.batch_size, generator):
-                per_example = torch.nn.functional.cross_entropy(batch_logits(idx), labels[idx],
-                                                                reduction="none")
+                per_example = torch.nn.functional.cross_entropy(batch_logits(idx), labels[idx], reduction="none")
                 loss = optimization.step((per_example * weights[idx]).sum() / weights[idx].sum())
                 epoch_loss += loss * len(idx)
                 bar.update(1)
@@ -282,8 +299,11 @@ def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[s
                 model.eval()
                 with torch.inference_mode():
                     val_rows = list(range(val_offset, val_offset + len(val_texts)))
-                    val_pred = torch.cat([batch_logits(val_rows[i:i + 32])
-                                          for i in range(0, len(val_rows), 32)]).argmax(dim=1).numpy()
+                    val_pred = (
+                        torch.cat([batch_logits(val_rows[i : i + 32]) for i in range(0, len(val_rows), 32)])
+                        .argmax(dim=1)
+                        .numpy()
+                    )
                 record["val_macro_f1"] = val_f1 = float(f1_score(val_labels, val_pred, average="macro"))
                 record["val_accuracy"] = float((val_pred == np.asarray(val_labels)).mean())
             else:  # no validation split (e.g. inside a CV fold): the last epoch is the model
@@ -294,23 +314,29 @@ def fine_tune(train_texts: list[str], train_labels: list[int], val_texts: list[s
     bar.close()
     optimization.restore(best_state)
     model.eval()
-    return FineTuneResult(model=model, hf_tokenizer=hf_tokenizer, tokenizer_json=tokenizer_json,
-                          history=history, best_epoch=best_epoch)
+    return FineTuneResult(
+        model=model, hf_tokenizer=hf_tokenizer, tokenizer_json=tokenizer_json, history=history, best_epoch=best_epoch
+    )
 
 
 @dataclass
 class TrainedClassifier:
     """A saved classifier ready to score raw postings exactly as it was trained."""
+
     model: object
     tokenizer: object
     preprocessing: str
     max_length: int
-    windows: int = 1          # windows of max_length read per posting (shared.reading)
+    windows: int = 1  # windows of max_length read per posting (shared.reading)
 
     def predict_proba(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         return softmax_rows(self.predict_logits(texts, batch_size, progress))
 
     def predict_logits(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         inputs = [model_input(t, self.preprocessing) for t in texts]
-        return read_logits(self.tokenizer, inputs, self.windows, lambda items, encode_batch: batched_logits(
-            self.model, items, encode_batch, batch_size, progress))
+        return read_logits(
+            self.tokenizer,
+            inputs,
+            self.windows,
+            lambda items, encode_batch: batched_logits(self.model, items, encode_batch, batch_size, progress),
+        )

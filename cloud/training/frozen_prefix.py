@@ -9,11 +9,12 @@ The swap is done on the live model and undone afterwards, so the saved model is 
 Hugging Face model: nothing about the export or the device changes. One difference from training the
 full stack with frozen weights: the cached blocks run without dropout (eval mode).
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -43,8 +44,9 @@ class FrozenPrefix:
         self.hidden: list[torch.Tensor] = []
         self._stand_in = _PrecomputedEmbeddings()
 
-    def precompute(self, encode_batch, texts: list[str], batch_size: int = 32,
-                   cache: "PrefixCache | None" = None) -> None:
+    def precompute(
+        self, encode_batch, texts: list[str], batch_size: int = 32, cache: PrefixCache | None = None
+    ) -> None:
         """Cache, per text, the output of the last frozen block (its own length, no padding).
 
         With a shared `cache` (same frozen bottom), texts it already holds are not recomputed."""
@@ -55,8 +57,9 @@ class FrozenPrefix:
         self.hidden = cache.states(texts)
 
     @torch.inference_mode()
-    def compute_states(self, encode_batch, texts: list[str], batch_size: int = 32,
-                       progress: bool = False) -> list[torch.Tensor]:
+    def compute_states(
+        self, encode_batch, texts: list[str], batch_size: int = 32, progress: bool = False
+    ) -> list[torch.Tensor]:
         """The last frozen block's output for `texts`, in order. Batches are length-sorted (less padding)."""
         self.model.eval()
         bottom = list(self.layers)[: self.frozen_layers]
@@ -64,9 +67,8 @@ class FrozenPrefix:
         states: list[torch.Tensor | None] = [None] * len(texts)
         batches = range(0, len(order), batch_size)
         with self._swap_layers(bottom):
-            for start in tqdm(batches, desc=f"frozen layers 1-{self.frozen_layers}", disable=not progress,
-                              leave=False):
-                idx = order[start:start + batch_size]
+            for start in tqdm(batches, desc=f"frozen layers 1-{self.frozen_layers}", disable=not progress, leave=False):
+                idx = order[start : start + batch_size]
                 ids, mask = encode_batch([texts[i] for i in idx])
                 hidden = self.base(input_ids=ids, attention_mask=mask).last_hidden_state
                 for i, h, n in zip(idx, hidden, mask.sum(dim=1).tolist()):
@@ -74,24 +76,30 @@ class FrozenPrefix:
         return states
 
     @torch.inference_mode()
-    def advance(self, states: list[torch.Tensor], from_layers: int, batch_size: int = 32,
-                progress: bool = False) -> list[torch.Tensor]:
+    def advance(
+        self, states: list[torch.Tensor], from_layers: int, batch_size: int = 32, progress: bool = False
+    ) -> list[torch.Tensor]:
         """This prefix's states from the cached outputs of a shallower one (`from_layers` < frozen_layers):
         only blocks from_layers+1 .. frozen_layers run."""
         if not 0 < from_layers <= self.frozen_layers:
             raise ValueError(f"cannot advance states of {from_layers} layers to {self.frozen_layers}")
         self.model.eval()
-        blocks = list(self.layers)[from_layers: self.frozen_layers]
+        blocks = list(self.layers)[from_layers : self.frozen_layers]
         order = sorted(range(len(states)), key=lambda i: len(states[i]))
         out: list[torch.Tensor | None] = [None] * len(states)
         with self._from_cached(blocks, states):
-            for start in tqdm(range(0, len(order), batch_size), desc=f"frozen layers {from_layers + 1}-"
-                              f"{self.frozen_layers}", disable=not progress, leave=False):
-                idx = order[start:start + batch_size]
+            for start in tqdm(
+                range(0, len(order), batch_size),
+                desc=f"frozen layers {from_layers + 1}-{self.frozen_layers}",
+                disable=not progress,
+                leave=False,
+            ):
+                idx = order[start : start + batch_size]
                 padded, mask = self.batch(idx)
                 self._stand_in.current = padded
-                hidden = self.base(input_ids=torch.zeros(mask.shape, dtype=torch.long),
-                                   attention_mask=mask).last_hidden_state
+                hidden = self.base(
+                    input_ids=torch.zeros(mask.shape, dtype=torch.long), attention_mask=mask
+                ).last_hidden_state
                 for i, h, n in zip(idx, hidden, mask.sum(dim=1).tolist()):
                     out[i] = h[:n].clone()
         return out
@@ -112,9 +120,9 @@ class FrozenPrefix:
         self.model.eval()
         order = sorted(range(len(states)), key=lambda i: len(states[i]))
         out = np.zeros((len(states), self.model.config.num_labels), dtype=np.float64)
-        with self._from_cached(list(self.layers)[self.frozen_layers:], states):
+        with self._from_cached(list(self.layers)[self.frozen_layers :], states):
             for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 out[idx] = self.logits(idx).double().numpy()
         return out
 
@@ -136,7 +144,7 @@ class FrozenPrefix:
 
     @contextmanager
     def top_only(self) -> Iterator[None]:
-        with self._from_cached(list(self.layers)[self.frozen_layers:]):
+        with self._from_cached(list(self.layers)[self.frozen_layers :]):
             yield
 
     @contextmanager
@@ -215,7 +223,7 @@ class PrefixCache:
         self.ensure(prefix, encode_batch, texts)
         return prefix.predict_logits(self.states(texts))
 
-    def deepen(self, prefix: FrozenPrefix) -> "PrefixCache":
+    def deepen(self, prefix: FrozenPrefix) -> PrefixCache:
         """A cache for a deeper frozen bottom (same weights below), built from this one's states by
         running only the extra blocks: settings freezing more layers need not rerun the whole bottom."""
         if self.fingerprint is None or prefix.frozen_layers <= (self.frozen_layers or 0):
@@ -225,8 +233,9 @@ class PrefixCache:
         deeper = PrefixCache(self.progress)
         deeper.check(prefix)
         texts = list(self._states)
-        deeper._states = dict(zip(texts, prefix.advance(self.states(texts), self.frozen_layers,
-                                                         progress=self.progress)))
+        deeper._states = dict(
+            zip(texts, prefix.advance(self.states(texts), self.frozen_layers, progress=self.progress))
+        )
         return deeper
 
 

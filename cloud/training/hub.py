@@ -5,6 +5,7 @@ The weekly workflow and the systemd trainer both call this, so the hub layout is
 The token comes from $HF_TOKEN only. `--next-version` prints N+1 for the highest model_b_vN in the
 repo (1 for an empty or new repo), which the workflow passes to `train-b --version`.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,13 @@ def _api():
 @click.command("push-hub")
 @click.argument("bundle", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--repo", envvar="HF_REPO", required=True, help="Hub model repo id (env HF_REPO).")
-@click.option("--reports", "reports_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Model directory with the reports (default: artifacts/<bundle name>).")
+@click.option(
+    "--reports",
+    "reports_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Model directory with the reports (default: artifacts/<bundle name>).",
+)
 @click.option("--next-version", is_flag=True, help="Only print the next free model_b version number.")
 def push_hub_command(bundle: Path | None, repo: str, reports_dir: Path | None, next_version: bool) -> None:
     """Upload BUNDLE to the Hub under <repo>/<bundle name>/."""
@@ -56,18 +62,23 @@ def push_hub_command(bundle: Path | None, repo: str, reports_dir: Path | None, n
         raise UserError(f"{bundle}: not a model bundle (no manifest.json); run train-b / export first")
     from shared.bundle import verify_bundle
 
-    verify_bundle(bundle)                       # never upload a tampered or half-written bundle
+    verify_bundle(bundle)  # never upload a tampered or half-written bundle
     name = bundle.name
     reports_dir = reports_dir or Path("artifacts") / name
     api.create_repo(repo, repo_type="model", private=True, exist_ok=True)
-    api.upload_folder(repo_id=repo, folder_path=str(bundle), path_in_repo=name,
-                      commit_message=f"{name}: weekly retrain")
+    api.upload_folder(
+        repo_id=repo, folder_path=str(bundle), path_in_repo=name, commit_message=f"{name}: weekly retrain"
+    )
     for report in REPORTS:
         if (reports_dir / report).is_file():
-            api.upload_file(repo_id=repo, path_or_fileobj=str(reports_dir / report),
-                            path_in_repo=f"{name}/reports/{report}", commit_message=f"{name}: {report}")
+            api.upload_file(
+                repo_id=repo,
+                path_or_fileobj=str(reports_dir / report),
+                path_in_repo=f"{name}/reports/{report}",
+                commit_message=f"{name}: {report}",
+            )
     click.echo(f"push-hub: {bundle} -> https://huggingface.co/{repo}/tree/main/{name}")
 
 
-if __name__ == "__main__":   # until the lead registers "push-hub" in cloud/cli.py
+if __name__ == "__main__":  # until the lead registers "push-hub" in cloud/cli.py
     push_hub_command()

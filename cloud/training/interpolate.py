@@ -21,6 +21,7 @@ differ only in their seed land in one basin, and the mean of their weights is on
 as good as the best of them and steadier than any one. Same rules: the models must line up, and what they
 share (the frozen bottom) is copied bit for bit.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,9 +46,12 @@ def interpolate(start_model, tuned_model, alpha: float):
         raise UserError("cannot interpolate: the two models' parameters differ (B must be initialised from A)")
     if alpha == 1.0:
         return tuned_model
-    mixed = {name: torch.lerp(start[name], value, alpha)
-             if value.is_floating_point() and not torch.equal(start[name], value) else value
-             for name, value in tuned.items()}
+    mixed = {
+        name: torch.lerp(start[name], value, alpha)
+        if value.is_floating_point() and not torch.equal(start[name], value)
+        else value
+        for name, value in tuned.items()
+    }
     model = copy.deepcopy(tuned_model)
     model.load_state_dict(mixed)
     model.eval()

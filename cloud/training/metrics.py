@@ -1,4 +1,5 @@
 """Classification metrics the reports share: accuracy, macro-F1, confusion matrix, calibration (ECE)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,14 +23,20 @@ def classification_report(labels, probabilities: np.ndarray) -> dict:
 
     labels = np.asarray(labels)
     predicted = probabilities.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=[0, 1],
-                                                                     zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=[0, 1], zero_division=0)
     return {
         "n": int(len(labels)),
         "accuracy": round(float(accuracy_score(labels, predicted)), 4),
         "macro_f1": round(float(f1_score(labels, predicted, average="macro", zero_division=0)), 4),
         "ece": round(expected_calibration_error(probabilities, labels), 4),
         "confusion_matrix": confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
-        "per_class": {str(k): {"precision": round(float(precision[k]), 4), "recall": round(float(recall[k]), 4),
-                               "f1": round(float(f1[k]), 4), "support": int(support[k])} for k in (0, 1)},
+        "per_class": {
+            str(k): {
+                "precision": round(float(precision[k]), 4),
+                "recall": round(float(recall[k]), 4),
+                "f1": round(float(f1[k]), 4),
+                "support": int(support[k]),
+            }
+            for k in (0, 1)
+        },
     }

@@ -5,11 +5,12 @@
 <out>/MODEL_CARD.md  what it is, what it was trained on, how well it does
 <out>/train_log.json per-epoch history and the config used
 """
+
 from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cloud.artifacts import atomic_directory, write_json_atomic
@@ -24,17 +25,24 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_classifier(result: FineTuneResult, config: FineTuneConfig, out_dir: Path, name: str,
-                    train_file: Path, description: str) -> Path:
+def save_classifier(
+    result: FineTuneResult, config: FineTuneConfig, out_dir: Path, name: str, train_file: Path, description: str
+) -> Path:
     import torch
 
     with atomic_directory(out_dir) as staging:
         result.model.save_pretrained(staging / "hf", safe_serialization=True)
         result.hf_tokenizer.save_pretrained(staging / "hf")
         torch.save(result.model.state_dict(), staging / f"{name}.pth")
-        log = {"name": name, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "config": asdict(config), "best_epoch": result.best_epoch, "history": result.history,
-               "training_data_sha256": file_sha256(train_file), "training_rows": _count_rows(train_file)}
+        log = {
+            "name": name,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "config": asdict(config),
+            "best_epoch": result.best_epoch,
+            "history": result.history,
+            "training_data_sha256": file_sha256(train_file),
+            "training_rows": _count_rows(train_file),
+        }
         write_json_atomic(staging / "train_log.json", log)
         (staging / "MODEL_CARD.md").write_text(_model_card(name, description, log), encoding="utf-8")
     return out_dir
@@ -56,8 +64,9 @@ def load_classifier(model_dir: Path):
     config = json.loads(log_path.read_text(encoding="utf-8"))["config"]
     model = AutoModelForSequenceClassification.from_pretrained(hf_dir, local_files_only=True)
     tokenizer = load_tokenizer(hf_dir / "tokenizer.json", config["max_length"])
-    return TrainedClassifier(model, tokenizer, config.get("preprocessing", "clean"), config["max_length"],
-                             int(config.get("windows", 1)))
+    return TrainedClassifier(
+        model, tokenizer, config.get("preprocessing", "clean"), config["max_length"], int(config.get("windows", 1))
+    )
 
 
 def load_state_dict(path: Path) -> dict:
@@ -83,10 +92,10 @@ def _model_card(name: str, description: str, log: dict) -> str:
 
 - Task: job posting description -> 0 Software Engineering / 1 Data Science (labels from the title taxonomy
   in `shared/labels.py`; the title itself is not part of the input).
-- Base encoder: `{cfg['base']}`, max_length {cfg['max_length']} tokens (head of the cleaned description).
-- Training: {cfg['epochs']} epochs, batch {cfg['batch_size']}, lr {cfg['learning_rate']}, seed {cfg['seed']};
-  best epoch {log['best_epoch']} by validation macro-F1 ({best.get('val_macro_f1', float('nan')):.3f}).
-- Training data: {log['training_rows']} rows, sha256 `{log['training_data_sha256']}`.
+- Base encoder: `{cfg["base"]}`, max_length {cfg["max_length"]} tokens (head of the cleaned description).
+- Training: {cfg["epochs"]} epochs, batch {cfg["batch_size"]}, lr {cfg["learning_rate"]}, seed {cfg["seed"]};
+  best epoch {log["best_epoch"]} by validation macro-F1 ({best.get("val_macro_f1", float("nan")):.3f}).
+- Training data: {log["training_rows"]} rows, sha256 `{log["training_data_sha256"]}`.
 - Test metrics: see `metrics.json` (written by `careeredge-cloud evaluate`).
 - Weights: `hf/model.safetensors`; `{name}.pth` is a plain state_dict (`torch.load(..., weights_only=True)`).
 - Limits: trained on ~430 US Indeed postings from June 2025 (search "Data Scientist"); expect drift on newer

@@ -11,6 +11,7 @@ Each arm then goes through the class-balance guard, per ingest batch: a batch wh
 all one class contributes nothing, and a majority class is capped at `max_class_ratio` x the
 minority (keeping the most confident). If no arm ends up with both classes, the stream is refused.
 """
+
 from __future__ import annotations
 
 import csv
@@ -48,8 +49,15 @@ class Candidate:
 
     def row(self) -> dict:
         p = self.posting
-        return {"id": p.source_id, "title": p.title, "text": p.description, "label": self.label,
-                "confidence": round(self.confidence, 5), "batch": self.batch, "source": p.source}
+        return {
+            "id": p.source_id,
+            "title": p.title,
+            "text": p.description,
+            "label": self.label,
+            "confidence": round(self.confidence, 5),
+            "batch": self.batch,
+            "source": p.source,
+        }
 
 
 def arm_candidates(arm: str, pool: list[JobPosting], probs: np.ndarray | None, threshold: float) -> list[Candidate]:
@@ -108,12 +116,21 @@ def taxonomy_agreement(candidates: list[Candidate]) -> dict:
     checkable = [(c.label, classify_title(c.posting.title)) for c in candidates]
     checkable = [(label, title) for label, title in checkable if title is not None]
     agree = sum(label == title for label, title in checkable)
-    return {"checkable": len(checkable), "agree": agree,
-            "rate": round(agree / len(checkable), 4) if checkable else None}
+    return {
+        "checkable": len(checkable),
+        "agree": agree,
+        "rate": round(agree / len(checkable), 4) if checkable else None,
+    }
 
 
-def select_arms(pool: list[JobPosting], calibrated: np.ndarray | None, raw: np.ndarray | None,
-                arms: list[str], threshold: float, max_class_ratio: float) -> tuple[dict, dict]:
+def select_arms(
+    pool: list[JobPosting],
+    calibrated: np.ndarray | None,
+    raw: np.ndarray | None,
+    arms: list[str],
+    threshold: float,
+    max_class_ratio: float,
+) -> tuple[dict, dict]:
     """Run every arm through the selection rule and the guard. Returns (kept per arm, report)."""
     selections, report = {}, {}
     for arm in arms:
@@ -124,15 +141,23 @@ def select_arms(pool: list[JobPosting], calibrated: np.ndarray | None, raw: np.n
         counts = _class_counts(kept)
         usable = sum(1 for n in counts.values() if n) == 2
         selections[arm] = kept if usable else []
-        report[arm] = {"candidates": len(candidates), "kept": len(kept), "kept_per_class": counts,
-                       "usable": usable, "taxonomy_agreement": taxonomy_agreement(kept), "batches": guard}
+        report[arm] = {
+            "candidates": len(candidates),
+            "kept": len(kept),
+            "kept_per_class": counts,
+            "usable": usable,
+            "taxonomy_agreement": taxonomy_agreement(kept),
+            "batches": guard,
+        }
         if not usable:
             report[arm]["note"] = "one class only after the guard: not used to train B"
     if raw is not None and "model_a" in arms:
         # What the same rule would have kept on uncalibrated softmax: the over-confidence on show.
         uncalibrated = arm_candidates("model_a", pool, raw, threshold)
-        report["model_a"]["uncalibrated"] = {"candidates": len(uncalibrated),
-                                             "taxonomy_agreement": taxonomy_agreement(uncalibrated)}
+        report["model_a"]["uncalibrated"] = {
+            "candidates": len(uncalibrated),
+            "taxonomy_agreement": taxonomy_agreement(uncalibrated),
+        }
     return selections, report
 
 
@@ -156,12 +181,26 @@ def pseudo_label_settings(params: dict) -> dict:
 
 @click.command("pseudo-label")
 @click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"), show_default=True,
-              help="Model A's directory (hf/ + train_log.json).")
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True,
-              help="2025 splits; val.csv calibrates Model A.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("data/pseudo_labels"), show_default=True)
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
+@click.option(
+    "--model-a",
+    type=click.Path(path_type=Path),
+    default=Path("artifacts/model_a_v1"),
+    show_default=True,
+    help="Model A's directory (hf/ + train_log.json).",
+)
+@click.option(
+    "--splits",
+    type=click.Path(path_type=Path),
+    default=Path("data/processed/splits"),
+    show_default=True,
+    help="2025 splits; val.csv calibrates Model A.",
+)
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), default=Path("data/pseudo_labels"), show_default=True
+)
+@click.option(
+    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
+)
 @click.option("--threshold", type=float, default=None, help="Override pseudo_label.threshold.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: all cores).")
 def pseudo_label_command(normalized, model_a, splits, out_dir, params_path, threshold, threads) -> None:
@@ -193,13 +232,20 @@ def pseudo_label_command(normalized, model_a, splits, out_dir, params_path, thre
         pool_logits = classifier.predict_logits([p.description for p in split.pool])
         raw, calibrated = softmax(pool_logits), calibration.probabilities(pool_logits)
 
-    selections, arms_report = select_arms(split.pool, calibrated, raw, settings["arms"],
-                                          settings["threshold"], settings["max_class_ratio"])
+    selections, arms_report = select_arms(
+        split.pool, calibrated, raw, settings["arms"], settings["threshold"], settings["max_class_ratio"]
+    )
     if not any(selections.values()):
-        raise UserError("one-class stream: no labelling arm kept both classes "
-                        f"({ {arm: r['kept_per_class'] for arm, r in arms_report.items()} }); refusing to train B on it")
-    report = {"settings": settings, "stream": split.summary(),
-              "calibration": calibration.to_dict() if calibration else None, "arms": arms_report}
+        raise UserError(
+            "one-class stream: no labelling arm kept both classes "
+            f"({ {arm: r['kept_per_class'] for arm, r in arms_report.items()} }); refusing to train B on it"
+        )
+    report = {
+        "settings": settings,
+        "stream": split.summary(),
+        "calibration": calibration.to_dict() if calibration else None,
+        "arms": arms_report,
+    }
     with atomic_directory(out_dir) as staging:
         for arm, kept in selections.items():
             write_rows(staging / f"{arm}.csv", [c.row() for c in kept])
@@ -210,13 +256,19 @@ def pseudo_label_command(normalized, model_a, splits, out_dir, params_path, thre
 def _print_summary(report: dict) -> None:
     cal = report["calibration"]
     if cal:
-        click.echo(f"calibration: T={cal['temperature']:.3f}, ECE {cal['ece_before']:.3f} -> {cal['ece_after']:.3f} "
-                   f"on {cal['examples']} 2025 validation postings")
+        click.echo(
+            f"calibration: T={cal['temperature']:.3f}, ECE {cal['ece_before']:.3f} -> {cal['ece_after']:.3f} "
+            f"on {cal['examples']} 2025 validation postings"
+        )
     stream = report["stream"]
-    click.echo(f"stream: pool {stream['pool']}, eval {stream['eval_labelled']} labelled "
-               f"(+{stream['eval_unlabelled']} without a taxonomy label)")
+    click.echo(
+        f"stream: pool {stream['pool']}, eval {stream['eval_labelled']} labelled "
+        f"(+{stream['eval_unlabelled']} without a taxonomy label)"
+    )
     for arm, r in report["arms"].items():
         agreement = r["taxonomy_agreement"]["rate"]
-        click.echo(f"arm {arm:9s}: kept {r['kept']:4d} {json.dumps(r['kept_per_class'])}"
-                   f"{'' if r['usable'] else ' (unusable: one class)'}; agrees with taxonomy "
-                   f"{'n/a' if agreement is None else f'{agreement:.1%}'}")
+        click.echo(
+            f"arm {arm:9s}: kept {r['kept']:4d} {json.dumps(r['kept_per_class'])}"
+            f"{'' if r['usable'] else ' (unusable: one class)'}; agrees with taxonomy "
+            f"{'n/a' if agreement is None else f'{agreement:.1%}'}"
+        )

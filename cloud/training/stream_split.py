@@ -5,6 +5,7 @@ never trains on a posting it is later scored on, and week-to-week figures stay c
 Evaluation labels come from the title taxonomy (`shared.labels`), the same rule that labelled 2025;
 postings whose title it cannot place are counted, not guessed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +15,7 @@ from shared.labels import classify_title
 from shared.posting import JobPosting
 
 SALT = "careeredge/eval-2026"
-STREAM_EXCLUDED_SOURCES = frozenset({"kaggle_2025"})   # the 2025 data is A's, never the "new" stream
+STREAM_EXCLUDED_SOURCES = frozenset({"kaggle_2025"})  # the 2025 data is A's, never the "new" stream
 
 
 def stable_unit(key: str) -> float:
@@ -33,15 +34,18 @@ def is_eval_posting(posting: JobPosting, eval_fraction: float) -> bool:
 
 @dataclass
 class StreamSplit:
-    pool: list[JobPosting] = field(default_factory=list)          # pseudo-label candidates
-    evaluation: list[JobPosting] = field(default_factory=list)    # held out, taxonomy-labelled
+    pool: list[JobPosting] = field(default_factory=list)  # pseudo-label candidates
+    evaluation: list[JobPosting] = field(default_factory=list)  # held out, taxonomy-labelled
     eval_labels: list[int] = field(default_factory=list)
-    eval_unlabelled: int = 0                                      # held out but no taxonomy label
+    eval_unlabelled: int = 0  # held out but no taxonomy label
 
     def summary(self) -> dict:
-        return {"pool": len(self.pool), "eval_labelled": len(self.evaluation),
-                "eval_unlabelled": self.eval_unlabelled,
-                "eval_class_counts": {str(k): self.eval_labels.count(k) for k in sorted(set(self.eval_labels))}}
+        return {
+            "pool": len(self.pool),
+            "eval_labelled": len(self.evaluation),
+            "eval_unlabelled": self.eval_unlabelled,
+            "eval_class_counts": {str(k): self.eval_labels.count(k) for k in sorted(set(self.eval_labels))},
+        }
 
 
 def split_stream(postings: list[JobPosting], eval_fraction: float) -> StreamSplit:

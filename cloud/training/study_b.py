@@ -23,6 +23,7 @@ The recommended setting is the one with the best mean of dev_2026 and val_2025 a
 figures on the same sets are the reference row. All candidates start from Model A with its bottom
 frozen, so the frozen bottom runs once per posting for the whole study (one progress bar).
 """
+
 from __future__ import annotations
 
 import time
@@ -36,18 +37,37 @@ from cloud.params import load_params
 from cloud.training.interpolate import average, check_alpha, interpolate
 from cloud.training.pseudo_label import ARMS, pseudo_label_settings
 from cloud.training.stream_split import eval_bucket, split_stream
-from cloud.training.train_b import (B_DEFAULTS, _cap, _optional_float, _optional_int, _recorded_config,
-                                    new_prefix_cache, predict_labels, pseudo_weights, read_pseudo_rows,
-                                    reading_windows_setting, replay_sample, warm_prefix_cache)
+from cloud.training.train_b import (
+    B_DEFAULTS,
+    _cap,
+    _optional_float,
+    _optional_int,
+    _recorded_config,
+    new_prefix_cache,
+    predict_labels,
+    pseudo_weights,
+    read_pseudo_rows,
+    reading_windows_setting,
+    replay_sample,
+    warm_prefix_cache,
+)
 from shared.errors import UserError
 from shared.labels import classify_title
 
-SETTING_KEYS = {"arm", "epochs", "learning_rate", "replay_2025", "max_rows_per_arm", "pseudo_weight",
-                "freeze_layers", "seed"}
+SETTING_KEYS = {
+    "arm",
+    "epochs",
+    "learning_rate",
+    "replay_2025",
+    "max_rows_per_arm",
+    "pseudo_weight",
+    "freeze_layers",
+    "seed",
+}
 
 
 def parse_setting(text: str) -> tuple[str, dict]:
-    """"name:key=value,key=value" -> (name, {key: value}); values stay strings until used."""
+    """ "name:key=value,key=value" -> (name, {key: value}); values stay strings until used."""
     name, _, body = text.partition(":")
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise UserError(f"--setting {text!r}: expected NAME:key=value,... with a plain NAME")
@@ -68,11 +88,13 @@ def dev_slice(pool, eval_fraction: float, dev_fraction: float, dev_start: float 
     (no training on them), but not scored. Successive `dev_start`s cut the pool into folds."""
     start = eval_fraction if dev_start is None else dev_start
     if not eval_fraction <= start < 1.0:
-        raise UserError(f"--dev-start must be in [{eval_fraction:.2f}, 1) (the evaluation split comes first), "
-                        f"got {start}")
+        raise UserError(
+            f"--dev-start must be in [{eval_fraction:.2f}, 1) (the evaluation split comes first), got {start}"
+        )
     if not 0.0 < dev_fraction <= 1.0 - start + 1e-9:
-        raise UserError(f"--dev-fraction must be in (0, {1.0 - start:.2f}] from --dev-start {start:.2f}, "
-                        f"got {dev_fraction}")
+        raise UserError(
+            f"--dev-fraction must be in (0, {1.0 - start:.2f}] from --dev-start {start:.2f}, got {dev_fraction}"
+        )
     held = [p for p in pool if start <= eval_bucket(p.source_id) < start + dev_fraction]
     labelled = [(p, classify_title(p.title)) for p in held]
     labelled = [(p, label) for p, label in labelled if label is not None]
@@ -86,29 +108,78 @@ def accuracy(labels, predicted) -> float:
 
 
 @click.command("study-b")
-@click.option("--setting", "settings_text", multiple=True, required=True,
-              help="NAME:key=value,... (keys: " + ", ".join(sorted(SETTING_KEYS)) + "); repeatable.")
-@click.option("--dev-fraction", type=float, default=0.1, show_default=True,
-              help="Share of the 2026 stream (by stable hash) carved from the pool as the dev slice.")
-@click.option("--dev-start", type=float, default=None,
-              help="Where the dev slice starts in the stable-hash range [default: right after the evaluation "
-                   "split]; run the study with successive starts to score every pool posting once (folds).")
+@click.option(
+    "--setting",
+    "settings_text",
+    multiple=True,
+    required=True,
+    help="NAME:key=value,... (keys: " + ", ".join(sorted(SETTING_KEYS)) + "); repeatable.",
+)
+@click.option(
+    "--dev-fraction",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Share of the 2026 stream (by stable hash) carved from the pool as the dev slice.",
+)
+@click.option(
+    "--dev-start",
+    type=float,
+    default=None,
+    help="Where the dev slice starts in the stable-hash range [default: right after the evaluation "
+    "split]; run the study with successive starts to score every pool posting once (folds).",
+)
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
-@click.option("--pseudo-labels", "pseudo_dir", type=click.Path(path_type=Path), default=Path("data/pseudo_labels"),
-              show_default=True)
+@click.option(
+    "--pseudo-labels",
+    "pseudo_dir",
+    type=click.Path(path_type=Path),
+    default=Path("data/pseudo_labels"),
+    show_default=True,
+)
 @click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
 @click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"), show_default=True)
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
-@click.option("--out", "out_path", type=click.Path(path_type=Path), default=Path("artifacts/study_b/study.json"),
-              show_default=True)
-@click.option("--interpolate", "alphas", type=float, multiple=True,
-              help="Also score each candidate interpolated towards A: weights A + ALPHA * (B - A); repeatable.")
-@click.option("--windows", "window_counts", type=int, multiple=True,
-              help="Also score each candidate reading up to N windows of max_length per posting; repeatable.")
+@click.option(
+    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    default=Path("artifacts/study_b/study.json"),
+    show_default=True,
+)
+@click.option(
+    "--interpolate",
+    "alphas",
+    type=float,
+    multiple=True,
+    help="Also score each candidate interpolated towards A: weights A + ALPHA * (B - A); repeatable.",
+)
+@click.option(
+    "--windows",
+    "window_counts",
+    type=int,
+    multiple=True,
+    help="Also score each candidate reading up to N windows of max_length per posting; repeatable.",
+)
 @click.option("--soup", is_flag=True, help="Also score the average of all settings' weights (a model soup).")
 @click.option("--threads", type=int, default=None)
-def study_b_command(settings_text, dev_fraction, dev_start, splits, pseudo_dir, normalized, model_a, params_path,
-                    out_path, alphas, window_counts, soup, threads) -> None:
+def study_b_command(
+    settings_text,
+    dev_fraction,
+    dev_start,
+    splits,
+    pseudo_dir,
+    normalized,
+    model_a,
+    params_path,
+    out_path,
+    alphas,
+    window_counts,
+    soup,
+    threads,
+) -> None:
     """Train B candidates for several settings; score them on 2025 val + a 2026 dev slice (and the report's splits)."""
     from cloud.data.prepare import read_split
     from cloud.ingest.normalize_command import load_postings
@@ -125,31 +196,50 @@ def study_b_command(settings_text, dev_fraction, dev_start, splits, pseudo_dir, 
     eval_fraction = pseudo_label_settings(params)["eval_fraction"]
     stream = split_stream(load_postings(normalized), eval_fraction)
     dev_ids, dev_texts, dev_labels = dev_slice(stream.pool, eval_fraction, dev_fraction, dev_start)
-    sets = {"val_2025": read_split(splits / "val.csv"), "dev_2026": (dev_texts, dev_labels),
-            "eval_2026": ([p.description for p in stream.evaluation], stream.eval_labels),
-            "test_2025": read_split(splits / "test.csv")}
+    sets = {
+        "val_2025": read_split(splits / "val.csv"),
+        "dev_2026": (dev_texts, dev_labels),
+        "eval_2026": ([p.description for p in stream.evaluation], stream.eval_labels),
+        "test_2025": read_split(splits / "test.csv"),
+    }
     train_all = read_split(splits / "train.csv")
     a_config = _recorded_config(model_a)
-    click.echo(f"study-b: dev_2026 {len(dev_labels)} labelled ({len(dev_ids)} held out of the pool), "
-               f"eval_2026 {len(stream.eval_labels)}, val_2025 {len(sets['val_2025'][1])}, "
-               f"test_2025 {len(sets['test_2025'][1])}", err=True)
+    click.echo(
+        f"study-b: dev_2026 {len(dev_labels)} labelled ({len(dev_ids)} held out of the pool), "
+        f"eval_2026 {len(stream.eval_labels)}, val_2025 {len(sets['val_2025'][1])}, "
+        f"test_2025 {len(sets['test_2025'][1])}",
+        err=True,
+    )
 
     def config_for(values: dict) -> FineTuneConfig:
         merged = {**base_settings, **values}
-        return FineTuneConfig.from_params(params, base=str(model_a / "hf"), epochs=int(merged["epochs"]),
-                                          seed=int(merged["seed"]),
-                                          learning_rate=_optional_float(merged["learning_rate"]), threads=threads,
-                                          preprocessing=a_config.get("preprocessing"),
-                                          max_length=a_config.get("max_length"),
-                                          freeze_layers=_optional_int(merged["freeze_layers"]))
+        return FineTuneConfig.from_params(
+            params,
+            base=str(model_a / "hf"),
+            epochs=int(merged["epochs"]),
+            seed=int(merged["seed"]),
+            learning_rate=_optional_float(merged["learning_rate"]),
+            threads=threads,
+            preprocessing=a_config.get("preprocessing"),
+            max_length=a_config.get("max_length"),
+            freeze_layers=_optional_int(merged["freeze_layers"]),
+        )
 
-    members: list = []                             # (result, config, entry) per setting, for --soup
-    caches, report = {}, {"dev_fraction": dev_fraction, "dev_start": eval_fraction if dev_start is None else dev_start,
-                          "sizes": {k: len(v[1]) for k, v in sets.items()},
-                          "selection": "best mean of dev_2026 and val_2025 accuracy", "settings": {}}
+    members: list = []  # (result, config, entry) per setting, for --soup
+    caches, report = (
+        {},
+        {
+            "dev_fraction": dev_fraction,
+            "dev_start": eval_fraction if dev_start is None else dev_start,
+            "sizes": {k: len(v[1]) for k, v in sets.items()},
+            "selection": "best mean of dev_2026 and val_2025 accuracy",
+            "settings": {},
+        },
+    )
     classifier_a = load_classifier(model_a)
-    a_result = FineTuneResult(model=classifier_a.model, hf_tokenizer=None,
-                              tokenizer_json=model_a / "hf" / "tokenizer.json")
+    a_result = FineTuneResult(
+        model=classifier_a.model, hf_tokenizer=None, tokenizer_json=model_a / "hf" / "tokenizer.json"
+    )
     for name, values in settings:
         merged = {**base_settings, **values}
         config = config_for(values)
@@ -160,11 +250,12 @@ def study_b_command(settings_text, dev_fraction, dev_start, splits, pseudo_dir, 
         train = replay_sample(*train_all, _cap(merged["replay_2025"]), int(merged["seed"]))
         if config.freeze_layers not in caches:
             shallower = [k for k in caches if caches[k] is not None and 0 < k < config.freeze_layers]
-            if shallower and config.freeze_layers > 0:      # run only the extra blocks on cached states
+            if shallower and config.freeze_layers > 0:  # run only the extra blocks on cached states
                 from cloud.training.frozen_prefix import FrozenPrefix
 
                 caches[config.freeze_layers] = caches[max(shallower)].deepen(
-                    FrozenPrefix(classifier_a.model, config.freeze_layers))
+                    FrozenPrefix(classifier_a.model, config.freeze_layers)
+                )
             else:
                 cache = caches[config.freeze_layers] = new_prefix_cache(config)
                 pool_texts = [r["text"] for a in ARMS for r in read_pseudo_rows(pseudo_dir / f"{a}.csv", None, dev_ids)]
@@ -174,40 +265,79 @@ def study_b_command(settings_text, dev_fraction, dev_start, splits, pseudo_dir, 
                     reading = replace(config, windows=windows)
                     report["model_a" if windows == 1 else f"model_a/w{windows}"] = {
                         s: accuracy(labels, predict_labels(a_result, reading, texts, cache))
-                        for s, (texts, labels) in sets.items()}
+                        for s, (texts, labels) in sets.items()
+                    }
                 click.echo(f"study-b: model A {report['model_a']}", err=True)
         cache = caches[config.freeze_layers]
         started = time.monotonic()
-        click.echo(f"study-b: {name}: arm {arm}, {len(train[0])} 2025 + {len(rows)} 2026 rows, "
-                   f"{config.epochs} epoch(s), lr {config.learning_rate}, freeze {config.freeze_layers}, "
-                   f"weight {merged['pseudo_weight']}", err=True)
-        result = fine_tune(train[0] + [r["text"] for r in rows], train[1] + [int(r["label"]) for r in rows],
-                           *sets["val_2025"], config,
-                           sample_weights=[1.0] * len(train[0]) + pseudo_weights(rows, merged["pseudo_weight"]),
-                           prefix_cache=cache)
-        entry = {"values": {"arm": arm, **{k: merged[k] for k in SETTING_KEYS - {"arm"}}},
-                 "rows_2025": len(train[0]), "rows_2026": len(rows), "best_epoch": result.best_epoch,
-                 "train_seconds": round(time.monotonic() - started, 1)}
+        click.echo(
+            f"study-b: {name}: arm {arm}, {len(train[0])} 2025 + {len(rows)} 2026 rows, "
+            f"{config.epochs} epoch(s), lr {config.learning_rate}, freeze {config.freeze_layers}, "
+            f"weight {merged['pseudo_weight']}",
+            err=True,
+        )
+        result = fine_tune(
+            train[0] + [r["text"] for r in rows],
+            train[1] + [int(r["label"]) for r in rows],
+            *sets["val_2025"],
+            config,
+            sample_weights=[1.0] * len(train[0]) + pseudo_weights(rows, merged["pseudo_weight"]),
+            prefix_cache=cache,
+        )
+        entry = {
+            "values": {"arm": arm, **{k: merged[k] for k in SETTING_KEYS - {"arm"}}},
+            "rows_2025": len(train[0]),
+            "rows_2026": len(rows),
+            "best_epoch": result.best_epoch,
+            "train_seconds": round(time.monotonic() - started, 1),
+        }
         for alpha in [1.0] + alphas:
-            candidate = result if alpha == 1.0 else FineTuneResult(
-                model=interpolate(classifier_a.model, result.model, alpha), hf_tokenizer=None,
-                tokenizer_json=result.tokenizer_json)
-            score_rows(report, name if alpha == 1.0 else f"{name}@{alpha:g}", candidate, config, readings, sets,
-                       cache, {**entry, "values": {**entry["values"], "interpolate": alpha}})
+            candidate = (
+                result
+                if alpha == 1.0
+                else FineTuneResult(
+                    model=interpolate(classifier_a.model, result.model, alpha),
+                    hf_tokenizer=None,
+                    tokenizer_json=result.tokenizer_json,
+                )
+            )
+            score_rows(
+                report,
+                name if alpha == 1.0 else f"{name}@{alpha:g}",
+                candidate,
+                config,
+                readings,
+                sets,
+                cache,
+                {**entry, "values": {**entry["values"], "interpolate": alpha}},
+            )
         if soup:
             if members and members[0][1].freeze_layers != config.freeze_layers:
                 raise UserError("--soup needs every setting to freeze the same layers (one shared frozen bottom)")
             members.append((result, config, entry))
-        save(report, out_path)                   # after every setting: a long study keeps what it measured
+        save(report, out_path)  # after every setting: a long study keeps what it measured
         del result
     if soup:
         click.echo(f"study-b: soup of {len(members)} settings", err=True)
         first_result, config, entry = members[0]
-        souped = FineTuneResult(model=average([m[0].model for m in members]), hf_tokenizer=None,
-                                tokenizer_json=first_result.tokenizer_json)
-        score_rows(report, "soup", souped, config, readings, sets, caches[config.freeze_layers],
-                   {**entry, "values": {**entry["values"], "interpolate": 1.0, "soup": [n for n, _ in settings]},
-                    "best_epoch": None, "train_seconds": sum(m[2]["train_seconds"] for m in members)})
+        souped = FineTuneResult(
+            model=average([m[0].model for m in members]), hf_tokenizer=None, tokenizer_json=first_result.tokenizer_json
+        )
+        score_rows(
+            report,
+            "soup",
+            souped,
+            config,
+            readings,
+            sets,
+            caches[config.freeze_layers],
+            {
+                **entry,
+                "values": {**entry["values"], "interpolate": 1.0, "soup": [n for n, _ in settings]},
+                "best_epoch": None,
+                "train_seconds": sum(m[2]["train_seconds"] for m in members),
+            },
+        )
         save(report, out_path)
     click.echo(render(report))
 
@@ -216,8 +346,9 @@ def score_rows(report: dict, row: str, candidate, config, readings: list[int], s
     """Score one candidate on every set, once per reading (rows `row` and `row/wN`)."""
     for windows in readings:
         reading = replace(config, windows=windows)
-        scores = {s: accuracy(labels, predict_labels(candidate, reading, texts, cache))
-                  for s, (texts, labels) in sets.items()}
+        scores = {
+            s: accuracy(labels, predict_labels(candidate, reading, texts, cache)) for s, (texts, labels) in sets.items()
+        }
         name = row + ("" if windows == 1 else f"/w{windows}")
         report["settings"][name] = {**entry, "values": {**entry["values"], "windows": windows}, **scores}
         click.echo(f"study-b: {name}: " + ", ".join(f"{s} {v:.3f}" for s, v in scores.items()), err=True)
@@ -225,25 +356,36 @@ def score_rows(report: dict, row: str, candidate, config, readings: list[int], s
 
 def save(report: dict, out_path: Path) -> None:
     """Write the study so far, with the recommended row by the selection rule."""
-    report["recommended"] = max(report["settings"], key=lambda n: (report["settings"][n]["dev_2026"]
-                                                                   + report["settings"][n]["val_2025"]) / 2)
+    report["recommended"] = max(
+        report["settings"], key=lambda n: (report["settings"][n]["dev_2026"] + report["settings"][n]["val_2025"]) / 2
+    )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_path, report)
 
 
 def render(report: dict) -> str:
     columns = ("val_2025", "dev_2026", "eval_2026", "test_2025")
-    lines = ["| setting | arm | rows 2025+2026 | epochs | lr | freeze | weight | alpha | windows | "
-             + " | ".join(columns) + " |", "|---|---|---|---|---|---|---|---|---|" + "---|" * len(columns)]
+    lines = [
+        "| setting | arm | rows 2025+2026 | epochs | lr | freeze | weight | alpha | windows | "
+        + " | ".join(columns)
+        + " |",
+        "|---|---|---|---|---|---|---|---|---|" + "---|" * len(columns),
+    ]
     for key in [k for k in report if k.startswith("model_a")]:
         a, windows = report[key], key.partition("/w")[2] or "1"
-        lines.append(f"| Model A | - | - | - | - | - | - | 0 | {windows} | "
-                     + " | ".join(f"{a.get(c, float('nan')):.3f}" for c in columns) + " |")
+        lines.append(
+            f"| Model A | - | - | - | - | - | - | 0 | {windows} | "
+            + " | ".join(f"{a.get(c, float('nan')):.3f}" for c in columns)
+            + " |"
+        )
     for name, entry in report["settings"].items():
         v = entry["values"]
         mark = " (recommended)" if name == report.get("recommended") else ""
-        lines.append(f"| {name}{mark} | {v['arm']} | {entry['rows_2025']}+{entry['rows_2026']} | {v['epochs']} | "
-                     f"{v['learning_rate'] or 'A'} | {v['freeze_layers'] or 'A'} | {v['pseudo_weight']} | "
-                     f"{v.get('interpolate', 1.0):g} | {v.get('windows', 1)} | "
-                     + " | ".join(f"{entry[c]:.3f}" for c in columns) + " |")
+        lines.append(
+            f"| {name}{mark} | {v['arm']} | {entry['rows_2025']}+{entry['rows_2026']} | {v['epochs']} | "
+            f"{v['learning_rate'] or 'A'} | {v['freeze_layers'] or 'A'} | {v['pseudo_weight']} | "
+            f"{v.get('interpolate', 1.0):g} | {v.get('windows', 1)} | "
+            + " | ".join(f"{entry[c]:.3f}" for c in columns)
+            + " |"
+        )
     return "\n".join(lines)

@@ -8,6 +8,7 @@ raises `BundleError` (a `UserError`, naming the file) when the bundle is missing
 tampered. Backend modules are imported here, but each imports its runtime (onnxruntime,
 hailo_platform) only when constructed.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,12 @@ def available_backends() -> dict[str, type[InferenceBackend]]:
     return {cls.type_key: cls for cls in InferenceBackend.__subclasses__()}
 
 
-def load_backend(bundle_dir: str | Path, backend: str = DEFAULT_BACKEND, threads: int | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> InferenceBackend:
+def load_backend(
+    bundle_dir: str | Path,
+    backend: str = DEFAULT_BACKEND,
+    threads: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> InferenceBackend:
     backends = available_backends()
     if backend not in backends:
         raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(sorted(backends))}")

@@ -4,13 +4,15 @@ A backend turns raw posting texts into `Prediction`s. The base class owns everyt
 identical across backends: the same `shared.text.model_input` the trainer used (style from the manifest), the same tokenizer,
 softmax, label names, batching. A subclass only maps token ids to logits.
 """
+
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -55,7 +57,7 @@ class EncodedBatch:
     input_ids: np.ndarray
     attention_mask: np.ndarray
     token_type_ids: np.ndarray
-    owners: np.ndarray | None = None     # None: one row per posting, in order
+    owners: np.ndarray | None = None  # None: one row per posting, in order
 
 
 class InferenceBackend(ABC):
@@ -63,8 +65,13 @@ class InferenceBackend(ABC):
 
     type_key: ClassVar[str]
 
-    def __init__(self, bundle_dir: str | Path, manifest: dict[str, Any], threads: int | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(
+        self,
+        bundle_dir: str | Path,
+        manifest: dict[str, Any],
+        threads: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ):
         self.bundle_dir = Path(bundle_dir)
         self.manifest = manifest
         self.threads = threads
@@ -104,8 +111,9 @@ class InferenceBackend(ABC):
         limit = self.max_length * self.windows * PREFIX_CHARS_PER_TOKEN
         prefixes = [whitespace_prefix(t, limit) for t in texts]
         encodings = self.tokenizer.encode_batch(prefixes)
-        redo = [i for i, e in enumerate(encodings)
-                if len(prefixes[i]) < len(texts[i]) and len(e.overflowing) < self.windows]
+        redo = [
+            i for i, e in enumerate(encodings) if len(prefixes[i]) < len(texts[i]) and len(e.overflowing) < self.windows
+        ]
         for i, encoding in zip(redo, self.tokenizer.encode_batch([texts[i] for i in redo])):
             encodings[i] = encoding
         owners = None
@@ -140,7 +148,7 @@ class InferenceBackend(ABC):
         order = sorted(range(len(cleaned)), key=lambda i: len(cleaned[i]))
         results: list[Prediction | None] = [None] * len(cleaned)
         for start in range(0, len(order), self.batch_size):
-            indices = order[start:start + self.batch_size]
+            indices = order[start : start + self.batch_size]
             began = time.perf_counter()
             scores = self.posting_logits(self.encode([cleaned[i] for i in indices]), len(indices))
             probabilities = softmax(scores)
@@ -164,7 +172,7 @@ class InferenceBackend(ABC):
             latency_ms=latency_ms,
         )
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, not abstract: CPU backends hold nothing
         """Release accelerator resources (no-op for CPU backends)."""
 
 

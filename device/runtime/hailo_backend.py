@@ -5,6 +5,7 @@ imported only when this backend is chosen, and its absence is a clear error, nev
 The Hailo model zoo compiles this encoder family (all_minilm_l6_v2); the HEF takes the same
 token ids as the ONNX model, so tokenisation, cleaning and softmax stay in the shared base class.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,9 @@ class HailoBackend(InferenceBackend):
         hailo = import_hailo()
         self._device = hailo.VDevice()
         self._hef = hailo.HEF(str(hef_path))
-        self._network_group = self._device.configure(hailo.ConfigureParams.create_from_hef(
-            self._hef, interface=hailo.HailoStreamInterface.PCIe))[0]
+        self._network_group = self._device.configure(
+            hailo.ConfigureParams.create_from_hef(self._hef, interface=hailo.HailoStreamInterface.PCIe)
+        )[0]
         self._input_params = hailo.InputVStreamParams.make(self._network_group)
         self._output_params = hailo.OutputVStreamParams.make(self._network_group)
         self._hailo = hailo
@@ -35,7 +37,7 @@ class HailoBackend(InferenceBackend):
         # A HEF has static shapes: pad to the compiled sequence length.
         names = [info.name for info in self._hef.get_input_vstream_infos()]
         length = self._hef.get_input_vstream_infos()[0].shape[-1]
-        arrays = [batch.input_ids, batch.attention_mask, batch.token_type_ids][:len(names)]
+        arrays = [batch.input_ids, batch.attention_mask, batch.token_type_ids][: len(names)]
         feed = {name: _pad(array, length) for name, array in zip(names, arrays)}
         with self._hailo.InferVStreams(self._network_group, self._input_params, self._output_params) as pipe:
             with self._network_group.activate(self._network_group.create_params()):

@@ -2,6 +2,7 @@
 
 Only onnxruntime + numpy + tokenizers: no torch, no transformers.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,11 @@ class OnnxRuntimeBackend(InferenceBackend):
         self.input_names = {i.name for i in self.session.get_inputs()}
 
     def logits(self, batch: EncodedBatch) -> np.ndarray:
-        feed = {name: getattr(batch, name) for name in ("input_ids", "attention_mask", "token_type_ids")
-                if name in self.input_names}
+        feed = {
+            name: getattr(batch, name)
+            for name in ("input_ids", "attention_mask", "token_type_ids")
+            if name in self.input_names
+        }
         return self.session.run(None, feed)[0]
 
 

@@ -8,6 +8,7 @@ Before upgrading a database that already holds data, the file is copied with SQL
 backup API (a consistent copy even with WAL and other readers) to `<db>.v<N>.bak`, so a migration
 bug never costs a user their history.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,10 @@ def discover(migrations_dir: Path = MIGRATIONS_DIR) -> list[Migration]:
         migrations.append(Migration(int(match.group(1)), path))
     expected = list(range(1, len(migrations) + 1))
     if [m.version for m in migrations] != expected:
-        raise RuntimeError(f"migrations in {migrations_dir} must be numbered 1..{len(migrations)} "
-                           f"without gaps, found {[m.version for m in migrations]}")
+        raise RuntimeError(
+            f"migrations in {migrations_dir} must be numbered 1..{len(migrations)} "
+            f"without gaps, found {[m.version for m in migrations]}"
+        )
     return migrations
 
 
@@ -71,8 +74,10 @@ def migrate(conn: sqlite3.Connection, db_path: Path, migrations_dir: Path = MIGR
     latest = migrations[-1].version if migrations else 0
     current = schema_version(conn)
     if current > latest:
-        raise RuntimeError(f"{db_path} has schema version {current}, newer than this software "
-                           f"knows ({latest}); upgrade careeredge or point [store] path elsewhere")
+        raise RuntimeError(
+            f"{db_path} has schema version {current}, newer than this software "
+            f"knows ({latest}); upgrade careeredge or point [store] path elsewhere"
+        )
     if current == latest:
         return current
     if current > 0:
@@ -87,8 +92,7 @@ def migrate(conn: sqlite3.Connection, db_path: Path, migrations_dir: Path = MIGR
             for statement in _statements(migration.sql):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {migration.version}")
-            log.info("store.migrated", extra={"fields": {"version": migration.version,
-                                                         "file": migration.path.name}})
+            log.info("store.migrated", extra={"fields": {"version": migration.version, "file": migration.path.name}})
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

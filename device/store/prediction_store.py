@@ -13,6 +13,7 @@ crashes and never corrupts on power loss; a power cut can at worst drop the last
 Within one process the store is shared by waitress' worker threads: one connection, guarded by a
 lock (SQLite serialises writers anyway, and reads here are a few milliseconds).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,9 +22,10 @@ import logging
 import sqlite3
 import threading
 import uuid as uuid_module
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from device.store.migrate import MIGRATIONS_DIR, migrate, schema_version
 
@@ -39,6 +41,7 @@ def _import_sqlite_utils_without_pandas():
 
     if "sqlite_utils" in sys.modules or "pandas" in sys.modules:
         import sqlite_utils
+
         return sqlite_utils.Database
     sys.modules["pandas"] = None  # makes `import pandas` raise ImportError
     try:
@@ -65,7 +68,7 @@ class StoreWriteError(StoreError):
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def make_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -74,8 +77,13 @@ def make_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 
 class PredictionStore:
-    def __init__(self, path: str | Path, privacy: str = "full", busy_timeout_ms: int = 5000,
-                 migrations_dir: Path = MIGRATIONS_DIR):
+    def __init__(
+        self,
+        path: str | Path,
+        privacy: str = "full",
+        busy_timeout_ms: int = 5000,
+        migrations_dir: Path = MIGRATIONS_DIR,
+    ):
         if privacy not in PRIVACY_MODES:
             raise ValueError(f"privacy must be one of {PRIVACY_MODES}, got {privacy!r}")
         self.path = Path(path)
@@ -83,8 +91,9 @@ class PredictionStore:
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=busy_timeout_ms / 1000, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+            )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -110,15 +119,30 @@ class PredictionStore:
             raise StoreWriteError(f"could not store prediction {row['uuid']} in {self.path}: {exc}") from exc
         return row["uuid"]
 
-    def insert_prediction(self, prediction: Any, text: str, source: str, model_name: str,
-                          uuid: str | None = None, input_notes: Sequence[str] = ()) -> str:
+    def insert_prediction(
+        self,
+        prediction: Any,
+        text: str,
+        source: str,
+        model_name: str,
+        uuid: str | None = None,
+        input_notes: Sequence[str] = (),
+    ) -> str:
         """Store a runtime `Prediction` (device.runtime.base) made from `text`."""
-        return self.insert({
-            "uuid": uuid, "text": text, "source": source, "model_name": model_name,
-            "model_version": prediction.model_version, "label": prediction.label,
-            "label_name": prediction.label_name, "probabilities": prediction.probabilities,
-            "latency_ms": prediction.latency_ms, "input_notes": list(input_notes),
-        })
+        return self.insert(
+            {
+                "uuid": uuid,
+                "text": text,
+                "source": source,
+                "model_name": model_name,
+                "model_version": prediction.model_version,
+                "label": prediction.label,
+                "label_name": prediction.label_name,
+                "probabilities": prediction.probabilities,
+                "latency_ms": prediction.latency_ms,
+                "input_notes": list(input_notes),
+            }
+        )
 
     def _row(self, record: dict[str, Any]) -> dict[str, Any]:
         text = record["text"]
@@ -154,11 +178,11 @@ class PredictionStore:
         changed = 0
         with self._write_transaction():
             for start in range(0, len(uuids), 500):  # stay under SQLite's bound-variable limit
-                chunk = uuids[start:start + 500]
+                chunk = uuids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 cursor = self._conn.execute(
-                    f"UPDATE {TABLE} SET synced_at = ? WHERE synced_at IS NULL AND uuid IN ({marks})",
-                    [at, *chunk])
+                    f"UPDATE {TABLE} SET synced_at = ? WHERE synced_at IS NULL AND uuid IN ({marks})", [at, *chunk]
+                )
                 changed += cursor.rowcount
         return changed
 
@@ -169,11 +193,12 @@ class PredictionStore:
         """
         if retention_days <= 0:
             return 0
-        cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=retention_days))
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
         cutoff_text = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         with self._write_transaction():
             cursor = self._conn.execute(
-                f"DELETE FROM {TABLE} WHERE synced_at IS NOT NULL AND created_at < ?", [cutoff_text])
+                f"DELETE FROM {TABLE} WHERE synced_at IS NOT NULL AND created_at < ?", [cutoff_text]
+            )
         log.info("store.pruned", extra={"fields": {"deleted": cursor.rowcount, "before": cutoff_text}})
         return cursor.rowcount
 
@@ -184,8 +209,7 @@ class PredictionStore:
     def unsynced(self, limit: int = 500) -> list[dict]:
         """Oldest undelivered predictions first (what the sync agent ships next)."""
         with self._lock:
-            return list(self.table.rows_where("synced_at IS NULL", order_by="created_at, rowid",
-                                              limit=limit))
+            return list(self.table.rows_where("synced_at IS NULL", order_by="created_at, rowid", limit=limit))
 
     def count_unsynced(self) -> int:
         with self._lock:
@@ -195,8 +219,9 @@ class PredictionStore:
         """Newest first, optionally only one label (history pages)."""
         where, args = ("label = ?", [label]) if label is not None else (None, None)
         with self._lock:
-            return list(self.table.rows_where(where, args, order_by="created_at DESC, rowid DESC",
-                                              limit=limit, offset=offset))
+            return list(
+                self.table.rows_where(where, args, order_by="created_at DESC, rowid DESC", limit=limit, offset=offset)
+            )
 
     def count(self, label: int | None = None) -> int:
         with self._lock:
@@ -220,13 +245,20 @@ class PredictionStore:
 
     def stats(self) -> dict:
         with self._lock:
-            by_label = {str(row["label"]): row["n"] for row in self.db.query(
-                f"SELECT label, COUNT(*) AS n FROM {TABLE} GROUP BY label")}
+            by_label = {
+                str(row["label"]): row["n"]
+                for row in self.db.query(f"SELECT label, COUNT(*) AS n FROM {TABLE} GROUP BY label")
+            }
             last = self._conn.execute(f"SELECT MAX(created_at) FROM {TABLE}").fetchone()[0]
         return {
-            "path": str(self.path), "schema_version": schema_version(self._conn),
-            "privacy": self.privacy, "rows": sum(by_label.values()), "by_label": by_label,
-            "unsynced": self.count_unsynced(), "size_bytes": self.size_bytes(), "last_prediction_at": last,
+            "path": str(self.path),
+            "schema_version": schema_version(self._conn),
+            "privacy": self.privacy,
+            "rows": sum(by_label.values()),
+            "by_label": by_label,
+            "unsynced": self.count_unsynced(),
+            "size_bytes": self.size_bytes(),
+            "last_prediction_at": last,
         }
 
     def integrity_check(self) -> str:
@@ -237,7 +269,7 @@ class PredictionStore:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "PredictionStore":
+    def __enter__(self) -> PredictionStore:
         return self
 
     def __exit__(self, *exc_info) -> None:

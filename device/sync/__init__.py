@@ -4,6 +4,7 @@
 acknowledgement, broker connection and the active model version, whether the agent runs inside
 this process (`careeredge serve` with `[sync] enabled = true`) or beside it (`careeredge sync`).
 """
+
 from __future__ import annotations
 
 from device.sync.status import state  # noqa: F401

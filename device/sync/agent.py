@@ -15,6 +15,7 @@ Buffer cap policy (`[sync] buffer_cap_rows`): when more rows than the cap wait f
 *oldest* unsynced rows are deleted (newest data matters most for drift monitoring), the count is
 logged, shown in `state()` and shipped to the cloud in the next batch's `dropped_rows`.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -26,13 +27,15 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from device.sync.buffer_cap import drop_oldest_unsynced
 from shared.errors import UserError
 from shared.mqtt.client import AvailabilityLog, BrokerSettings, connect_in_background, make_client
 from shared.mqtt.contract import (
@@ -47,8 +50,6 @@ from shared.mqtt.contract import (
     Topics,
     validate_object,
 )
-
-from device.sync.buffer_cap import drop_oldest_unsynced
 
 log = logging.getLogger("careeredge.sync")
 
@@ -74,18 +75,27 @@ class SyncSettings:
     fallback_bundle: Path | None = None  # `[model] bundle`: served when no over-the-air slot is active
 
     @classmethod
-    def from_config(cls, config: Any) -> "SyncSettings":
+    def from_config(cls, config: Any) -> SyncSettings:
         sync = config.sync
         broker = BrokerSettings(
-            host=sync.broker_host, port=sync.broker_port,
+            host=sync.broker_host,
+            port=sync.broker_port,
             tls_ca=str(sync.tls_ca) if sync.tls_ca else None,
             tls_cert=str(sync.tls_cert) if sync.tls_cert else None,
             tls_key=str(sync.tls_key) if sync.tls_key else None,
-            username=sync.username, password=sync.password,
+            username=sync.username,
+            password=sync.password,
         )
-        return cls(device_id=sync.device_id, broker=broker, channel=sync.channel, models_dir=Path(sync.models_dir),
-                   public_key=sync.public_key, buffer_cap_rows=sync.buffer_cap_rows,
-                   batch_size=min(sync.batch_size, MAX_RECORDS_PER_BATCH), fallback_bundle=Path(config.model.bundle))
+        return cls(
+            device_id=sync.device_id,
+            broker=broker,
+            channel=sync.channel,
+            models_dir=Path(sync.models_dir),
+            public_key=sync.public_key,
+            buffer_cap_rows=sync.buffer_cap_rows,
+            batch_size=min(sync.batch_size, MAX_RECORDS_PER_BATCH),
+            fallback_bundle=Path(config.model.bundle),
+        )
 
 
 @dataclass
@@ -108,14 +118,14 @@ class UploadCounters:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def row_to_record(row: dict) -> dict:
     """A store row as the contract's prediction record (text and snippet capped to the contract)."""
     created_at = row["created_at"]
     if isinstance(created_at, (int, float)):
-        created_at = datetime.fromtimestamp(created_at, timezone.utc).isoformat(timespec="milliseconds")
+        created_at = datetime.fromtimestamp(created_at, UTC).isoformat(timespec="milliseconds")
     text = row.get("text")
     return {
         "uuid": row["uuid"],
@@ -172,17 +182,24 @@ class SyncAgent:
         if self.settings.public_key is None:
             log.warning("no [sync] public_key configured: over-the-air model updates are disabled")
             return None
-        from shared.signing import load_public_key
         from device.sync.ota import OtaUpdater
+        from shared.signing import load_public_key
 
         kwargs = {"health_check": health_check} if health_check else {}
-        return OtaUpdater(self.settings.device_id, self.settings.channel, self.settings.models_dir,
-                          load_public_key(self.settings.public_key), transport=_MqttTransport(self._client),
-                          on_activated=on_model_activated, fallback_bundle=self.settings.fallback_bundle, **kwargs)
+        return OtaUpdater(
+            self.settings.device_id,
+            self.settings.channel,
+            self.settings.models_dir,
+            load_public_key(self.settings.public_key),
+            transport=_MqttTransport(self._client),
+            on_activated=on_model_activated,
+            fallback_bundle=self.settings.fallback_bundle,
+            **kwargs,
+        )
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
-    def start(self) -> "SyncAgent":
+    def start(self) -> SyncAgent:
         self._lock_fd = _acquire_device_lock(Path(self.settings.models_dir))
         client = self._client
         client.will_set(self.status_topic, STATUS_OFFLINE, qos=1, retain=True)
@@ -359,8 +376,14 @@ class SyncAgent:
 
     def _split_to_fit(self, records: list[dict]) -> list[tuple[list[str], bytes, int]]:
         dropped, self._dropped_unreported = self._dropped_unreported, 0
-        batch = {"schema": PREDICTION_BATCH.schema_id, "device_id": self.settings.device_id,
-                 "batch_id": str(uuid.uuid4()), "sent_at": _now_iso(), "dropped_rows": dropped, "records": records}
+        batch = {
+            "schema": PREDICTION_BATCH.schema_id,
+            "device_id": self.settings.device_id,
+            "batch_id": str(uuid.uuid4()),
+            "sent_at": _now_iso(),
+            "dropped_rows": dropped,
+            "records": records,
+        }
         try:
             return [([r["uuid"] for r in records], PREDICTION_BATCH.encode(batch), dropped)]
         except ContractError as exc:
@@ -391,8 +414,11 @@ class SyncAgent:
             self._dropped_unreported += entry.dropped_rows
             self._hold_until = time.monotonic() + NO_SUBSCRIBER_BACKOFF_S
             if reason == PUBACK_NO_MATCHING_SUBSCRIBERS:
-                log.warning("broker has no collector subscribed; keeping %d rows and retrying in %.0fs",
-                            len(entry.uuids), NO_SUBSCRIBER_BACKOFF_S)
+                log.warning(
+                    "broker has no collector subscribed; keeping %d rows and retrying in %.0fs",
+                    len(entry.uuids),
+                    NO_SUBSCRIBER_BACKOFF_S,
+                )
             else:
                 log.warning("broker refused a batch (reason code 0x%02x); keeping its rows", reason)
 
@@ -406,8 +432,9 @@ class SyncAgent:
                 self._inflight_uuids.difference_update(entry.uuids)
                 self._dropped_unreported += entry.dropped_rows
         if expired:
-            log.warning("%d batches were not acknowledged within %.0fs; they will be re-sent", len(expired),
-                        ACK_TIMEOUT_S)
+            log.warning(
+                "%d batches were not acknowledged within %.0fs; they will be re-sent", len(expired), ACK_TIMEOUT_S
+            )
 
     def _enforce_cap(self, store) -> None:
         waiting = store.count_unsynced()
@@ -419,8 +446,11 @@ class SyncAgent:
         self.counters.dropped_rows += dropped
         self._dropped_unreported += dropped
         self.counters.buffer_rows = waiting - dropped
-        log.warning("offline buffer over its cap of %d rows: dropped the %d oldest unsynced predictions",
-                    self.settings.buffer_cap_rows, dropped)
+        log.warning(
+            "offline buffer over its cap of %d rows: dropped the %d oldest unsynced predictions",
+            self.settings.buffer_cap_rows,
+            dropped,
+        )
 
     # --- state for the status page -----------------------------------------------------------------------
 
@@ -481,8 +511,10 @@ def _acquire_device_lock(models_dir: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise UserError(f"another sync agent already runs for {models_dir} (one MQTT session per device; use "
-                        "either `careeredge sync` or [sync] enabled = true in the daemon)") from None
+        raise UserError(
+            f"another sync agent already runs for {models_dir} (one MQTT session per device; use "
+            "either `careeredge sync` or [sync] enabled = true in the daemon)"
+        ) from None
     return fd
 
 

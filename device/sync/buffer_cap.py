@@ -5,6 +5,7 @@ now (drift monitoring, Model B's pseudo-labels), so the freshest rows are the on
 The store never deletes unsynced rows by itself (pruning only touches synced ones); this is the one
 place that does, and every dropped row is counted and reported upstream.
 """
+
 from __future__ import annotations
 
 import sqlite3

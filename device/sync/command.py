@@ -3,6 +3,7 @@
 Use either this command or `[sync] enabled = true` in the daemon, not both: one device is one
 MQTT session, and the agent's lock file in `models_dir` refuses a second one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,13 @@ import click
 
 
 @click.command("sync")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Device config TOML (default: $CAREEREDGE_CONFIG or ~/.config/careeredge/config.toml).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Device config TOML (default: $CAREEREDGE_CONFIG or ~/.config/careeredge/config.toml).",
+)
 @click.option("--duration", default=0.0, help="Stop after this many seconds (0: until SIGINT/SIGTERM).")
 @click.option("--verbose", is_flag=True, help="Debug logging.")
 def sync(config_path: Path | None, duration: float, verbose: bool) -> None:
@@ -25,17 +31,25 @@ def sync(config_path: Path | None, duration: float, verbose: bool) -> None:
     from device.store import PredictionStore
     from device.sync.agent import SyncAgent, SyncSettings
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     config = load_config(config_path)
     settings = SyncSettings.from_config(config)
-    agent = SyncAgent(settings, store_factory=lambda: PredictionStore(config.store.path, privacy=config.store.privacy),
-                      close_store=True)
+    agent = SyncAgent(
+        settings,
+        store_factory=lambda: PredictionStore(config.store.path, privacy=config.store.privacy),
+        close_store=True,
+    )
     stop = threading.Event()
     previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     logging.getLogger("careeredge.sync").info(
-        "device %s syncing %s with %s (channel %s)", settings.device_id, config.store.path,
-        settings.broker.address, settings.channel)
+        "device %s syncing %s with %s (channel %s)",
+        settings.device_id,
+        config.store.path,
+        settings.broker.address,
+        settings.channel,
+    )
     agent.start()
     started = time.monotonic()
     try:

@@ -8,6 +8,7 @@ its offset, then the data is fsynced before the progress file records it. So aft
 kill the progress file never claims bytes that are not on disk, and a restart fetches only the
 missing chunks. Memory stays at one chunk whatever the bundle size.
 """
+
 from __future__ import annotations
 
 import hashlib

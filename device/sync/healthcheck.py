@@ -5,6 +5,7 @@ device's INT8 runtime must agree on at least MIN_AGREEMENT of them; a bundle tha
 crashes, returns non-probabilities or disagrees is rolled back. The threshold is below 1.0 because
 INT8 may legitimately flip a posting that sat on the FP32 decision boundary.
 """
+
 from __future__ import annotations
 
 import math

@@ -13,6 +13,7 @@ Every rejection and rollback is reported on `careeredge/v1/devices/<id>/ota`; th
 Threading: paho's network thread only enqueues messages (`submit`); one worker thread runs all of
 the logic below, so no state here is shared between threads.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,19 +24,19 @@ import queue
 import shutil
 import tarfile
 import threading
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from shared.bundle import BundleError, verify_bundle
-from shared.mqtt.contract import MODEL_STATE, OTA_EVENT, OTA_MANIFEST, ContractError, Topics, bundle_id
-from shared.signing import SignatureError, verify_manifest
 
 from device.sync.download import ChunkedDownload, TransferRejected
 from device.sync.healthcheck import HealthReport, golden_health_check
 from device.sync.slots import ModelSlots, slot_name
+from shared.bundle import BundleError, verify_bundle
+from shared.mqtt.contract import MODEL_STATE, OTA_EVENT, OTA_MANIFEST, ContractError, Topics, bundle_id
+from shared.signing import SignatureError, verify_manifest
 
 log = logging.getLogger("careeredge.sync.ota")
 
@@ -57,7 +58,7 @@ class OtaTransport(Protocol):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class OtaUpdater:
@@ -159,13 +160,21 @@ class OtaUpdater:
             return
         accepted = self.state["accepted_sequence"]
         if manifest["sequence"] < accepted:
-            self._reject(manifest, "downgrade",
-                         f"sequence {manifest['sequence']} is older than accepted {accepted}", remember=payload_digest)
+            self._reject(
+                manifest,
+                "downgrade",
+                f"sequence {manifest['sequence']} is older than accepted {accepted}",
+                remember=payload_digest,
+            )
             return
         if manifest["sequence"] == accepted:
             if manifest["sha256"] != self.state["accepted_sha256"]:
-                self._reject(manifest, "replay", f"sequence {accepted} was already used by another bundle",
-                             remember=payload_digest)
+                self._reject(
+                    manifest,
+                    "replay",
+                    f"sequence {accepted} was already used by another bundle",
+                    remember=payload_digest,
+                )
             return  # already installed: nothing to do
         self._start_download(manifest)
 
@@ -196,19 +205,31 @@ class OtaUpdater:
             if self._download.manifest["sha256"] == manifest["sha256"]:
                 self._request_missing()
                 return
-            log.info("abandoning transfer of %s for newer sequence %s", self._download.manifest["version"],
-                     manifest["sequence"])
+            log.info(
+                "abandoning transfer of %s for newer sequence %s",
+                self._download.manifest["version"],
+                manifest["sequence"],
+            )
             self._unsubscribe_requested()
             self._download.discard()
         self._discard_stale_partials(keep=manifest["sha256"])
         self._download = download = ChunkedDownload(self.models_dir / DOWNLOADS, manifest)
         self._requested.clear()
         resumed = download.resumed_with > 0
-        log.info("%s transfer of %s %s (sequence %d): %d/%d chunks on disk",
-                 "resuming" if resumed else "starting", manifest["name"], manifest["version"],
-                 manifest["sequence"], download.resumed_with, download.total_chunks)
-        self._report("download_resumed" if resumed else "download_started", manifest,
-                     detail=f"{download.resumed_with}/{download.total_chunks} chunks on disk")
+        log.info(
+            "%s transfer of %s %s (sequence %d): %d/%d chunks on disk",
+            "resuming" if resumed else "starting",
+            manifest["name"],
+            manifest["version"],
+            manifest["sequence"],
+            download.resumed_with,
+            download.total_chunks,
+        )
+        self._report(
+            "download_resumed" if resumed else "download_started",
+            manifest,
+            detail=f"{download.resumed_with}/{download.total_chunks} chunks on disk",
+        )
         if download.complete:
             self._finish(download)
         else:
@@ -254,9 +275,12 @@ class OtaUpdater:
             shutil.rmtree(staging, ignore_errors=True)
             unpack_bundle(archive, staging)
             self._verify_unpacked(staging, manifest)
-            (staging / SLOT_RECORD).write_text(json.dumps(
-                {k: manifest[k] for k in ("channel", "sequence", "sha256", "version", "name")} | {"installed_at": _now()}
-            ))
+            (staging / SLOT_RECORD).write_text(
+                json.dumps(
+                    {k: manifest[k] for k in ("channel", "sequence", "sha256", "version", "name")}
+                    | {"installed_at": _now()}
+                )
+            )
         except TransferRejected as exc:
             shutil.rmtree(staging, ignore_errors=True)
             self._fail_download(exc)
@@ -274,7 +298,9 @@ class OtaUpdater:
         try:
             verify_manifest(bundle_manifest, self.public_key)
         except SignatureError as exc:
-            raise TransferRejected(f"bundle_{exc.reason}", "the bundle's manifest.json is not signed by the pinned key")
+            raise TransferRejected(
+                f"bundle_{exc.reason}", "the bundle's manifest.json is not signed by the pinned key"
+            ) from None
         if str(bundle_manifest["version"]) != manifest["version"]:
             raise TransferRejected(
                 "version_mismatch", f"bundle says version {bundle_manifest['version']}, manifest {manifest['version']}"
@@ -301,16 +327,25 @@ class OtaUpdater:
         self.state.update(accepted_sequence=manifest["sequence"], accepted_sha256=manifest["sha256"])
         self._save_state()
         self.slots.prune()
-        log.info("activated %s %s (sequence %d): %s", manifest["name"], manifest["version"], manifest["sequence"],
-                 report.detail)
+        log.info(
+            "activated %s %s (sequence %d): %s",
+            manifest["name"],
+            manifest["version"],
+            manifest["sequence"],
+            report.detail,
+        )
         self._report("activated", manifest, detail=report.detail)
         self.publish_model_state()
 
     # --- reporting and state ---------------------------------------------------------------------------
 
     def _reject(self, manifest: dict | None, reason: str, detail: str, remember: str) -> None:
-        log.warning("rejected OTA update%s: %s (%s); keeping the current model",
-                    f" {manifest['version']}" if manifest else "", reason, detail)
+        log.warning(
+            "rejected OTA update%s: %s (%s); keeping the current model",
+            f" {manifest['version']}" if manifest else "",
+            reason,
+            detail,
+        )
         self._remember_rejection(remember, reason)
         self._report("rejected", manifest, reason=reason, detail=detail)
 
@@ -323,11 +358,16 @@ class OtaUpdater:
 
     def _report(self, event: str, manifest: dict | None, reason: str | None = None, detail: str | None = None) -> None:
         payload = {
-            "schema": OTA_EVENT.schema_id, "device_id": self.device_id, "event": event, "channel": self.channel,
+            "schema": OTA_EVENT.schema_id,
+            "device_id": self.device_id,
+            "event": event,
+            "channel": self.channel,
             "sequence": manifest["sequence"] if manifest else None,
             "version": manifest["version"] if manifest else None,
             "sha256": manifest["sha256"] if manifest else None,
-            "reason": reason, "detail": (detail or "")[:1024] or None, "at": _now(),
+            "reason": reason,
+            "detail": (detail or "")[:1024] or None,
+            "at": _now(),
         }
         self.state["last_event"] = payload
         self._save_state()
@@ -337,10 +377,13 @@ class OtaUpdater:
         active, previous = self.slots.describe(self.slots.active()), self.slots.describe(self.slots.previous())
         record = self._slot_record(self.slots.active())
         payload = {
-            "schema": MODEL_STATE.schema_id, "device_id": self.device_id,
+            "schema": MODEL_STATE.schema_id,
+            "device_id": self.device_id,
             "active_version": active["version"] if active else None,
-            "active_sha256": record.get("sha256"), "previous_version": previous["version"] if previous else None,
-            "sequence": record.get("sequence"), "at": _now(),
+            "active_sha256": record.get("sha256"),
+            "previous_version": previous["version"] if previous else None,
+            "sequence": record.get("sequence"),
+            "at": _now(),
         }
         self.transport.publish(Topics.device_model(self.device_id), MODEL_STATE.encode(payload), retain=True)
 
@@ -373,8 +416,11 @@ class OtaUpdater:
             "accepted_sequence": self.state["accepted_sequence"],
             "active": self.slots.describe(self.slots.active()),
             "previous": self.slots.describe(self.slots.previous()),
-            "download": None if download is None else {
-                "version": download.manifest["version"], "received": len(download.received),
+            "download": None
+            if download is None
+            else {
+                "version": download.manifest["version"],
+                "received": len(download.received),
                 "total": download.total_chunks,
             },
             "last_event": self.state.get("last_event"),

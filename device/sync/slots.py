@@ -9,6 +9,7 @@ Activation is a symlink swap: a new link is created beside `active` and renamed 
 is atomic, so a reader resolving `active` sees the old bundle or the new one, never a half state,
 even if the power goes out mid-update.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,7 @@ class ModelSlots:
         self.models_dir = Path(models_dir)
         self.slots_dir = self.models_dir / SLOTS
 
-    def ensure(self) -> "ModelSlots":
+    def ensure(self) -> ModelSlots:
         self.slots_dir.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -65,8 +66,12 @@ class ModelSlots:
             manifest = read_manifest(slot)
         except UserError:
             return {"slot": slot.name, "name": None, "version": None, "readable": False}
-        return {"slot": slot.name, "name": manifest.get("name"), "version": str(manifest.get("version")),
-                "readable": True}
+        return {
+            "slot": slot.name,
+            "name": manifest.get("name"),
+            "version": str(manifest.get("version")),
+            "readable": True,
+        }
 
     # --- changing ----------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
 """Sync state for the status page: from the in-process agent, else from the agent's state file."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,14 @@ def state(config: Any = None, store: Any = None) -> dict:
     if agent is not None:
         return agent.state()
     if config is None:
-        return {"running": False, "enabled": False, "broker_connected": False, "buffer_rows": None,
-                "last_ack_at": None, "active_model_version": None}
+        return {
+            "running": False,
+            "enabled": False,
+            "broker_connected": False,
+            "buffer_rows": None,
+            "last_ack_at": None,
+            "active_model_version": None,
+        }
     models_dir = Path(config.sync.models_dir)
     snapshot: dict = {}
     path = models_dir / STATE_FILE
@@ -47,4 +54,3 @@ def state(config: Any = None, store: Any = None) -> dict:
     else:
         result.setdefault("buffer_rows", None)
     return result
-

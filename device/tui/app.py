@@ -11,6 +11,7 @@ second writer on the SQLite file, which the store is built for (WAL, busy timeou
 transaction per prediction), so predictions from the TUI, the web and the CLI all land in one
 history. The model loads in a background worker, so the screen is usable at once.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import (Button, DataTable, Footer, Header, Input, Label, Static, TabbedContent,
-                             TabPane, TextArea)
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane, TextArea
 
 from device.config import Config
 
@@ -39,11 +39,14 @@ def render_result(result) -> str:
     from rich.markup import escape
 
     p = result.prediction
-    lines = [f"[b]{escape(p.label_name)}[/b]  {p.confidence:.0%}",
-             f"SWE {_bar(p.probabilities[0])} {p.probabilities[0]:.0%}",
-             f"DS  {_bar(p.probabilities[1])} {p.probabilities[1]:.0%}",
-             f"[dim]{escape(p.model_version)} · {p.latency_ms:.1f} ms · "
-             + ("saved to history" if result.stored else f"NOT saved: {escape(result.store_error or '')}") + "[/dim]"]
+    lines = [
+        f"[b]{escape(p.label_name)}[/b]  {p.confidence:.0%}",
+        f"SWE {_bar(p.probabilities[0])} {p.probabilities[0]:.0%}",
+        f"DS  {_bar(p.probabilities[1])} {p.probabilities[1]:.0%}",
+        f"[dim]{escape(p.model_version)} · {p.latency_ms:.1f} ms · "
+        + ("saved to history" if result.stored else f"NOT saved: {escape(result.store_error or '')}")
+        + "[/dim]",
+    ]
     lines += [f"[yellow]{escape(note)}[/yellow]" for note in result.notes]
     if result.driving_terms:
         lines.append("")
@@ -87,11 +90,16 @@ class CareerEdgeApp(App):
                 with Horizontal(id="classify-row"):
                     with Vertical(id="input-pane"):
                         yield Label("Job description (Ctrl+R to classify)")
-                        yield TextArea(id="posting", soft_wrap=True, show_line_numbers=False,
-                                       placeholder="Paste a job posting here")
+                        yield TextArea(
+                            id="posting",
+                            soft_wrap=True,
+                            show_line_numbers=False,
+                            placeholder="Paste a job posting here",
+                        )
                         yield Label("Your skills (comma-separated)")
-                        yield Input(value=", ".join(self.config.profile.skills), id="skills",
-                                    placeholder="Python, SQL, Docker")
+                        yield Input(
+                            value=", ".join(self.config.profile.skills), id="skills", placeholder="Python, SQL, Docker"
+                        )
                         yield Button("Classify", id="classify-button", variant="primary")
                     with VerticalScroll(id="result-pane"):
                         yield Static("Loading the model…", id="result")
@@ -126,17 +134,21 @@ class CareerEdgeApp(App):
     def _daemon_ready(self) -> None:
         result = self.query_one("#result", Static)
         if self.daemon.degraded:
-            result.update(f"[b red]Degraded: no model loaded.[/b red]\n{self._escape(self.daemon.model_error)}\n\n"
-                          f"How to fix: {self._escape(self.daemon.model_fix)}")
+            result.update(
+                f"[b red]Degraded: no model loaded.[/b red]\n{self._escape(self.daemon.model_error)}\n\n"
+                f"How to fix: {self._escape(self.daemon.model_fix)}"
+            )
         else:
-            result.update(f"Model {self._escape(self.daemon.model_info()['version'])} ready. "
-                          "Paste a posting and press Ctrl+R.")
+            result.update(
+                f"Model {self._escape(self.daemon.model_info()['version'])} ready. Paste a posting and press Ctrl+R."
+            )
         self.refresh_history()
         self.refresh_status()
 
     @staticmethod
     def _escape(text) -> str:
         from rich.markup import escape
+
         return escape("" if text is None else str(text))
 
     # --- actions -------------------------------------------------------------------------------
@@ -159,8 +171,7 @@ class CareerEdgeApp(App):
         from shared.errors import UserError
 
         try:
-            result = self.daemon.classify(text, source="tui", explain=True, with_advice=True,
-                                          profile_skills=[skills])
+            result = self.daemon.classify(text, source="tui", explain=True, with_advice=True, profile_skills=[skills])
         except UserError as exc:
             self.call_from_thread(self._show_error, exc.format_message())
             return
@@ -210,11 +221,18 @@ class CareerEdgeApp(App):
         rows = store.recent(limit=HISTORY_ROWS, label=self.history_filter)
         total = store.count(self.history_filter)
         self.query_one("#history-title", Label).update(
-            f"{total} predictions · filter: {name} (Ctrl+F) · newest {len(rows)} shown")
+            f"{total} predictions · filter: {name} (Ctrl+F) · newest {len(rows)} shown"
+        )
         for row in rows:
             confidence = row["p1"] if row["label"] == 1 else row["p0"]
-            table.add_row(row["created_at"][:19].replace("T", " "), row["label_name"], f"{confidence:.0%}",
-                          row["snippet"][:80], row["source"], key=row["uuid"])
+            table.add_row(
+                row["created_at"][:19].replace("T", " "),
+                row["label_name"],
+                f"{confidence:.0%}",
+                row["snippet"][:80],
+                row["source"],
+                key=row["uuid"],
+            )
 
     def refresh_status(self) -> None:
         if self.daemon is None:
@@ -225,12 +243,18 @@ class CareerEdgeApp(App):
         if model["loaded"]:
             lines += [f"  version   {self._escape(model['version'])}", f"  backend   {model['backend']}"]
         else:
-            lines += [f"  [red]not loaded[/red]: {self._escape(model['error'])}", f"  fix: {self._escape(model['fix'])}"]
+            lines += [
+                f"  [red]not loaded[/red]: {self._escape(model['error'])}",
+                f"  fix: {self._escape(model['fix'])}",
+            ]
         lines += [f"  bundle    {self._escape(model['bundle'])}", "", "[b]Database[/b]"]
         if db["ok"]:
-            lines += [f"  file      {self._escape(db['path'])}", f"  size      {db['size_bytes'] / 1048576:.1f} MB",
-                      f"  rows      {db['rows']} ({db['unsynced']} not yet synced)",
-                      f"  schema    v{db['schema_version']}, privacy {db['privacy']}"]
+            lines += [
+                f"  file      {self._escape(db['path'])}",
+                f"  size      {db['size_bytes'] / 1048576:.1f} MB",
+                f"  rows      {db['rows']} ({db['unsynced']} not yet synced)",
+                f"  schema    v{db['schema_version']}, privacy {db['privacy']}",
+            ]
         else:
             lines.append(f"  [red]{self._escape(db.get('error'))}[/red]")
         sync = info.get("sync") or {}
@@ -245,10 +269,16 @@ class CareerEdgeApp(App):
 
 @click.command("tui")
 @click.option("--model", "bundle", type=click.Path(path_type=Path), default=None, help="Model bundle directory.")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Prediction database [config [store] path].")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Config TOML.")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Prediction database [config [store] path].",
+)
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Config TOML."
+)
 def tui(bundle: Path | None, db_path: Path | None, config_path: Path | None) -> None:
     """Terminal UI: classify a posting, see advice, browse the history and the status."""
     from device.config import load_config

@@ -7,6 +7,7 @@ Blueprints: `pages` (classify, history, status: server-rendered, no JavaScript n
 `api` (/api/v1/...), `health` (/healthz). Templates autoescape; all assets are vendored under
 `static/` (hand-written CSS), so the page works with no internet and on a phone.
 """
+
 from __future__ import annotations
 
 from flask import Flask
@@ -53,7 +54,16 @@ def _log_requests(app: Flask) -> None:
     def _log(response):
         if log.isEnabledFor(logging.DEBUG):
             began = g.get("request_began", time.perf_counter())
-            log.debug("http.request", extra={"fields": {
-                "method": request.method, "path": request.path, "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - began) * 1000, 2), "remote": request.remote_addr}})
+            log.debug(
+                "http.request",
+                extra={
+                    "fields": {
+                        "method": request.method,
+                        "path": request.path,
+                        "status": response.status_code,
+                        "duration_ms": round((time.perf_counter() - began) * 1000, 2),
+                        "remote": request.remote_addr,
+                    }
+                },
+            )
         return response

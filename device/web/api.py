@@ -8,6 +8,7 @@ POST /api/v1/admin/prune    {"retention_days"?: int}  (Authorization: Bearer <[a
 POST /api/v1/admin/reload-model {"bundle"?: path}     (same token)
 POST /api/v1/admin/rollback                            (same token) swap back to the previous OTA slot
 """
+
 from __future__ import annotations
 
 import hmac
@@ -35,7 +36,7 @@ def _json_body() -> dict:
         raise ApiError(415, f"Content-Type must be application/json, got {request.mimetype or 'none'!r}")
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     if not raw.strip():
-        raise ApiError(400, "empty request body; send a JSON object like {\"text\": \"...\"}")
+        raise ApiError(400, 'empty request body; send a JSON object like {"text": "..."}')
     try:
         body = json.loads(raw)
     except UnicodeDecodeError as exc:
@@ -83,10 +84,14 @@ def predict():
     if not isinstance(body["text"], str):
         raise ApiError(400, f"field 'text' must be a string, got {type(body['text']).__name__}")
     try:
-        result = daemon().classify(body["text"], source="api", uuid=_request_uuid(body),
-                                   explain=_optional_bool(body, "explain"),
-                                   with_advice=_optional_bool(body, "advice"),
-                                   profile_skills=_profile_skills(body))
+        result = daemon().classify(
+            body["text"],
+            source="api",
+            uuid=_request_uuid(body),
+            explain=_optional_bool(body, "explain"),
+            with_advice=_optional_bool(body, "advice"),
+            profile_skills=_profile_skills(body),
+        )
     except UserError as exc:
         raise ApiError(400, exc.format_message()) from None
     except ModelUnavailable as exc:
@@ -125,8 +130,7 @@ def predictions():
     label = label_filter(request.args.get("label"))
     rows = store.recent(limit=limit, offset=offset, label=label)
     items = [{key: value for key, value in row.items() if key != "text"} for row in rows]
-    return jsonify({"items": items, "total": store.count(label), "limit": limit, "offset": offset,
-                    "label": label})
+    return jsonify({"items": items, "total": store.count(label), "limit": limit, "offset": offset, "label": label})
 
 
 @bp.get("/status")
@@ -165,8 +169,9 @@ def admin_prune():
     except StoreWriteError as exc:
         raise ApiError(507, str(exc)) from None
     log.info("admin.pruned", extra={"fields": {"deleted": deleted, "retention_days": days}})
-    return jsonify({"deleted": deleted, "retention_days": days, "rows": store.count(),
-                    "unsynced": store.count_unsynced()})
+    return jsonify(
+        {"deleted": deleted, "retention_days": days, "rows": store.count(), "unsynced": store.count_unsynced()}
+    )
 
 
 @bp.post("/admin/reload-model")
@@ -179,8 +184,7 @@ def admin_reload_model():
         raise ApiError(400, "bundle must be a path string")
     target = Path(bundle) if bundle else daemon().bundle_dir
     if not daemon().load_model(target):
-        raise ApiError(409, f"could not load {target}; still serving the previous model",
-                       model=daemon().model_info())
+        raise ApiError(409, f"could not load {target}; still serving the previous model", model=daemon().model_info())
     return jsonify({"model": daemon().model_info()})
 
 
@@ -197,6 +201,9 @@ def admin_rollback():
         raise ApiError(409, str(exc)) from None
     log.warning("admin.rollback", extra={"fields": {"active": str(restored)}})
     if not daemon().load_model(slots.active_link):
-        raise ApiError(409, f"rolled back the slots to {restored.name} but could not load it; "
-                            "still serving the previous model", model=daemon().model_info())
+        raise ApiError(
+            409,
+            f"rolled back the slots to {restored.name} but could not load it; still serving the previous model",
+            model=daemon().model_info(),
+        )
     return jsonify({"active_slot": restored.name, "model": daemon().model_info()})

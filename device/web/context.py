@@ -1,4 +1,5 @@
 """Access to the shared service objects from inside a request."""
+
 from __future__ import annotations
 
 from flask import current_app

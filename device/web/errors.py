@@ -1,4 +1,5 @@
 """Errors as JSON under /api and /healthz, as a page elsewhere. Bad input is always a 4xx."""
+
 from __future__ import annotations
 
 import logging

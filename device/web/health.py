@@ -1,4 +1,5 @@
 """GET /healthz: model version and database state. 200 when it can classify, 503 when degraded."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify

@@ -1,5 +1,6 @@
 """Server-rendered pages: classify, history, status. Plain HTML forms, so they work without
 JavaScript on any phone; Jinja autoescaping means pasted markup is shown as text, never run."""
+
 from __future__ import annotations
 
 import json
@@ -34,10 +35,11 @@ def highlighted_segments(result: Classification) -> list[dict]:
     text, segments, cursor = result.cleaned_text, [], 0
     for match in result.skill_matches:
         if match.start > cursor:
-            segments.append({"text": text[cursor:match.start]})
+            segments.append({"text": text[cursor : match.start]})
         weight = weights.get(match.name.lower(), weights.get(match.alias.lower()))
-        segments.append({"text": text[match.start:match.end], "skill": match.name,
-                         "driver": weight is not None, "weight": weight})
+        segments.append(
+            {"text": text[match.start : match.end], "skill": match.name, "driver": weight is not None, "weight": weight}
+        )
         cursor = match.end
     if cursor < len(text):
         segments.append({"text": text[cursor:]})
@@ -52,15 +54,14 @@ def classify():
     text = request.form.get("text", "")
     skills = request.form.get("skills", profile)
     try:
-        result = daemon().classify(text, source="web", explain=True, with_advice=True,
-                                   profile_skills=[skills])
+        result = daemon().classify(text, source="web", explain=True, with_advice=True, profile_skills=[skills])
     except UserError as exc:
         return render_template("classify.html", text=text, skills=skills, error=exc.format_message()), 400
     except ModelUnavailable as exc:
-        return render_template("classify.html", text=text, skills=skills,
-                               error=f"No model loaded: {exc.reason}"), 503
-    return render_template("classify.html", text=text, skills=skills, result=result,
-                           segments=highlighted_segments(result))
+        return render_template("classify.html", text=text, skills=skills, error=f"No model loaded: {exc.reason}"), 503
+    return render_template(
+        "classify.html", text=text, skills=skills, result=result, segments=highlighted_segments(result)
+    )
 
 
 @bp.get("/history")
@@ -73,8 +74,9 @@ def history():
     page = request.args.get("page", "1")
     page = int(page) if page.isdigit() and int(page) > 0 else 1
     if store is None:
-        return render_template("history.html", rows=[], total=0, page=1, pages=1, label=label,
-                               error=daemon().store_error)
+        return render_template(
+            "history.html", rows=[], total=0, page=1, pages=1, label=label, error=daemon().store_error
+        )
     total = store.count(label)
     pages = max(1, math.ceil(total / HISTORY_PAGE_SIZE))
     page = min(page, pages)
@@ -85,6 +87,9 @@ def history():
 @bp.get("/status")
 def status():
     info = daemon().status()
-    return render_template("status.html", info=info,
-                           manifest_json=json.dumps(info["manifest"], indent=2) if info["manifest"] else None,
-                           config_json=json.dumps(info["config"], indent=2))
+    return render_template(
+        "status.html",
+        info=info,
+        manifest_json=json.dumps(info["manifest"], indent=2) if info["manifest"] else None,
+        config_json=json.dumps(info["config"], indent=2),
+    )

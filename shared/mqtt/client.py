@@ -4,6 +4,7 @@ Every client: MQTT v5, a persistent session (clean_start=False + Session Expiry 
 messages queued while a client is away are delivered when it comes back), optional TLS (CA, client
 certificate) and username/password, and paho's own reconnect loop with exponential backoff.
 """
+
 from __future__ import annotations
 
 import logging

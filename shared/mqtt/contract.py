@@ -9,13 +9,15 @@ payload is size-checked *before* it is parsed, then parsed as strict JSON, then 
 field. Any failure raises `ContractError` whose `reason` is a short machine-readable word the
 collector counts by.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from shared.signing import canonical_json
 
@@ -150,7 +152,7 @@ class Field:
     choices: frozenset | None = None
     minimum: float | None = None
     maximum: float | None = None
-    items: "Field | dict[str, Field] | None" = None  # list element: a Field or an object schema
+    items: Field | dict[str, Field] | None = None  # list element: a Field or an object schema
 
 
 Schema = dict[str, Field]

@@ -4,6 +4,7 @@ trigger -> progress (a scripted sequence of statuses, e.g. pending, running, rea
 with scripted faults: answer the next N requests of an endpoint with 429/500, reject the token,
 fail the snapshot, serve an empty snapshot. Every request is logged for the assertions.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,9 @@ SNAPSHOT_ID = "s_test0001"
 class Script:
     records: list = field(default_factory=list)
     statuses: list = field(default_factory=lambda: ["pending", "running", "ready"])
-    faults: dict = field(default_factory=dict)      # endpoint -> list of status codes to answer first
-    snapshot_body: bytes | None = None               # overrides the records (e.g. b"[]")
-    building_first: int = 0                          # 202 "building" answers before the snapshot
+    faults: dict = field(default_factory=dict)  # endpoint -> list of status codes to answer first
+    snapshot_body: bytes | None = None  # overrides the records (e.g. b"[]")
+    building_first: int = 0  # 202 "building" answers before the snapshot
     failure_reason: str = "Collection failed: blocked"
     valid_token: str = VALID_TOKEN
 
@@ -51,7 +52,7 @@ class FakeBrightData:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "FakeBrightData":
+    def __enter__(self) -> FakeBrightData:
         self._thread.start()
         return self
 

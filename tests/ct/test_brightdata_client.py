@@ -1,4 +1,5 @@
 """The Bright Data client against a real HTTP server on loopback playing the Web Scraper API flow."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from cloud.cli import main as cloud_cli
-from cloud.ingest.brightdata import (AuthError, BrightDataClient, BrightDataError, EmptySnapshot, PollTimeout,
-                                     RetryPolicy, SnapshotFailed)
+from cloud.ingest.brightdata import (
+    AuthError,
+    BrightDataClient,
+    BrightDataError,
+    EmptySnapshot,
+    PollTimeout,
+    RetryPolicy,
+    SnapshotFailed,
+)
 from tests.ct.fake_brightdata import SNAPSHOT_ID, VALID_TOKEN, FakeBrightData, Script
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -31,16 +39,21 @@ def test_flow_pending_running_ready_then_snapshot_saved_raw(tmp_path):
     with FakeBrightData(Script(records=records())) as fake:
         client, waits = client_for(fake)
         statuses = []
-        snapshot = client.collect(INPUTS, tmp_path / "raw", discover_by="keyword",
-                                  on_status=lambda s: statuses.append(s["status"]))
+        snapshot = client.collect(
+            INPUTS, tmp_path / "raw", discover_by="keyword", on_status=lambda s: statuses.append(s["status"])
+        )
     assert statuses == ["pending", "running", "ready"]
     trigger = fake.calls("trigger")[0]
     assert trigger.method == "POST"
-    assert trigger.query == {"dataset_id": "gd_lpfll7v5hcqtkxl6l", "include_errors": "true",
-                             "type": "discover_new", "discover_by": "keyword"}
+    assert trigger.query == {
+        "dataset_id": "gd_lpfll7v5hcqtkxl6l",
+        "include_errors": "true",
+        "type": "discover_new",
+        "discover_by": "keyword",
+    }
     assert trigger.body == INPUTS
     assert fake.calls("snapshot")[0].query == {"format": "json"}
-    assert waits == [0.5, 0.5]                       # two polls before "ready"
+    assert waits == [0.5, 0.5]  # two polls before "ready"
     # The raw body is on disk byte for byte, with its provenance beside it.
     assert snapshot.path.read_bytes() == json.dumps(records()).encode()
     meta = json.loads(snapshot.path.with_name(snapshot.path.stem + ".meta.json").read_text())
@@ -87,7 +100,7 @@ def test_expired_or_invalid_token(tmp_path, token):
         client, _ = client_for(fake, token=token)
         with pytest.raises(AuthError, match="expired or invalid"):
             client.collect(INPUTS, tmp_path)
-    assert len(fake.calls("trigger")) == 1           # auth failures are not retried
+    assert len(fake.calls("trigger")) == 1  # auth failures are not retried
     assert not list(tmp_path.iterdir())
 
 
@@ -123,8 +136,14 @@ def test_polling_stops_at_the_time_limit(tmp_path):
         now[0] += seconds
 
     with FakeBrightData(Script(statuses=["running"])) as fake:
-        client = BrightDataClient(VALID_TOKEN, base_url=fake.base_url, poll_interval_s=10, poll_timeout_s=60,
-                                  sleep=fake_sleep, clock=lambda: now[0])
+        client = BrightDataClient(
+            VALID_TOKEN,
+            base_url=fake.base_url,
+            poll_interval_s=10,
+            poll_timeout_s=60,
+            sleep=fake_sleep,
+            clock=lambda: now[0],
+        )
         with pytest.raises(PollTimeout, match=f"--snapshot-id {SNAPSHOT_ID}"):
             client.collect(INPUTS, tmp_path)
     assert 5 <= len(fake.calls("progress")) <= 7
@@ -132,25 +151,41 @@ def test_polling_stops_at_the_time_limit(tmp_path):
 
 # -- through the CLI: token from the environment, exit 2 with one line, no manifest on failure ------
 
+
 def run_ingest(tmp_path, fake, token=VALID_TOKEN, extra=()):
     inputs = tmp_path / "inputs.json"
     inputs.write_text(json.dumps(INPUTS))
     env = {"BRIGHTDATA_API_TOKEN": token, "BRIGHTDATA_BASE_URL": fake.base_url}
-    return CliRunner().invoke(cloud_cli, ["ingest", "--out", str(tmp_path / "ingest"), "--brightdata-inputs",
-                                          str(inputs), "--discover-by", "keyword", "--poll-interval", "0.01",
-                                          *extra], env=env)
+    return CliRunner().invoke(
+        cloud_cli,
+        [
+            "ingest",
+            "--out",
+            str(tmp_path / "ingest"),
+            "--brightdata-inputs",
+            str(inputs),
+            "--discover-by",
+            "keyword",
+            "--poll-interval",
+            "0.01",
+            *extra,
+        ],
+        env=env,
+    )
 
 
 def test_cli_ingest_then_normalize(tmp_path):
-    with FakeBrightData(Script(records=records() + records("brightdata_2025_layout.json"),
-                               faults={"progress": [429]})) as fake:
+    with FakeBrightData(
+        Script(records=records() + records("brightdata_2025_layout.json"), faults={"progress": [429]})
+    ) as fake:
         result = run_ingest(tmp_path, fake)
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "ingest" / "manifest.json").read_text())
     assert manifest["batches"][0]["origin"] == f"brightdata:{SNAPSHOT_ID}"
     assert manifest["batches"][0]["records"] == 8
-    result = CliRunner().invoke(cloud_cli, ["normalize", "--ingest-dir", str(tmp_path / "ingest"),
-                                            "--out", str(tmp_path / "normalized")])
+    result = CliRunner().invoke(
+        cloud_cli, ["normalize", "--ingest-dir", str(tmp_path / "ingest"), "--out", str(tmp_path / "normalized")]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "normalized" / "report.json").read_text())
     assert report["records_seen"] == 8 and report["kept"] + report["quarantined"] == 8
@@ -158,7 +193,7 @@ def test_cli_ingest_then_normalize(tmp_path):
 
 def test_cli_expired_token_exits_2_and_leaves_no_manifest(tmp_path):
     (tmp_path / "ingest").mkdir()
-    (tmp_path / "ingest" / "manifest.json").write_text('{"batches": []}')   # last week's
+    (tmp_path / "ingest" / "manifest.json").write_text('{"batches": []}')  # last week's
     with FakeBrightData() as fake:
         result = run_ingest(tmp_path, fake, token="expired")
     assert result.exit_code == 2
@@ -182,8 +217,10 @@ def test_cli_without_token_names_the_variable(tmp_path):
 
 def test_cli_resume_by_snapshot_id_does_not_trigger_again(tmp_path):
     with FakeBrightData(Script(records=records(), statuses=["ready"])) as fake:
-        result = CliRunner().invoke(cloud_cli, ["ingest", "--out", str(tmp_path / "ingest"), "--snapshot-id",
-                                                SNAPSHOT_ID, "--poll-interval", "0.01"],
-                                    env={"BRIGHTDATA_API_TOKEN": VALID_TOKEN, "BRIGHTDATA_BASE_URL": fake.base_url})
+        result = CliRunner().invoke(
+            cloud_cli,
+            ["ingest", "--out", str(tmp_path / "ingest"), "--snapshot-id", SNAPSHOT_ID, "--poll-interval", "0.01"],
+            env={"BRIGHTDATA_API_TOKEN": VALID_TOKEN, "BRIGHTDATA_BASE_URL": fake.base_url},
+        )
     assert result.exit_code == 0, result.output
     assert not fake.calls("trigger") and len(fake.calls("snapshot")) == 1

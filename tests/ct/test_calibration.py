@@ -1,4 +1,5 @@
 """Temperature scaling: an over-confident model is brought back to honest confidences."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Normalisation of every source into JobPosting: mapping, HTML cleaning, de-dup, quarantine, language."""
+
 from __future__ import annotations
 
 import csv
@@ -44,14 +45,14 @@ def test_brightdata_2024_layout():
 
 
 def test_brightdata_2025_layout_missing_title_non_english_and_duplicate():
-    result = normalize([Batch("w1", fixture("brightdata_2024_layout.json")),
-                        Batch("w2", fixture("brightdata_2025_layout.json"))])
+    result = normalize(
+        [Batch("w1", fixture("brightdata_2024_layout.json")), Batch("w2", fixture("brightdata_2025_layout.json"))]
+    )
     agentic = by_id(result)["4300000001"]
     assert agentic.extra["layout"] == "2025"
     assert agentic.extra["base_pay_range"].startswith("£70,000")
     reasons = sorted(q["reason"] for q in result.quarantine if q["batch"] == "w2")
-    assert reasons == ["duplicate by source_id of brightdata_linkedin:4100000001", "missing title",
-                       "non-English (de)"]
+    assert reasons == ["duplicate by source_id of brightdata_linkedin:4100000001", "missing title", "non-English (de)"]
     report = result.report()
     assert report["non_english"] == 1 and report["languages"]["de"] == 1
     assert report["records_seen"] == 8 == report["kept"] + report["quarantined"]
@@ -64,15 +65,16 @@ def test_kaggle_2025_csv(kaggle_csv):
     assert len(records) == 735
     assert set(result.kept_by_source) == {"kaggle_2025"}
     posting = result.postings[0]
-    assert posting.source_id == "3129ec5dde24f0d3"               # Indeed's jk, not the whole URL
+    assert posting.source_id == "3129ec5dde24f0d3"  # Indeed's jk, not the whole URL
     assert posting.title == "Senior Data Scientist, Research, YouTube Search"
     assert result.report()["kept"] + result.report()["quarantined"] == 735
     # Only true duplicates go: Indeed URLs differ by jk, so nothing is a URL duplicate.
     assert not any(q["reason"].startswith("duplicate by url") for q in result.quarantine)
 
 
-@pytest.mark.parametrize("name, source", [("linkedin_jobs.csv", "linkedin_uk_2026"),
-                                          ("adzuna_jobs.csv", "adzuna_uk_2026")])
+@pytest.mark.parametrize(
+    "name, source", [("linkedin_jobs.csv", "linkedin_uk_2026"), ("adzuna_jobs.csv", "adzuna_uk_2026")]
+)
 def test_uk_2026_stream(name, source):
     records = read_records(STREAM / name)
     result = normalize([Batch(Path(name).stem, records)])
@@ -89,11 +91,21 @@ def test_uk_2026_stream(name, source):
 
 def test_same_linkedin_job_from_two_sources_is_a_url_duplicate():
     bright = fixture("brightdata_2024_layout.json")[0]
-    uk_row = {"job_link": "https://www.linkedin.com/jobs/view/4100000001", "platform": "LinkedIn",
-              "job_title": "Senior Data Scientist (UK)", "job_description": "A different scrape of the same job " * 10,
-              "location": "", "job_employment_type": "", "job_maturity": "", "job_min_salary": "",
-              "job_max_salary": "", "job_salary_period": "", "employer_name": "Acme", "employer_rating": "",
-              "job_posted_date": ""}
+    uk_row = {
+        "job_link": "https://www.linkedin.com/jobs/view/4100000001",
+        "platform": "LinkedIn",
+        "job_title": "Senior Data Scientist (UK)",
+        "job_description": "A different scrape of the same job " * 10,
+        "location": "",
+        "job_employment_type": "",
+        "job_maturity": "",
+        "job_min_salary": "",
+        "job_max_salary": "",
+        "job_salary_period": "",
+        "employer_name": "Acme",
+        "employer_rating": "",
+        "job_posted_date": "",
+    }
     result = normalize([Batch("bd", [bright]), Batch("uk", [uk_row])])
     assert [q["reason"] for q in result.quarantine] == ["duplicate by url of brightdata_linkedin:4100000001"]
 
@@ -121,7 +133,7 @@ def test_real_brightdata_samples_both_layouts(shared_data):
     layouts = {p.extra["layout"] for p in result.postings}
     assert layouts == {"2024", "2025"}
     assert all("<" not in p.description and p.description for p in result.postings)
-    assert result.report()["non_english"] == 1                   # the Dutch accountant posting
+    assert result.report()["non_english"] == 1  # the Dutch accountant posting
     assert result.report()["kept"] + result.report()["quarantined"] == 45
 
 
@@ -139,15 +151,20 @@ def test_file_drop_formats_agree(tmp_path):
     assert descriptions[0] == descriptions[1] == descriptions[2] and len(descriptions[0]) == 2
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("bad.json", "{not json", "invalid JSON"),
-    ("bad.jsonl", '{"a": 1}\nnope\n', "line 2 is not valid JSON"),
-    ("empty.csv", "", "empty"),
-    ("drop.xml", "<jobs/>", "unsupported file drop"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("bad.json", "{not json", "invalid JSON"),
+        ("bad.jsonl", '{"a": 1}\nnope\n', "line 2 is not valid JSON"),
+        ("empty.csv", "", "empty"),
+        ("drop.xml", "<jobs/>", "unsupported file drop"),
+    ],
+)
 def test_bad_file_drops_exit_2(tmp_path, name, content, message):
     (tmp_path / name).write_text(content)
-    result = CliRunner().invoke(cloud_cli, ["ingest", "--out", str(tmp_path / "ingest"), "--file", str(tmp_path / name)])
+    result = CliRunner().invoke(
+        cloud_cli, ["ingest", "--out", str(tmp_path / "ingest"), "--file", str(tmp_path / name)]
+    )
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "ingest" / "manifest.json").exists()
 
@@ -155,8 +172,18 @@ def test_bad_file_drops_exit_2(tmp_path, name, content, message):
 def test_cli_stream_ingest_normalize_and_tamper_check(tmp_path):
     ingest = tmp_path / "ingest"
     runner = CliRunner()
-    result = runner.invoke(cloud_cli, ["ingest", "--out", str(ingest), "--file", str(STREAM / "linkedin_jobs.csv"),
-                                       "--file", str(FIXTURES / "brightdata_2025_layout.json")])
+    result = runner.invoke(
+        cloud_cli,
+        [
+            "ingest",
+            "--out",
+            str(ingest),
+            "--file",
+            str(STREAM / "linkedin_jobs.csv"),
+            "--file",
+            str(FIXTURES / "brightdata_2025_layout.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = tmp_path / "normalized"
     result = runner.invoke(cloud_cli, ["normalize", "--ingest-dir", str(ingest), "--out", str(out)])
@@ -175,8 +202,14 @@ def test_cli_stream_ingest_normalize_and_tamper_check(tmp_path):
 
 def test_cli_all_records_unusable_writes_no_postings(tmp_path):
     drop = tmp_path / "broken.json"
-    drop.write_text(json.dumps([{"job_posting_id": "1", "job_title": "", "job_summary": "x"},
-                                {"job_posting_id": "2", "job_title": "Data Scientist"}]))
+    drop.write_text(
+        json.dumps(
+            [
+                {"job_posting_id": "1", "job_title": "", "job_summary": "x"},
+                {"job_posting_id": "2", "job_title": "Data Scientist"},
+            ]
+        )
+    )
     runner = CliRunner()
     assert runner.invoke(cloud_cli, ["ingest", "--out", str(tmp_path / "i"), "--file", str(drop)]).exit_code == 0
     result = runner.invoke(cloud_cli, ["normalize", "--ingest-dir", str(tmp_path / "i"), "--out", str(tmp_path / "n")])
@@ -187,14 +220,22 @@ def test_cli_all_records_unusable_writes_no_postings(tmp_path):
 
 def test_language_guess():
     english = "We are looking for a data scientist who can work with the product team and own the analysis of " * 3
-    french = "Nous recherchons un data scientist pour rejoindre notre équipe et vous serez responsable de la qualité des données " * 3
+    french = (
+        "Nous recherchons un data scientist pour rejoindre notre équipe et vous serez responsable de la qualité des données "
+        * 3
+    )
     assert guess_language(english).language == "en"
     assert guess_language(french).language == "fr"
     assert guess_language("Python SQL Spark").language == "und" and guess_language("Python SQL").is_english
 
 
 def test_canonical_url():
-    assert canonical_url("https://uk.linkedin.com/jobs/view/data-engineer-at-x-4073552631?lg=en") == \
-        canonical_url("https://www.linkedin.com/jobs/view/4073552631") == "linkedin.com/jobs/view/4073552631"
+    assert (
+        canonical_url("https://uk.linkedin.com/jobs/view/data-engineer-at-x-4073552631?lg=en")
+        == canonical_url("https://www.linkedin.com/jobs/view/4073552631")
+        == "linkedin.com/jobs/view/4073552631"
+    )
     assert canonical_url("https://www.indeed.com/viewjob?jk=abc&from=serp") == "indeed.com/viewjob?jk=abc"
-    assert canonical_url("https://www.adzuna.co.uk/jobs/land/ad/575?se=x&utm_source=y") == "adzuna.co.uk/jobs/land/ad/575"
+    assert (
+        canonical_url("https://www.adzuna.co.uk/jobs/land/ad/575?se=x&utm_source=y") == "adzuna.co.uk/jobs/land/ad/575"
+    )

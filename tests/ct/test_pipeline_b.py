@@ -5,6 +5,7 @@ keyword postings; the 2026 stream is synthetic postings with taxonomy-placeable 
 checks the mechanics and contracts (files, versions, every arm reported, bundle verifies, nothing
 half-written on failure), not the study's figures, which need the real Model A.
 """
+
 from __future__ import annotations
 
 import csv
@@ -53,8 +54,9 @@ def workspace(tmp_path_factory):
     postings = []
     for i, (text, label) in enumerate(zip(texts, labels)):
         extra = " We also use LangChain and RAG." if i % 7 == 0 else ""
-        posting = make_posting("linkedin_uk_2026", f"44{i:08d}", rng.choice(DS_TITLES if label else SWE_TITLES),
-                               text + extra)
+        posting = make_posting(
+            "linkedin_uk_2026", f"44{i:08d}", rng.choice(DS_TITLES if label else SWE_TITLES), text + extra
+        )
         posting.extra["batch"] = "week-a" if i % 3 else "week-b"
         postings.append(posting.to_record())
     normalized = root / "normalized"
@@ -66,17 +68,45 @@ def workspace(tmp_path_factory):
 
 def ensure_pseudo_labels(root, model_a):
     if not (root / "pseudo" / "report.json").is_file():
-        run("pseudo-label", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
-            root / "splits", "--model-a", model_a, "--out", root / "pseudo", "--threads", 1)
+        run(
+            "pseudo-label",
+            "--params",
+            root / "params.yaml",
+            "--normalized",
+            root / "normalized",
+            "--splits",
+            root / "splits",
+            "--model-a",
+            model_a,
+            "--out",
+            root / "pseudo",
+            "--threads",
+            1,
+        )
 
 
 def ensure_model_b(root, model_a):
     """Train model_b_v1 (no export) unless an earlier test did; returns the artifacts directory."""
     artifacts = root / "artifacts"
     if not (artifacts / "model_b_v1").is_dir():
-        run("train-b", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
-            root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--artifacts", artifacts,
-            "--threads", 1, "--no-export")
+        run(
+            "train-b",
+            "--params",
+            root / "params.yaml",
+            "--normalized",
+            root / "normalized",
+            "--splits",
+            root / "splits",
+            "--model-a",
+            model_a,
+            "--pseudo-labels",
+            root / "pseudo",
+            "--artifacts",
+            artifacts,
+            "--threads",
+            1,
+            "--no-export",
+        )
     return artifacts
 
 
@@ -98,9 +128,12 @@ def test_pseudo_label_train_b_evaluate_b(workspace):
         rows = list(csv.DictReader((pseudo / f"{arm}.csv").open()))
         assert len(rows) == entry["kept"]
         assert sum(entry["kept_per_class"].values()) == entry["kept"]
-    eval_ids = {p["source_id"] for p in map(json.loads, (root / "normalized" / "postings.jsonl").read_text().splitlines())} \
-        - {r["id"] for arm in ("model_a", "taxonomy", "agreement") for r in csv.DictReader((pseudo / f"{arm}.csv").open())}
-    assert eval_ids                                    # the hold-out never reaches a training CSV
+    eval_ids = {
+        p["source_id"] for p in map(json.loads, (root / "normalized" / "postings.jsonl").read_text().splitlines())
+    } - {
+        r["id"] for arm in ("model_a", "taxonomy", "agreement") for r in csv.DictReader((pseudo / f"{arm}.csv").open())
+    }
+    assert eval_ids  # the hold-out never reaches a training CSV
 
     run("train-b", *common, "--model-a", model_a, "--pseudo-labels", pseudo, "--artifacts", artifacts, "--threads", 1)
     model_b = artifacts / "model_b_v1"
@@ -119,15 +152,30 @@ def test_pseudo_label_train_b_evaluate_b(workspace):
     for split in ("test_2025", "eval_2026"):
         assert set(evaluation[split]["overall"]) == {"model_a", "model_b"}
     assert "LangChain" in evaluation["eval_2026"]["slices"]
-    by_source = evaluation["eval_2026"]["sources"]["linkedin_uk_2026"]       # the stream's one source
+    by_source = evaluation["eval_2026"]["sources"]["linkedin_uk_2026"]  # the stream's one source
     assert by_source == evaluation["eval_2026"]["overall"] and "| linkedin_uk_2026 |" in result.output
     assert {"gain_met", "loss_met"} <= set(evaluation["targets"])
     assert "B - A on the 2026 eval split" in result.output
 
     # Next week: a new version, the previous one untouched.
-    run("train-b", *common, "--model-a", model_a, "--pseudo-labels", pseudo, "--artifacts", artifacts,
-        "--threads", 1, "--arm", "taxonomy", "--no-export")
-    assert (artifacts / "model_b_v2" / "arms.json").is_file() and (artifacts / "model_b_v1" / "evaluation.json").is_file()
+    run(
+        "train-b",
+        *common,
+        "--model-a",
+        model_a,
+        "--pseudo-labels",
+        pseudo,
+        "--artifacts",
+        artifacts,
+        "--threads",
+        1,
+        "--arm",
+        "taxonomy",
+        "--no-export",
+    )
+    assert (artifacts / "model_b_v2" / "arms.json").is_file() and (
+        artifacts / "model_b_v1" / "evaluation.json"
+    ).is_file()
 
 
 def test_b_reading_several_windows_reaches_the_bundle_and_the_report(workspace, tmp_path):
@@ -136,11 +184,25 @@ def test_b_reading_several_windows_reaches_the_bundle_and_the_report(workspace, 
     root, model_a = workspace
     ensure_pseudo_labels(root, model_a)
     params, artifacts = tmp_path / "params.yaml", tmp_path / "artifacts"
-    params.write_text(PARAMS.replace("train_b: {epochs: 1, init: model_a, learning_rate: 1.0e-3}",
-                                     "train_b: {epochs: 1, init: model_a, learning_rate: 1.0e-3, windows: 2}"))
+    params.write_text(
+        PARAMS.replace(
+            "train_b: {epochs: 1, init: model_a, learning_rate: 1.0e-3}",
+            "train_b: {epochs: 1, init: model_a, learning_rate: 1.0e-3, windows: 2}",
+        )
+    )
     assert "windows: 2" in params.read_text()
-    common = ["--params", params, "--normalized", root / "normalized", "--splits", root / "splits",
-              "--model-a", model_a, "--threads", 1]
+    common = [
+        "--params",
+        params,
+        "--normalized",
+        root / "normalized",
+        "--splits",
+        root / "splits",
+        "--model-a",
+        model_a,
+        "--threads",
+        1,
+    ]
     run("train-b", *common, "--pseudo-labels", root / "pseudo", "--artifacts", artifacts, "--arm", "taxonomy")
     model_b = artifacts / "model_b_v1"
     assert json.loads((model_b / "train_log.json").read_text())["config"]["windows"] == 2
@@ -151,8 +213,10 @@ def test_b_reading_several_windows_reaches_the_bundle_and_the_report(workspace, 
     assert "Model A reads 1 and B 2 window(s)" in result.output
 
     params.write_text(params.read_text().replace("windows: 2", "windows: 0"))
-    bad = CliRunner().invoke(cloud_cli, ["train-b", *map(str, common), "--pseudo-labels", str(root / "pseudo"),
-                                         "--artifacts", str(tmp_path / "bad")])
+    bad = CliRunner().invoke(
+        cloud_cli,
+        ["train-b", *map(str, common), "--pseudo-labels", str(root / "pseudo"), "--artifacts", str(tmp_path / "bad")],
+    )
     assert bad.exit_code == 2 and "train_b.windows: windows must be a positive integer" in bad.output
     assert not (tmp_path / "bad" / "model_b_v1").exists()
 
@@ -163,10 +227,24 @@ def test_train_b_without_usable_labels_leaves_no_model(workspace, tmp_path):
     pseudo.mkdir()
     for arm in ("model_a", "taxonomy", "agreement"):
         (pseudo / f"{arm}.csv").write_text("id,title,text,label,confidence,batch,source\n1,x,java api,0,1,w,s\n")
-    result = CliRunner().invoke(cloud_cli, ["train-b", "--params", str(root / "params.yaml"), "--normalized",
-                                            str(root / "normalized"), "--splits", str(root / "splits"),
-                                            "--model-a", str(model_a), "--pseudo-labels", str(pseudo),
-                                            "--artifacts", str(tmp_path / "artifacts")])
+    result = CliRunner().invoke(
+        cloud_cli,
+        [
+            "train-b",
+            "--params",
+            str(root / "params.yaml"),
+            "--normalized",
+            str(root / "normalized"),
+            "--splits",
+            str(root / "splits"),
+            "--model-a",
+            str(model_a),
+            "--pseudo-labels",
+            str(pseudo),
+            "--artifacts",
+            str(tmp_path / "artifacts"),
+        ],
+    )
     assert result.exit_code == 2 and "no pseudo-label arm is usable" in result.output
     assert not list((tmp_path / "artifacts").glob("*model_b*")) if (tmp_path / "artifacts").exists() else True
 
@@ -184,7 +262,7 @@ def test_evaluate_b_shared_bottom_matches_separate_models(workspace):
     model_b = artifacts / "model_b_v1"
     classifiers = {"model_a": load_classifier(model_a), "model_b": load_classifier(model_b)}
     assert shared_bottom_layers(model_a, model_b, classifiers) == 1
-    assert shared_bottom_layers(model_a, model_a.parent / "splits", classifiers) == 0   # no B train log
+    assert shared_bottom_layers(model_a, model_a.parent / "splits", classifiers) == 0  # no B train log
     data = {"test_2025": read_split(root / "splits" / "test.csv")}
     shared, separate = predict_all(classifiers, data, 1), predict_all(classifiers, data, 0)
     for name in classifiers:
@@ -199,17 +277,41 @@ def test_study_b_scores_settings_on_dev_without_training_on_it(workspace, tmp_pa
     root, model_a = workspace
     ensure_pseudo_labels(root, model_a)
     out = tmp_path / "study.json"
-    result = run("study-b", "--params", root / "params.yaml", "--normalized", root / "normalized", "--splits",
-                 root / "splits", "--model-a", model_a, "--pseudo-labels", root / "pseudo", "--out", out,
-                 "--threads", 1, "--dev-fraction", "0.2", "--interpolate", "0", "--interpolate", "0.5",
-                 "--windows", "2", "--soup",
-                 "--setting", "tax:arm=taxonomy,replay_2025=all",
-                 "--setting", "agree_w:arm=agreement,pseudo_weight=confidence,epochs=2,learning_rate=5e-4,seed=7")
+    result = run(
+        "study-b",
+        "--params",
+        root / "params.yaml",
+        "--normalized",
+        root / "normalized",
+        "--splits",
+        root / "splits",
+        "--model-a",
+        model_a,
+        "--pseudo-labels",
+        root / "pseudo",
+        "--out",
+        out,
+        "--threads",
+        1,
+        "--dev-fraction",
+        "0.2",
+        "--interpolate",
+        "0",
+        "--interpolate",
+        "0.5",
+        "--windows",
+        "2",
+        "--soup",
+        "--setting",
+        "tax:arm=taxonomy,replay_2025=all",
+        "--setting",
+        "agree_w:arm=agreement,pseudo_weight=confidence,epochs=2,learning_rate=5e-4,seed=7",
+    )
     study = json.loads(out.read_text())
     rows = {"tax", "agree_w", "tax@0", "tax@0.5", "agree_w@0", "agree_w@0.5", "soup"}
     assert set(study["settings"]) == rows | {f"{row}/w2" for row in rows}
     assert study["recommended"] in study["settings"]
-    for name in ("tax@0", "agree_w@0"):          # alpha 0 is Model A's weights: A's scores exactly
+    for name in ("tax@0", "agree_w@0"):  # alpha 0 is Model A's weights: A's scores exactly
         assert {s: study["settings"][name][s] for s in study["model_a"]} == study["model_a"]
         assert {s: study["settings"][f"{name}/w2"][s] for s in study["model_a/w2"]} == study["model_a/w2"]
     assert study["settings"]["tax/w2"]["values"]["windows"] == 2
@@ -250,7 +352,7 @@ def test_export_b_falls_back_to_the_next_scheme_under_the_same_gate(workspace, t
 
     def per_token_fails(*args, scheme, **kwargs):
         tried.append(scheme)
-        if scheme == "per_token":      # the real export held to an impossible gate: as if INT8 flipped postings
+        if scheme == "per_token":  # the real export held to an impossible gate: as if INT8 flipped postings
             kwargs = {**kwargs, "min_agreement": 1.01}
         return export_bundle(*args, scheme=scheme, **kwargs)
 
@@ -263,12 +365,32 @@ def test_export_b_falls_back_to_the_next_scheme_under_the_same_gate(workspace, t
     assert manifest["metrics"]["quantization"]["scheme"] == "blockwise"
     assert manifest["metrics"]["parity"]["agreement"] >= 0.99
     with pytest.raises(ParityError):
-        export_b(artifacts / "model_b_v1", tmp_path / "none", root / "splits", 64, 1, "tiny", stream,
-                 schemes=("per_token",), export=per_token_fails)
+        export_b(
+            artifacts / "model_b_v1",
+            tmp_path / "none",
+            root / "splits",
+            64,
+            1,
+            "tiny",
+            stream,
+            schemes=("per_token",),
+            export=per_token_fails,
+        )
     assert not (tmp_path / "none").exists()
 
-    result = run("export-b", "--model-dir", artifacts / "model_b_v1", "--out", tmp_path / "cli_bundle",
-                 "--splits", root / "splits", "--params", root / "params.yaml", "--normalized", root / "normalized")
+    result = run(
+        "export-b",
+        "--model-dir",
+        artifacts / "model_b_v1",
+        "--out",
+        tmp_path / "cli_bundle",
+        "--splits",
+        root / "splits",
+        "--params",
+        root / "params.yaml",
+        "--normalized",
+        root / "normalized",
+    )
     assert "INT8 of model_b_v1, accuracy on the 2025 test split" in result.output
     manifest = verify_bundle(tmp_path / "cli_bundle")
     assert manifest["name"] == "model_b_v1"
@@ -278,8 +400,19 @@ def test_export_b_falls_back_to_the_next_scheme_under_the_same_gate(workspace, t
     assert gate["postings"] == "test split + 2026 evaluation split"
     assert gate["examples"] == test_rows + len(stream.evaluation) > test_rows
     assert manifest["metrics"]["parity"]["examples"] == test_rows
-    missing = CliRunner().invoke(cloud_cli, ["export-b", "--model-dir", str(artifacts / "model_b_v1"), "--out",
-                                             str(tmp_path / "no_stream"), "--splits", str(root / "splits"),
-                                             "--normalized", str(tmp_path / "nowhere")])
+    missing = CliRunner().invoke(
+        cloud_cli,
+        [
+            "export-b",
+            "--model-dir",
+            str(artifacts / "model_b_v1"),
+            "--out",
+            str(tmp_path / "no_stream"),
+            "--splits",
+            str(root / "splits"),
+            "--normalized",
+            str(tmp_path / "nowhere"),
+        ],
+    )
     assert missing.exit_code == 2 and "postings.jsonl not found" in missing.output
     assert not (tmp_path / "no_stream").exists()

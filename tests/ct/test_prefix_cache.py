@@ -1,5 +1,6 @@
 """The shared frozen-bottom cache behind train-b's arms, evaluate-b and study-b: same answers as the full
 model, computed once, and never read by a model whose bottom differs. Real tiny BERT (2 layers, 1 frozen)."""
+
 from __future__ import annotations
 
 import json
@@ -15,17 +16,27 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("prefix")
-    hf = train_tiny_classifier(root / "hf", seed=4)
-    (root / "train_log.json").write_text(json.dumps({"config": {"max_length": TINY_MAX_LENGTH,
-                                                                "preprocessing": "clean"}}))
+    train_tiny_classifier(root / "hf", seed=4)
+    (root / "train_log.json").write_text(
+        json.dumps({"config": {"max_length": TINY_MAX_LENGTH, "preprocessing": "clean"}})
+    )
     return root
 
 
 def config_for(model_dir, **overrides):
     from cloud.training.finetune import FineTuneConfig
 
-    values = dict(base=str(model_dir / "hf"), max_length=TINY_MAX_LENGTH, epochs=1, batch_size=8,
-                  learning_rate=1e-3, seed=1, threads=1, freeze_layers=1, progress=False)
+    values = dict(
+        base=str(model_dir / "hf"),
+        max_length=TINY_MAX_LENGTH,
+        epochs=1,
+        batch_size=8,
+        learning_rate=1e-3,
+        seed=1,
+        threads=1,
+        freeze_layers=1,
+        progress=False,
+    )
     values.update(overrides)
     return FineTuneConfig(**values)
 
@@ -44,7 +55,7 @@ def test_cached_bottom_gives_the_full_models_logits(tiny):
     inputs = [model_input(t, "clean") for t in texts]
     encode_batch = lambda batch: encode(classifier.tokenizer, batch)  # noqa: E731
     assert cache.ensure(prefix, encode_batch, inputs) == len(set(inputs))
-    assert cache.ensure(prefix, encode_batch, inputs[:5]) == 0           # computed once
+    assert cache.ensure(prefix, encode_batch, inputs[:5]) == 0  # computed once
     cached = prefix.predict_logits(cache.states(inputs))
     np.testing.assert_allclose(cached, full, atol=1e-4)
     # the model is whole again afterwards
@@ -80,7 +91,7 @@ def test_arms_sharing_a_cache_train_as_without_it(tiny):
     warm_prefix_cache(cache, config, train_texts + val_texts)
     warmed = len(cache)
     shared = fine_tune(train_texts, train_labels, val_texts, val_labels, config, prefix_cache=cache)
-    assert len(cache) == warmed                                          # nothing recomputed by the arm
+    assert len(cache) == warmed  # nothing recomputed by the arm
     alone = fine_tune(train_texts, train_labels, val_texts, val_labels, config)
     assert shared.history[0]["val_accuracy"] == alone.history[0]["val_accuracy"]
     for (name, p), (_, q) in zip(shared.model.named_parameters(), alone.model.named_parameters()):
@@ -104,7 +115,7 @@ def test_pseudo_weights_and_sample_weights_change_training(tiny):
         pseudo_weights(rows, 0)
     config = config_for(tiny, freeze_layers=0)
     texts, labels = synthetic_postings(16, 8)
-    flipped = [1 - label for label in labels[:8]] + labels[8:]       # half the rows carry wrong labels
+    flipped = [1 - label for label in labels[:8]] + labels[8:]  # half the rows carry wrong labels
     plain = fine_tune(texts, flipped, [], [], config)
     weighted = fine_tune(texts, flipped, [], [], config, sample_weights=[0.05] * 8 + [1.0] * 8)
     assert plain.history[0]["train_loss"] != weighted.history[0]["train_loss"]

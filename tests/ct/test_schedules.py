@@ -1,4 +1,5 @@
 """The weekly schedule: the GitHub workflow (actionlint) and the systemd timer/service (systemd-analyze)."""
+
 from __future__ import annotations
 
 import shutil
@@ -24,14 +25,22 @@ def test_workflow_passes_actionlint():
 
 def test_workflow_runs_the_pipeline_weekly_and_on_demand():
     workflow = yaml.safe_load(WORKFLOW.read_text())
-    triggers = workflow[True] if True in workflow else workflow["on"]      # YAML 1.1 reads `on` as True
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as True
     assert triggers["schedule"][0]["cron"].split()[2:] == ["*", "*", "1"]  # weekly, Mondays
     assert "workflow_dispatch" in triggers
     steps = workflow["jobs"]["retrain"]["steps"]
     script = "\n".join(step.get("run", "") for step in steps)
-    order = ["careeredge-cloud ingest", "careeredge-cloud normalize", "careeredge-cloud pseudo-label",
-             "careeredge-cloud train-b", "careeredge-cloud evaluate-b", "careeredge-cloud distill-b",
-             "careeredge-cloud export-b", "python -m cloud.training.hub \"", "careeredge-cloud publish"]
+    order = [
+        "careeredge-cloud ingest",
+        "careeredge-cloud normalize",
+        "careeredge-cloud pseudo-label",
+        "careeredge-cloud train-b",
+        "careeredge-cloud evaluate-b",
+        "careeredge-cloud distill-b",
+        "careeredge-cloud export-b",
+        'python -m cloud.training.hub "',
+        "careeredge-cloud publish",
+    ]
     positions = [script.index(command) for command in order]
     assert positions == sorted(positions)
     # Tokens come from secrets, never from the repository.
@@ -48,10 +57,17 @@ def test_systemd_units_verify(tmp_path):
         # Point the install paths at this checkout so verify can check the executables exist.
         text = text.replace("/opt/careeredge/.venv/bin/", f"{BIN}/").replace("/opt/careeredge", str(REPO))
         (tmp_path / unit).write_text(text)
-    result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "careeredge-retrain.service"),
-                             str(tmp_path / "careeredge-retrain.timer")], capture_output=True, text=True)
-    problems = [line for line in (result.stdout + result.stderr).splitlines()
-                if "careeredge-retrain" in line]
+    result = subprocess.run(
+        [
+            "systemd-analyze",
+            "verify",
+            str(tmp_path / "careeredge-retrain.service"),
+            str(tmp_path / "careeredge-retrain.timer"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    problems = [line for line in (result.stdout + result.stderr).splitlines() if "careeredge-retrain" in line]
     assert not problems, "\n".join(problems)
     timer = (REPO / "systemd" / "careeredge-retrain.timer").read_text()
     assert "OnCalendar=Mon" in timer and "Persistent=true" in timer
@@ -64,11 +80,13 @@ def test_both_schedules_version_the_raw_snapshot_before_normalizing():
     script = "\n".join(step.get("run", "") for step in workflow["jobs"]["retrain"]["steps"])
     service = (REPO / "systemd" / "careeredge-retrain.service").read_text()
     for text in (script, service):
-        order = [text.index(c) for c in ("careeredge-cloud ingest", "scripts/version_snapshot.sh",
-                                         "careeredge-cloud normalize")]
+        order = [
+            text.index(c)
+            for c in ("careeredge-cloud ingest", "scripts/version_snapshot.sh", "careeredge-cloud normalize")
+        ]
         assert order == sorted(order)
     reports = next(s for s in workflow["jobs"]["retrain"]["steps"] if s.get("name") == "Keep the reports")
-    assert "dvc.lock" in reports["with"]["path"]          # the week's snapshot version leaves the runner
+    assert "dvc.lock" in reports["with"]["path"]  # the week's snapshot version leaves the runner
 
 
 def test_every_route_to_the_devices_ships_b_student():
@@ -97,13 +115,24 @@ def test_each_weeks_raw_snapshot_is_versioned_by_dvc(tmp_path):
     versions in the remote, and week 1's dvc.lock brings week 1's raw files back from the remote alone."""
     require((BIN / "dvc").is_file(), "dvc in the venv (the cloud extra)")
     repo = tmp_path / "trainer"
-    for relative in ("dvc.yaml", "params.yaml", "scripts/version_snapshot.sh", "cloud/ingest/command.py",
-                     "cloud/ingest/brightdata.py", "cloud/ingest/file_drop.py",
-                     "data/stream_2026/linkedin_jobs.csv", "data/stream_2026/adzuna_jobs.csv"):
+    for relative in (
+        "dvc.yaml",
+        "params.yaml",
+        "scripts/version_snapshot.sh",
+        "cloud/ingest/command.py",
+        "cloud/ingest/brightdata.py",
+        "cloud/ingest/file_drop.py",
+        "data/stream_2026/linkedin_jobs.csv",
+        "data/stream_2026/adzuna_jobs.csv",
+    ):
         (repo / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / relative, repo / relative)
-    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(tmp_path), "DVC_NO_ANALYTICS": "1",
-           "DVC_REMOTE_URL": str(tmp_path / "remote")}
+    env = {
+        "PATH": f"{BIN}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DVC_NO_ANALYTICS": "1",
+        "DVC_REMOTE_URL": str(tmp_path / "remote"),
+    }
 
     def run(*command, check=True):
         result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
@@ -126,7 +155,7 @@ def test_each_weeks_raw_snapshot_is_versioned_by_dvc(tmp_path):
 
     week1, week2 = ingest("2026-W47"), ingest("2026-W48")
     assert week1 != week2
-    shutil.rmtree(repo / ".dvc" / "cache")                  # only the remote has the old week now
+    shutil.rmtree(repo / ".dvc" / "cache")  # only the remote has the old week now
     shutil.rmtree(repo / "data" / "ingest")
     (repo / "dvc.lock").write_text(week1)
     run(str(BIN / "dvc"), "pull", "-q", "ingest")

@@ -1,5 +1,6 @@
 """Fixtures for the daemon tests: one tiny real INT8 bundle per session, configs pointing at
 temporary files, and a real `careeredge serve` subprocess on a free loopback port."""
+
 from __future__ import annotations
 
 import json
@@ -61,24 +62,46 @@ class DaemonProcess:
         return self.process.wait(timeout=timeout)
 
 
-def start_daemon(tmp_path: Path, bundle: Path | None, db_path: Path | None = None,
-                 config_text: str = "", extra_args: tuple[str, ...] = (), env: dict | None = None,
-                 wait_ready: bool = True) -> DaemonProcess:
+def start_daemon(
+    tmp_path: Path,
+    bundle: Path | None,
+    db_path: Path | None = None,
+    config_text: str = "",
+    extra_args: tuple[str, ...] = (),
+    env: dict | None = None,
+    wait_ready: bool = True,
+) -> DaemonProcess:
     """Start `careeredge serve --port 0` and wait for the URL it prints (it binds before printing)."""
     db_path = db_path or tmp_path / "predictions.db"
     config_path = tmp_path / "config.toml"
     config_path.write_text(config_text, encoding="utf-8")
     stderr_path = tmp_path / f"daemon-{time.monotonic_ns()}.log"
-    args = [sys.executable, "-m", "device.cli", "serve", "--port", "0", "--config", str(config_path),
-            "--db", str(db_path)]
+    args = [
+        sys.executable,
+        "-m",
+        "device.cli",
+        "serve",
+        "--port",
+        "0",
+        "--config",
+        str(config_path),
+        "--db",
+        str(db_path),
+    ]
     if bundle is not None:
         args += ["--model", str(bundle)]
-    full_env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
-                "XDG_DATA_HOME": str(tmp_path / "xdg-data"), "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+        "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
     full_env = {k: v for k, v in full_env.items() if not k.startswith("CAREEREDGE_") or k in (env or {})}
     stderr = stderr_path.open("wb")
-    process = subprocess.Popen([*args, *extra_args], cwd=REPO_ROOT, env=full_env, stdout=subprocess.PIPE,
-                               stderr=stderr, text=True)
+    process = subprocess.Popen(
+        [*args, *extra_args], cwd=REPO_ROOT, env=full_env, stdout=subprocess.PIPE, stderr=stderr, text=True
+    )
     if not wait_ready:
         return DaemonProcess(process, "", stderr_path, db_path)
     deadline = time.monotonic() + 60

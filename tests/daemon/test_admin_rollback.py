@@ -1,4 +1,5 @@
 """The token-protected web admin action that switches back to the previous over-the-air slot."""
+
 from __future__ import annotations
 
 import shutil
@@ -17,9 +18,14 @@ def _slot_copy(tiny_bundle, tmp_path, version: str):
     shutil.copytree(tiny_bundle, copy)
     manifest = read_manifest(copy)
     (copy / "manifest.json").unlink()
-    write_bundle(copy, name=manifest["name"], version=version,
-                 labels={int(k): v for k, v in manifest["labels"].items()},
-                 max_length=manifest["max_length"], preprocessing=manifest.get("preprocessing", "clean"))
+    write_bundle(
+        copy,
+        name=manifest["name"],
+        version=version,
+        labels={int(k): v for k, v in manifest["labels"].items()},
+        max_length=manifest["max_length"],
+        preprocessing=manifest.get("preprocessing", "clean"),
+    )
     return copy
 
 
@@ -48,8 +54,11 @@ def test_admin_rollback_without_a_previous_slot_is_a_409(tmp_path, tiny_bundle):
     config.override("admin", token=TOKEN)
     daemon = Daemon(config, bundle_dir=tiny_bundle)
     try:
-        response = create_app(config, daemon=daemon).test_client().post(
-            "/api/v1/admin/rollback", headers={"Authorization": f"Bearer {TOKEN}"})
+        response = (
+            create_app(config, daemon=daemon)
+            .test_client()
+            .post("/api/v1/admin/rollback", headers={"Authorization": f"Bearer {TOKEN}"})
+        )
         assert response.status_code == 409 and "no previous model" in response.get_json()["error"]
         assert daemon.model_info()["loaded"]
     finally:

@@ -1,4 +1,5 @@
 """Career advice: every line traces to the baseline counts (or the drift file when present)."""
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,19 @@ def test_new_technology_is_called_new_not_hidden():
 
 def test_drift_statistics_take_over_when_present(tmp_path):
     trends = tmp_path / "skill_trends.json"
-    trends.write_text(json.dumps({"generated_at": "2026-03-02T00:00:00Z", "window": "2026-W09", "documents": 900,
-                                  "skills": {"MCP": {"share": 0.20, "baseline_share": 0.02},
-                                             "Hadoop": {"share": 0.01, "baseline_share": 0.08}}}))
+    trends.write_text(
+        json.dumps(
+            {
+                "generated_at": "2026-03-02T00:00:00Z",
+                "window": "2026-W09",
+                "documents": 900,
+                "skills": {
+                    "MCP": {"share": 0.20, "baseline_share": 0.02},
+                    "Hadoop": {"share": 0.01, "baseline_share": 0.08},
+                },
+            }
+        )
+    )
     table = DemandTable.load(trends)
     advice = advise("We use Hadoop.", label=1, probability=0.8, profile_skills=["Hadoop"], table=table)
     assert advice.demand_source["kind"] == "drift" and "2026-W09" in advice.demand_source["description"]
@@ -59,4 +70,6 @@ def test_unreadable_drift_file_falls_back_to_the_baseline(tmp_path):
 
 def test_profile_normalisation():
     assert normalise_profile(["pytorch, K8s", "Gen AI", "", "knitting"]) == (
-        ["PyTorch", "Kubernetes", "Generative AI"], ["knitting"])
+        ["PyTorch", "Kubernetes", "Generative AI"],
+        ["knitting"],
+    )

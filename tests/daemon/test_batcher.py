@@ -1,4 +1,5 @@
 """The micro-batcher gives every caller its own answer, batches what queues, and survives errors."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Headless Chromium (Debian package, driven by Playwright) against a real daemon subprocess."""
+
 from __future__ import annotations
 
 import csv
@@ -17,6 +18,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def browser():
     require(Path(CHROMIUM).is_file() and shutil.which("chromium") is not None, f"Debian chromium at {CHROMIUM}")
     from playwright import sync_api  # dev extra: a missing package is an error, never a skip
+
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

@@ -1,4 +1,5 @@
 """Config: defaults, file, env and flags in that order; every error names the key."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,16 +45,19 @@ def test_config_env_variable_and_relative_paths(tmp_path):
     assert config.source == path
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('[web]\nport = "eighty"\n', "line 2: [web] port: expected an integer"),
-    ("[web]\nport = 70000\n", "[web] port: must be between 0 and 65535"),
-    ("[store]\n\nretention_day = 3\n", "line 3: unknown key [store] retention_day"),
-    ('[store]\nprivacy = "none"\n', "[store] privacy: must be one of full, hash"),
-    ("[modle]\nbundle = 1\n", "line 1: unknown section [modle]"),
-    ('[admin]\ntoken = "short"\n', "[admin] token: must be at least 16 characters"),
-    ("[sync]\nenabled = 3\n", "[sync] enabled: expected true or false"),
-    ("[web\nport = 1\n", "invalid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('[web]\nport = "eighty"\n', "line 2: [web] port: expected an integer"),
+        ("[web]\nport = 70000\n", "[web] port: must be between 0 and 65535"),
+        ("[store]\n\nretention_day = 3\n", "line 3: unknown key [store] retention_day"),
+        ('[store]\nprivacy = "none"\n', "[store] privacy: must be one of full, hash"),
+        ("[modle]\nbundle = 1\n", "line 1: unknown section [modle]"),
+        ('[admin]\ntoken = "short"\n', "[admin] token: must be at least 16 characters"),
+        ("[sync]\nenabled = 3\n", "[sync] enabled: expected true or false"),
+        ("[web\nport = 1\n", "invalid TOML"),
+    ],
+)
 def test_errors_name_the_key(tmp_path, text, expected):
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text), env={})

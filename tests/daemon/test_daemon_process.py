@@ -1,4 +1,5 @@
 """`careeredge serve` as a real subprocess on a free loopback port."""
+
 from __future__ import annotations
 
 import signal
@@ -41,8 +42,13 @@ def test_bad_requests_through_waitress_get_4xx_json(daemon_factory, tiny_bundle)
         (dict(json={"nope": 1}), 400),
         (dict(json={"text": "x" * 70_000}), 413),
         # chunked upload without Content-Length: the limit still holds
-        (dict(data=(part for part in [b'{"text": "', b"y" * 70_000, b'"}']),
-              headers={"Content-Type": "application/json"}), 413),
+        (
+            dict(
+                data=(part for part in [b'{"text": "', b"y" * 70_000, b'"}']),
+                headers={"Content-Type": "application/json"},
+            ),
+            413,
+        ),
     ]
     for kwargs, status in cases:
         response = requests.post(url, timeout=10, **kwargs)
@@ -65,8 +71,13 @@ def test_degraded_daemon_starts_and_says_how_to_fix(daemon_factory, tmp_path):
 def test_config_error_exits_2_naming_the_key(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text("[store]\nretention_days = -1\n")
-    result = subprocess.run([sys.executable, "-m", "device.cli", "serve", "--config", str(config)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "device.cli", "serve", "--config", str(config)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "[store] retention_days" in result.stderr
     assert "Traceback" not in result.stderr

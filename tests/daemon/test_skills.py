@@ -1,4 +1,5 @@
 """The skills taxonomy finds what postings ask for, by alias, as whole tokens, with spans."""
+
 from __future__ import annotations
 
 from cloud.data.kaggle import read_kaggle_csv
@@ -11,7 +12,7 @@ def test_genai_terms_are_found_with_their_spans():
     matches = find_skills(text)
     assert [m.name for m in matches] == ["Agentic AI", "LangChain", "RAG", "MCP", "Mojo", "Mamba"]
     for match in matches:
-        assert text[match.start:match.end] == match.alias
+        assert text[match.start : match.end] == match.alias
     assert {m.category for m in matches} >= {"genai", "languages"}
 
 

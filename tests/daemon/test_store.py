@@ -1,5 +1,6 @@
 """The prediction store on a real SQLite file: WAL, migrations with backup, privacy, pruning that
 never touches unsynced rows, concurrent writers from several processes, and a full disk."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import sys
 import textwrap
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def record(label: int = 1, text: str = "Data scientist with Python and SQL", **extra) -> dict:
     p1 = 0.9 if label else 0.2
-    return {"text": text, "source": "cli", "model_name": "model_a", "model_version": "model_a@1",
-            "label": label, "label_name": ["Software Engineering", "Data Science"][label],
-            "probabilities": [1 - p1, p1], "latency_ms": 12.5, **extra}
+    return {
+        "text": text,
+        "source": "cli",
+        "model_name": "model_a",
+        "model_version": "model_a@1",
+        "label": label,
+        "label_name": ["Software Engineering", "Data Science"][label],
+        "probabilities": [1 - p1, p1],
+        "latency_ms": 12.5,
+        **extra,
+    }
 
 
 def test_insert_and_read_back(tmp_path):
@@ -62,7 +71,7 @@ def test_hash_privacy_keeps_no_text(tmp_path):
 
 def test_prune_never_deletes_unsynced_rows(tmp_path):
     store = PredictionStore(tmp_path / "p.db")
-    old = (datetime.now(timezone.utc) - timedelta(days=40)).isoformat().replace("+00:00", "Z")
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat().replace("+00:00", "Z")
     old_synced = store.insert(record(created_at=old))
     old_unsynced = store.insert(record(created_at=old))
     new_synced = store.insert(record())
@@ -83,8 +92,11 @@ def test_migrating_an_old_database_backs_it_up_first(tmp_path):
     PredictionStore(db, migrations_dir=only_v1).close()
     kept = str(uuid.uuid4())
     with sqlite3.connect(db) as conn:  # a row as the v1 software wrote it
-        conn.execute("INSERT INTO predictions VALUES (?, '2025-06-01T00:00:00.000Z', 'web', 'model_a', "
-                     "'model_a@1', 'text', 'abc', 'text', 1, 'Data Science', 0.1, 0.9, 5.0, NULL)", [kept])
+        conn.execute(
+            "INSERT INTO predictions VALUES (?, '2025-06-01T00:00:00.000Z', 'web', 'model_a', "
+            "'model_a@1', 'text', 'abc', 'text', 1, 'Data Science', 0.1, 0.9, 5.0, NULL)",
+            [kept],
+        )
     conn.close()
 
     store = PredictionStore(db)
@@ -115,8 +127,10 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     db = tmp_path / "p.db"
     PredictionStore(db).close()
     per_writer = 300
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), source, str(per_writer)], cwd=REPO_ROOT)
-               for source in ("web", "tui", "cli")]
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(db), source, str(per_writer)], cwd=REPO_ROOT)
+        for source in ("web", "tui", "cli")
+    ]
     reader = PredictionStore(db)
     while any(w.poll() is None for w in writers):
         reader.recent(limit=20)
@@ -146,7 +160,7 @@ def test_daemon_retention_thread_prunes_synced_rows_at_start(tmp_path):
 
     config = make_config(tmp_path, None, retention_days=30)
     store = PredictionStore(config.store.path)
-    old = (datetime.now(timezone.utc) - timedelta(days=40)).isoformat().replace("+00:00", "Z")
+    old = (datetime.now(UTC) - timedelta(days=40)).isoformat().replace("+00:00", "Z")
     synced, unsynced = store.insert(record(created_at=old)), store.insert(record(created_at=old))
     store.mark_synced([synced])
     daemon = Daemon(config, load_model=False)

@@ -1,4 +1,5 @@
 """The Textual TUI driven by its pilot, with the real tiny model and a real SQLite file."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """The Flask app in-process with a real tiny model and a real SQLite file: API contract, bad
 input (always 4xx JSON), size limit, admin token, full disk, pages, escaping, degraded mode."""
+
 from __future__ import annotations
 
 import logging
@@ -49,25 +50,27 @@ def test_predict_extras_and_idempotent_id(client, app_and_daemon):
     second = client.post("/api/v1/predict", json=body).get_json()
     assert first["id"] == second["id"] == key
     assert app_and_daemon[1].store.count() == 1
-    assert {t["term"] for t in first["driving_terms"]} <= {"Statistics", "pandas", "SQL", "A/B Testing",
-                                                           "Time Series"}
+    assert {t["term"] for t in first["driving_terms"]} <= {"Statistics", "pandas", "SQL", "A/B Testing", "Time Series"}
     assert first["advice"]["matched"] == ["SQL"]
 
 
-@pytest.mark.parametrize("kwargs, status, fragment", [
-    ({"data": "text=hello", "content_type": "application/x-www-form-urlencoded"}, 415, "Content-Type"),
-    ({"data": "{not json", "content_type": "application/json"}, 400, "invalid JSON"),
-    ({"data": "", "content_type": "application/json"}, 400, "empty request body"),
-    ({"data": b"\xff\xfe\x00", "content_type": "application/json"}, 400, ""),
-    ({"json": ["a list"]}, 400, "JSON object"),
-    ({"json": {"txt": "typo"}}, 400, "missing field 'text'"),
-    ({"json": {"text": 42}}, 400, "must be a string"),
-    ({"json": {"text": ""}}, 400, "empty"),
-    ({"json": {"text": " \n\t "}}, 400, "whitespace-only"),
-    ({"json": {"text": "ok", "id": "not-a-uuid"}}, 400, "UUID"),
-    ({"json": {"text": "ok", "explain": "yes"}}, 400, "true or false"),
-    ({"json": {"text": "x" * 5000}}, 413, "too large"),
-])
+@pytest.mark.parametrize(
+    "kwargs, status, fragment",
+    [
+        ({"data": "text=hello", "content_type": "application/x-www-form-urlencoded"}, 415, "Content-Type"),
+        ({"data": "{not json", "content_type": "application/json"}, 400, "invalid JSON"),
+        ({"data": "", "content_type": "application/json"}, 400, "empty request body"),
+        ({"data": b"\xff\xfe\x00", "content_type": "application/json"}, 400, ""),
+        ({"json": ["a list"]}, 400, "JSON object"),
+        ({"json": {"txt": "typo"}}, 400, "missing field 'text'"),
+        ({"json": {"text": 42}}, 400, "must be a string"),
+        ({"json": {"text": ""}}, 400, "empty"),
+        ({"json": {"text": " \n\t "}}, 400, "whitespace-only"),
+        ({"json": {"text": "ok", "id": "not-a-uuid"}}, 400, "UUID"),
+        ({"json": {"text": "ok", "explain": "yes"}}, 400, "true or false"),
+        ({"json": {"text": "x" * 5000}}, 413, "too large"),
+    ],
+)
 def test_bad_predict_requests_get_a_4xx_json_error(client, app_and_daemon, kwargs, status, fragment):
     response = client.post("/api/v1/predict", **kwargs)
     assert response.status_code == status
@@ -109,8 +112,7 @@ def test_admin_prune_needs_the_token(client, app_and_daemon):
     assert client.post("/api/v1/admin/prune").status_code == 401
     wrong = client.post("/api/v1/admin/prune", headers={"Authorization": "Bearer " + TOKEN[:-1] + "X"})
     assert wrong.status_code == 401
-    ok = client.post("/api/v1/admin/prune", headers={"Authorization": f"Bearer {TOKEN}"},
-                     json={"retention_days": 1})
+    ok = client.post("/api/v1/admin/prune", headers={"Authorization": f"Bearer {TOKEN}"}, json={"retention_days": 1})
     assert ok.status_code == 200 and ok.get_json()["deleted"] == 0
 
 

@@ -1,5 +1,6 @@
 """Edge fixtures: one tiny real INT8 bundle per session (needs torch: it trains and exports it),
 and cheap per-test copies for tests that tamper with files."""
+
 from __future__ import annotations
 
 import shutil

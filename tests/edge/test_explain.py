@@ -1,4 +1,5 @@
 """Driving terms: occlusion over the skill keywords the model actually read."""
+
 from __future__ import annotations
 
 from device.explain import driving_terms

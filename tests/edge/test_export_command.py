@@ -1,4 +1,5 @@
 """`careeredge-cloud export` end to end on a tiny trained model and real split CSVs (needs torch)."""
+
 from __future__ import annotations
 
 import csv
@@ -29,9 +30,25 @@ def test_export_command_writes_a_verified_bundle(tmp_path):
     params.write_text(f"model:\n  base: tiny\n  max_length: {TINY_MAX_LENGTH}\n")
 
     out = tmp_path / "bundles" / "model_x"
-    result = CliRunner().invoke(export_command, [
-        "--model-dir", str(hf_dir), "--splits", str(splits), "--name", "model_x", "--version", "2",
-        "--out", str(out), "--work-dir", str(tmp_path / "work"), "--params", str(params)])
+    result = CliRunner().invoke(
+        export_command,
+        [
+            "--model-dir",
+            str(hf_dir),
+            "--splits",
+            str(splits),
+            "--name",
+            "model_x",
+            "--version",
+            "2",
+            "--out",
+            str(out),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--params",
+            str(params),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "parity on 30 test postings: agreement 100.00%" in result.stdout
 

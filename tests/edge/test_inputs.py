@@ -1,4 +1,5 @@
 """prepare_text: each bad input is a clear message or a repaired text with a note."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,9 @@ from device.inputs import MAX_CHARS, prepare_text
 from shared.errors import UserError
 
 
-@pytest.mark.parametrize("raw, kind", [("", "empty"), (b"", "empty"), (" \n\t ", "whitespace-only"),
-                                       (b"\xef\xbb\xbf  ", "whitespace-only")])
+@pytest.mark.parametrize(
+    "raw, kind", [("", "empty"), (b"", "empty"), (" \n\t ", "whitespace-only"), (b"\xef\xbb\xbf  ", "whitespace-only")]
+)
 def test_empty_and_whitespace_are_user_errors(raw, kind):
     with pytest.raises(UserError, match=f"line 7: {kind} text, nothing to classify"):
         prepare_text(raw, source="line 7")
@@ -17,8 +19,9 @@ def test_empty_and_whitespace_are_user_errors(raw, kind):
 def test_huge_text_is_truncated_with_a_note():
     prepared = prepare_text("data " * 1_048_576)  # 5 MB
     assert len(prepared.text) == MAX_CHARS
-    assert prepared.notes == ["input: 5,242,880 characters, truncated to the first 100,000 "
-                              "(the model reads only the beginning of a posting)"]
+    assert prepared.notes == [
+        "input: 5,242,880 characters, truncated to the first 100,000 (the model reads only the beginning of a posting)"
+    ]
 
 
 def test_invalid_utf8_bytes_are_replaced_with_a_note():
@@ -34,5 +37,5 @@ def test_undecodable_argv_bytes_are_replaced_with_a_note():
 
 
 def test_clean_input_passes_untouched():
-    assert prepare_text("Senior Data Scientist") .notes == []
+    assert prepare_text("Senior Data Scientist").notes == []
     assert prepare_text(b"\xef\xbb\xbfKotlin").text == "Kotlin"

@@ -3,6 +3,7 @@
 A subprocess installs a meta-path finder that makes those imports fail, then imports every device
 runtime module and runs a prediction, an explanation and the CLI on a tiny bundle.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -42,8 +43,9 @@ DEVICE_RUN = BLOCKER + textwrap.dedent("""
 
 
 def test_device_runs_with_torch_transformers_and_cloud_blocked(tiny_bundle):
-    result = subprocess.run([sys.executable, "-c", DEVICE_RUN, str(tiny_bundle)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", DEVICE_RUN, str(tiny_bundle)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     summary, cli_output = result.stdout.splitlines()
     import json
@@ -61,7 +63,9 @@ def test_the_blocker_really_blocks():
 
 def test_predict_command_import_is_light():
     """Cold start: importing the command must not pull numpy, tokenizers or onnxruntime yet."""
-    code = ("import sys, device.cli, device.predict_command; "
-            "print(sorted(m for m in ('numpy', 'onnxruntime', 'tokenizers') if m in sys.modules))")
+    code = (
+        "import sys, device.cli, device.predict_command; "
+        "print(sorted(m for m in ('numpy', 'onnxruntime', 'tokenizers') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr

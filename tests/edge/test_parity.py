@@ -1,4 +1,5 @@
 """The export's parity gate: passes on a good export, fails loudly (and ships nothing) on a bad one."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,10 @@ def test_compare_and_enforce_thresholds():
     two_flips = one_flip[:]
     two_flips[1] = 0
     p1 = [0.2] * 100
-    with pytest.raises(parity.ParityError, match=r"\(accuracy 100.00% -> 98.00%\): INT8/FP32 agreement 98.00% < 99%.*flipped: 0 \(FP32 p1 0.200 -> INT8 0.200\), 1 "):
+    with pytest.raises(
+        parity.ParityError,
+        match=r"\(accuracy 100.00% -> 98.00%\): INT8/FP32 agreement 98.00% < 99%.*flipped: 0 \(FP32 p1 0.200 -> INT8 0.200\), 1 ",
+    ):
         parity.enforce(parity.compare(truth, two_flips, truth, p1, p1))
 
 
@@ -31,15 +35,18 @@ def test_an_agreement_set_makes_the_gate_a_rate_instead_of_a_single_posting():
     from cloud.export.builder import EvalSet, gate_postings
 
     test = EvalSet(["t"] * 93, [0, 1] * 46 + [0])
-    agreement = EvalSet(["a"] * 311, [1, 0] * 155 + [1], ids=[f"adzuna-{i}" for i in range(311)],
-                        name="2026 evaluation split")
+    agreement = EvalSet(
+        ["a"] * 311, [1, 0] * 155 + [1], ids=[f"adzuna-{i}" for i in range(311)], name="2026 evaluation split"
+    )
 
     def gate(gate_set, flips):
         truth = list(gate_set.labels)
         int8 = [1 - y if i in flips else y for i, y in enumerate(truth)]
         p1 = [float(y) for y in truth]
-        return parity.enforce(parity.compare(truth, int8, truth, p1, [float(y) for y in int8], gate_set.ids),
-                              postings=f"postings ({gate_set.name})")
+        return parity.enforce(
+            parity.compare(truth, int8, truth, p1, [float(y) for y in int8], gate_set.ids),
+            postings=f"postings ({gate_set.name})",
+        )
 
     one_test_posting_flips = {0}
     with pytest.raises(parity.ParityError, match=r"on 93 postings \(test split\).*accuracy drop 1.08 pt"):
@@ -48,9 +55,9 @@ def test_an_agreement_set_makes_the_gate_a_rate_instead_of_a_single_posting():
     assert pooled.name == "test split + 2026 evaluation split" and len(pooled.texts) == 404
     assert list(pooled.ids[:2]) == ["test-0", "test-1"] and pooled.ids[93] == "adzuna-0"
     assert gate(pooled, one_test_posting_flips).examples == 404
-    assert gate(pooled, {0, 93}).agreement == pytest.approx(402 / 404)      # a flip on each side: still a pass
+    assert gate(pooled, {0, 93}).agreement == pytest.approx(402 / 404)  # a flip on each side: still a pass
     with pytest.raises(parity.ParityError, match=r"on 404 postings.*agreement 98.76% < 99%.*adzuna-"):
-        gate(pooled, {0, 93, 94, 95, 96})                                  # five flips: a broken export
+        gate(pooled, {0, 93, 94, 95, 96})  # five flips: a broken export
 
 
 def test_export_fails_loudly_when_the_int8_model_is_corrupted(tmp_path, monkeypatch, tiny_bundle):
@@ -75,7 +82,10 @@ def test_export_fails_loudly_when_the_int8_model_is_corrupted(tmp_path, monkeypa
 
     monkeypatch.setattr(builder, "quantize_blockwise", corrupted_quantize)
     out = tmp_path / "bundle"
-    with pytest.raises(parity.ParityError, match=r"parity check failed on 40 test postings, in batches of 16 \(accuracy .*\): INT8/FP32 agreement"):
+    with pytest.raises(
+        parity.ParityError,
+        match=r"parity check failed on 40 test postings, in batches of 16 \(accuracy .*\): INT8/FP32 agreement",
+    ):
         tiny_model.build_tiny_bundle(out)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")], "staging dir left behind"

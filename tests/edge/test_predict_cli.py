@@ -1,5 +1,6 @@
 """`careeredge predict` contract. Most cases run in-process (click's CliRunner, fast); the ones about
 what a real user sees (exit codes, no traceback, stdin bytes) also run as real processes."""
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,14 @@ def run(tiny_bundle, tmp_path, monkeypatch):
 
     def invoke(*args, input=None, bundle=tiny_bundle):
         return CliRunner().invoke(predict, ["--model", str(bundle), *args], input=input)
+
     return invoke
 
 
 def run_cli(*args, input: bytes | None = None):
-    return subprocess.run([sys.executable, "-m", "device.cli", "predict", *args], input=input,
-                          capture_output=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "device.cli", "predict", *args], input=input, capture_output=True, timeout=60
+    )
 
 
 def json_lines(output: str) -> list[dict]:
@@ -64,13 +67,18 @@ def test_file_and_stdin(run, tmp_path):
 
 def test_jsonl_bad_line_is_reported_and_the_others_still_predict(run, tmp_path):
     jsonl = tmp_path / "postings.jsonl"
-    jsonl.write_text("\n".join([
-        json.dumps({"id": "a", "text": DS_TEXT}),
-        "{this is not json",
-        json.dumps({"id": "b", "text": "   "}),
-        json.dumps(["no", "object"]),
-        json.dumps({"text": SWE_TEXT}),
-    ]) + "\n")
+    jsonl.write_text(
+        "\n".join(
+            [
+                json.dumps({"id": "a", "text": DS_TEXT}),
+                "{this is not json",
+                json.dumps({"id": "b", "text": "   "}),
+                json.dumps(["no", "object"]),
+                json.dumps({"text": SWE_TEXT}),
+            ]
+        )
+        + "\n"
+    )
     result = run("--json", "--jsonl", str(jsonl))
     assert result.exit_code == 2
     assert [(r["id"], r["label"]) for r in json_lines(result.stdout)] == [("a", 1), (5, 0)]
@@ -89,8 +97,9 @@ def test_jsonl_batches_many_postings(run, tmp_path):
     assert [r["label"] for r in rows] == [1 - i % 2 for i in range(300)]
 
 
-@pytest.mark.parametrize("text, message", [("", "argument 1: empty text"),
-                                           ("   \n ", "argument 1: whitespace-only text")])
+@pytest.mark.parametrize(
+    "text, message", [("", "argument 1: empty text"), ("   \n ", "argument 1: whitespace-only text")]
+)
 def test_empty_inputs_exit_2_with_one_line(run, text, message):
     result = run(text)
     assert result.exit_code == 2 and result.stdout == ""
@@ -140,8 +149,11 @@ def test_reader_closing_the_pipe_is_not_a_traceback(tiny_bundle, tmp_path):
     """`careeredge predict --jsonl big.jsonl | head -1`."""
     jsonl = tmp_path / "big.jsonl"
     jsonl.write_text("".join(json.dumps({"text": DS_TEXT}) + "\n" for _ in range(2000)))
-    process = subprocess.Popen([sys.executable, "-m", "device.cli", "predict", "--json", "--model", str(tiny_bundle),
-                                "--jsonl", str(jsonl)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "device.cli", "predict", "--json", "--model", str(tiny_bundle), "--jsonl", str(jsonl)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert json.loads(process.stdout.readline())["label"] == 1
     process.stdout.close()
     stderr = process.stderr.read().decode()

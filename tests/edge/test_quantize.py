@@ -1,4 +1,5 @@
 """The quantizers' knobs do what the export and the quantization study rely on."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -70,7 +71,7 @@ def test_per_token_quantizes_every_weight_matmul_and_answers_each_row_as_if_alon
     ops = Counter(n.op_type for n in nodes)
     assert ops["MatMulIntegerToFloat"] == len(weight_matmuls) == config["matmuls"] == 2 * 6
     assert ops["QuantizeLinear"] == config["quantized_activations"] == 2 * 4, "Q, K and V share one quantized input"
-    assert ops["GatherBlockQuantized"] == 3 and ops["DynamicQuantizeLinear"] == 0   # word, position, token type
+    assert ops["GatherBlockQuantized"] == 3 and ops["DynamicQuantizeLinear"] == 0  # word, position, token type
 
     # A padded batch of three postings of different lengths, and each posting alone.
     rng = np.random.default_rng(0)
@@ -82,8 +83,8 @@ def test_per_token_quantizes_every_weight_matmul_and_answers_each_row_as_if_alon
     names = [i.name for i in per_token.get_inputs()]
     batched = per_token.run(None, {k: feeds[k] for k in names})[0]
     for row, n in enumerate(lengths):
-        alone = per_token.run(None, {k: feeds[k][row:row + 1, :n] for k in names})[0]
-        np.testing.assert_array_equal(alone[0], batched[row])   # bit-identical: no scale is shared across rows
+        alone = per_token.run(None, {k: feeds[k][row : row + 1, :n] for k in names})[0]
+        np.testing.assert_array_equal(alone[0], batched[row])  # bit-identical: no scale is shared across rows
     exact = reference.run(None, {k: feeds[k] for k in names})[0]
     assert (batched.argmax(1) == exact.argmax(1)).all()
 
@@ -101,10 +102,13 @@ def test_per_token_matmul_computes_the_documented_w8a8_and_keeps_outliers_local(
     w = rng.normal(size=(16, 8)).astype(np.float32)
     x = rng.normal(size=(2, 5, 16)).astype(np.float32)
     x[0, 0, 3] = 50.0
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "one_matmul",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 16])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", 8])],
-                              [numpy_helper.from_array(w, "w")])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "one_matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", 8])],
+        [numpy_helper.from_array(w, "w")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     assert quantize_matmuls_per_token(model)["matmuls"] == 1
     onnx.save(model, str(tmp_path / "per_token.onnx"))
@@ -114,7 +118,7 @@ def test_per_token_matmul_computes_the_documented_w8a8_and_keeps_outliers_local(
     scale = np.abs(rows).max(1, keepdims=True) / 127
     q = np.clip(np.round(rows / scale) + ZERO_POINT, 0, 255) - ZERO_POINT
     w_scale = np.abs(w).max(0) / WEIGHT_LEVELS
-    expected = ((q @ np.round(w / w_scale)) * scale * w_scale).reshape(2, 5, 8)   # exact integer arithmetic
+    expected = ((q @ np.round(w / w_scale)) * scale * w_scale).reshape(2, 5, 8)  # exact integer arithmetic
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
     exact = x @ w
@@ -140,5 +144,7 @@ def test_a_per_token_bundle_answers_alone_exactly_as_in_a_batch_and_says_so(tmp_
     assert metrics["batch_invariance_max_p1_gap"] == 0
 
     texts, _ = tiny_model.synthetic_postings(20, seed=7)
-    alone, batched = (np.array([p.probabilities for p in load_backend(bundle, batch_size=n).predict(texts)]) for n in (1, 16))
+    alone, batched = (
+        np.array([p.probabilities for p in load_backend(bundle, batch_size=n).predict(texts)]) for n in (1, 16)
+    )
     np.testing.assert_array_equal(alone, batched)

@@ -2,6 +2,7 @@
 posting's word pieces in order, the device averages their logits exactly as the trainer scores them,
 and a bad `windows` value is refused with one clear line. Real tiny BERT, real INT8 export, real 2025
 postings (the committed Kaggle CSV)."""
+
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.bundle import BundleError, TOKENIZER_FILE, read_manifest, save_manifest
+from shared.bundle import TOKENIZER_FILE, BundleError, read_manifest, save_manifest
 from shared.reading import average_windows, posting_windows, window_encodings
 from tests.support.tiny_model import TINY_MAX_LENGTH, synthetic_postings, train_tiny_classifier
 
@@ -34,7 +35,7 @@ def hand_cut_windows(tokenizer_path: Path, text: str, windows: int) -> list[list
     whole.no_padding()
     ids = whole.encode(text, add_special_tokens=False).ids
     cls, sep, width = whole.token_to_id("[CLS]"), whole.token_to_id("[SEP]"), TINY_MAX_LENGTH - 2
-    chunks = [ids[i:i + width] for i in range(0, max(len(ids), 1), width)][:windows]
+    chunks = [ids[i : i + width] for i in range(0, max(len(ids), 1), width)][:windows]
     return [[cls, *chunk, sep] for chunk in chunks]
 
 
@@ -49,10 +50,18 @@ def windowed_bundle(tiny_hf, tmp_path_factory, kaggle_csv) -> Path:
     from cloud.export.builder import EvalSet, export_bundle
 
     texts, labels = synthetic_postings(12, 9)
-    long_texts = [" ".join([text] * 12) for text in texts]          # ~3 windows of 64 pieces each
+    long_texts = [" ".join([text] * 12) for text in texts]  # ~3 windows of 64 pieces each
     root = tmp_path_factory.mktemp("windowed")
-    export_bundle(tiny_hf, root / "bundle", EvalSet(long_texts, labels), name="tiny_windows", version="1",
-                  max_length=TINY_MAX_LENGTH, work_dir=root / "work", windows=WINDOWS)
+    export_bundle(
+        tiny_hf,
+        root / "bundle",
+        EvalSet(long_texts, labels),
+        name="tiny_windows",
+        version="1",
+        max_length=TINY_MAX_LENGTH,
+        work_dir=root / "work",
+        windows=WINDOWS,
+    )
     return root / "bundle"
 
 
@@ -67,8 +76,7 @@ def test_windows_are_the_postings_word_pieces_in_order(tiny_hf, kaggle_csv):
 
 
 def test_window_logits_average_per_posting():
-    encodings = [type("E", (), {"overflowing": [object(), object()]})(),
-                 type("E", (), {"overflowing": []})()]
+    encodings = [type("E", (), {"overflowing": [object(), object()]})(), type("E", (), {"overflowing": []})()]
     flat, owners = window_encodings(encodings, 2)
     assert len(flat) == 3 and owners.tolist() == [0, 0, 1]
     logits = np.array([[1.0, 3.0], [3.0, 5.0], [-2.0, 2.0]])
@@ -87,10 +95,18 @@ def test_device_averages_the_windows_like_the_onnx_graph_run_by_hand(windowed_bu
     predictions = backend.predict_model_inputs(texts)
     for text, prediction in zip(texts, predictions):
         rows = hand_cut_windows(windowed_bundle / TOKENIZER_FILE, text, WINDOWS)
-        assert len(rows) == WINDOWS          # real postings are far longer than 3 x 64 pieces
-        logits = [backend.session.run(["logits"], {
-            "input_ids": np.array([row]), "attention_mask": np.ones((1, len(row)), dtype=np.int64),
-            "token_type_ids": np.zeros((1, len(row)), dtype=np.int64)})[0][0] for row in rows]
+        assert len(rows) == WINDOWS  # real postings are far longer than 3 x 64 pieces
+        logits = [
+            backend.session.run(
+                ["logits"],
+                {
+                    "input_ids": np.array([row]),
+                    "attention_mask": np.ones((1, len(row)), dtype=np.int64),
+                    "token_type_ids": np.zeros((1, len(row)), dtype=np.int64),
+                },
+            )[0][0]
+            for row in rows
+        ]
         expected = softmax(np.mean(logits, axis=0, keepdims=True))[0]
         assert prediction.probabilities == pytest.approx(expected.tolist(), abs=1e-5)
 
@@ -102,8 +118,9 @@ def test_windowed_batches_match_one_by_one_and_short_texts_read_once(windowed_bu
     texts = real_postings(kaggle_csv, 5) + ["sql and pandas", "java backend"]
     batched = backend.predict_model_inputs(texts)
     for text, prediction in zip(texts, batched):
-        assert prediction.probabilities == pytest.approx(backend.predict_model_inputs([text])[0].probabilities,
-                                                         abs=2e-3)
+        assert prediction.probabilities == pytest.approx(
+            backend.predict_model_inputs([text])[0].probabilities, abs=2e-3
+        )
     short = backend.encode(["sql and pandas"])
     assert short.input_ids.shape[0] == 1 and short.owners.tolist() == [0]
 
@@ -128,7 +145,7 @@ def test_export_records_windows_and_gates_on_the_windowed_reading(windowed_bundl
     manifest = verify_bundle(windowed_bundle)
     assert manifest["windows"] == WINDOWS
     assert manifest["metrics"]["parity"]["agreement"] >= 0.99
-    report = golden_health_check(windowed_bundle)       # the OTA health check reads the windows too
+    report = golden_health_check(windowed_bundle)  # the OTA health check reads the windows too
     assert report.ok and report.agreed == report.checked > 0, report.detail
 
 
@@ -140,8 +157,9 @@ def test_trainer_scores_windows_as_the_device_reads_them(tiny_hf, windowed_bundl
     from cloud.training.model_io import load_classifier
     from device.runtime import load_backend
 
-    (tiny_hf.parent / "train_log.json").write_text(json.dumps({"config": {
-        "max_length": TINY_MAX_LENGTH, "preprocessing": "clean", "windows": WINDOWS}}))
+    (tiny_hf.parent / "train_log.json").write_text(
+        json.dumps({"config": {"max_length": TINY_MAX_LENGTH, "preprocessing": "clean", "windows": WINDOWS}})
+    )
     classifier = load_classifier(tiny_hf.parent)
     assert classifier.windows == WINDOWS
     texts = real_postings(kaggle_csv, 10)
@@ -153,12 +171,14 @@ def test_trainer_scores_windows_as_the_device_reads_them(tiny_hf, windowed_bundl
     from shared.text import model_input
 
     inputs = [model_input(t, "clean") for t in texts]
-    cached = read_logits(classifier.tokenizer, inputs, WINDOWS,
-                         lambda items, encode_batch: cache.logits(prefix, encode_batch, items))
+    cached = read_logits(
+        classifier.tokenizer, inputs, WINDOWS, lambda items, encode_batch: cache.logits(prefix, encode_batch, items)
+    )
     np.testing.assert_allclose(cached, plain, atol=1e-4)
-    one_window = read_logits(classifier.tokenizer, inputs, 1,
-                             lambda items, encode_batch: cache.logits(prefix, encode_batch, items))
-    assert not np.allclose(one_window, plain, atol=1e-3)      # the extra windows do change the answer
+    one_window = read_logits(
+        classifier.tokenizer, inputs, 1, lambda items, encode_batch: cache.logits(prefix, encode_batch, items)
+    )
+    assert not np.allclose(one_window, plain, atol=1e-3)  # the extra windows do change the answer
 
 
 @pytest.mark.parametrize("value", [0, -1, "3", 2.5, True])
@@ -189,6 +209,6 @@ def test_explanations_cover_every_window_read_and_nothing_after(windowed_bundle)
     from device.runtime import load_backend
 
     backend = load_backend(windowed_bundle, threads=1)
-    filler = "team " * (TINY_MAX_LENGTH * 3 // 2)          # pandas lands in the 2nd of 3 windows
+    filler = "team " * (TINY_MAX_LENGTH * 3 // 2)  # pandas lands in the 2nd of 3 windows
     assert {name for name, _ in driving_terms(backend, filler + "pandas")} == {"pandas"}
     assert driving_terms(backend, "team " * (TINY_MAX_LENGTH * WINDOWS) + "pandas") == []

@@ -1,4 +1,5 @@
 """The ONNX Runtime backend: labels, batching, padding, threads, registry, lazy Hailo."""
+
 from __future__ import annotations
 
 import pytest

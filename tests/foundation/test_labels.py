@@ -1,4 +1,5 @@
 """The title taxonomy on the real 2025 titles (snapshot) and the 2026 ATS titles (coverage)."""
+
 from __future__ import annotations
 
 import csv
@@ -37,23 +38,26 @@ def test_at_least_85_percent_of_2025_rows_are_mapped(kaggle_csv):
     assert counts[SOFTWARE_ENGINEERING] > 100 and counts[DATA_SCIENCE] > 100
 
 
-@pytest.mark.parametrize("title, expected", [
-    ("Senior Data Scientist", DATA_SCIENCE),
-    ("Machine Learning Engineer", SOFTWARE_ENGINEERING),
-    ("Data Engineer", SOFTWARE_ENGINEERING),
-    ("Analytics Engineer", DATA_SCIENCE),
-    ("Applied Scientist II", DATA_SCIENCE),
-    ("Research Scientist, Machine Learning (PhD)", DATA_SCIENCE),
-    ("AI Engineer", SOFTWARE_ENGINEERING),
-    ("Data Science Manager", DATA_SCIENCE),
-    ("Software Engineering Manager, Machine Learning", SOFTWARE_ENGINEERING),
-    ("Data Scientist Quality Engineer", DATA_SCIENCE),
-    ("AI Tutor, Economics Specialist (contract)", None),
-    ("Head of AI Strategy", None),
-    ("Account Executive", None),
-    ("", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "title, expected",
+    [
+        ("Senior Data Scientist", DATA_SCIENCE),
+        ("Machine Learning Engineer", SOFTWARE_ENGINEERING),
+        ("Data Engineer", SOFTWARE_ENGINEERING),
+        ("Analytics Engineer", DATA_SCIENCE),
+        ("Applied Scientist II", DATA_SCIENCE),
+        ("Research Scientist, Machine Learning (PhD)", DATA_SCIENCE),
+        ("AI Engineer", SOFTWARE_ENGINEERING),
+        ("Data Science Manager", DATA_SCIENCE),
+        ("Software Engineering Manager, Machine Learning", SOFTWARE_ENGINEERING),
+        ("Data Scientist Quality Engineer", DATA_SCIENCE),
+        ("AI Tutor, Economics Specialist (contract)", None),
+        ("Head of AI Strategy", None),
+        ("Account Executive", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_documented_decisions_for_contested_titles(title, expected):
     assert classify_title(title) == expected
 
@@ -76,8 +80,10 @@ def test_2026_ats_titles_coverage_and_agreement_on_unambiguous_titles(shared_dat
     swe_agree = sum(classify_title(t) == SOFTWARE_ENGINEERING for t in plain_swe) / len(plain_swe)
     ds_agree = sum(classify_title(t) == DATA_SCIENCE for t in plain_ds) / len(plain_ds)
     with capsys.disabled():
-        print(f"\n2026 ATS titles: {len(titles)} rows, coverage {coverage:.1%}, "
-              f"'software engineer' -> SWE {swe_agree:.1%} (n={len(plain_swe)}), "
-              f"'data scientist' -> DS {ds_agree:.1%} (n={len(plain_ds)})")
+        print(
+            f"\n2026 ATS titles: {len(titles)} rows, coverage {coverage:.1%}, "
+            f"'software engineer' -> SWE {swe_agree:.1%} (n={len(plain_swe)}), "
+            f"'data scientist' -> DS {ds_agree:.1%} (n={len(plain_ds)})"
+        )
     assert swe_agree >= 0.95 and ds_agree >= 0.95
     assert len(plain_swe) > 500

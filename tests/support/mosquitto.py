@@ -3,6 +3,7 @@
 Persistence is on and the broker is stopped with SIGTERM, so a restart keeps retained messages and
 persistent sessions exactly like a production broker that reboots cleanly.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -30,8 +31,14 @@ def mosquitto_binary() -> str | None:
 class Mosquitto:
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path, port: int | None = None, extra_config: str = "",
-                 listener_options: str = "", allow_anonymous: bool = True):
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        extra_config: str = "",
+        listener_options: str = "",
+        allow_anonymous: bool = True,
+    ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_loopback_port()
@@ -61,7 +68,7 @@ class Mosquitto:
             lines.append(f"user {getpass.getuser()}")
         self.config_path.write_text("\n".join(lines) + "\n" + self.extra_config)
 
-    def start(self, timeout: float = 10.0) -> "Mosquitto":
+    def start(self, timeout: float = 10.0) -> Mosquitto:
         binary = mosquitto_binary()
         if binary is None:
             raise RuntimeError("mosquitto is not installed")
@@ -92,7 +99,7 @@ class Mosquitto:
                 self.process.wait()
         self.process = None
 
-    def restart(self) -> "Mosquitto":
+    def restart(self) -> Mosquitto:
         self.stop()
         return self.start()
 
@@ -106,7 +113,7 @@ class Mosquitto:
         except OSError:
             return "(no log)"
 
-    def __enter__(self) -> "Mosquitto":
+    def __enter__(self) -> Mosquitto:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -9,6 +9,7 @@ does not.
 The model really separates the two classes on keyword-heavy text (so tests can assert on labels),
 but is not a stand-in for Model A's accuracy.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,11 +18,40 @@ import shutil
 import tempfile
 from pathlib import Path
 
-SWE_TERMS = ["java", "kubernetes", "react", "backend", "microservices", "javascript", "api", "docker",
-             "golang", "frontend", "typescript", "ci/cd", "rust", "spring", "distributed systems"]
-DS_TERMS = ["statistics", "pandas", "regression", "data analysis", "machine learning", "sql",
-            "experiments", "a/b testing", "tableau", "forecasting", "statistical modeling", "r", "numpy",
-            "hypothesis testing", "dashboards"]
+SWE_TERMS = [
+    "java",
+    "kubernetes",
+    "react",
+    "backend",
+    "microservices",
+    "javascript",
+    "api",
+    "docker",
+    "golang",
+    "frontend",
+    "typescript",
+    "ci/cd",
+    "rust",
+    "spring",
+    "distributed systems",
+]
+DS_TERMS = [
+    "statistics",
+    "pandas",
+    "regression",
+    "data analysis",
+    "machine learning",
+    "sql",
+    "experiments",
+    "a/b testing",
+    "tableau",
+    "forecasting",
+    "statistical modeling",
+    "r",
+    "numpy",
+    "hypothesis testing",
+    "dashboards",
+]
 TEMPLATES = [
     "We are hiring. You will work with {a}, {b} and {c} every day.",
     "Requirements: experience in {a} and {b}. Nice to have: {c}.",
@@ -59,9 +89,15 @@ def train_tiny_classifier(out_dir: Path, seed: int = 0, steps: int = 60) -> Path
 
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128, num_labels=2,
-        id2label=dict(LABEL_NAMES), label2id={v: k for k, v in LABEL_NAMES.items()},
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=2,
+        id2label=dict(LABEL_NAMES),
+        label2id={v: k for k, v in LABEL_NAMES.items()},
     )
     model = BertForSequenceClassification(config)
     texts, labels = synthetic_postings(64, seed)
@@ -91,8 +127,9 @@ def train_tiny_classifier(out_dir: Path, seed: int = 0, steps: int = 60) -> Path
     return out_dir
 
 
-def build_tiny_bundle(out_dir: str | Path, *, name: str = "tiny_model", version: str = "1",
-                      seed: int = 0, scheme: str = "blockwise") -> Path:
+def build_tiny_bundle(
+    out_dir: str | Path, *, name: str = "tiny_model", version: str = "1", seed: int = 0, scheme: str = "blockwise"
+) -> Path:
     """Train the tiny classifier and export it to a verified INT8 bundle at `out_dir`."""
     from cloud.export.builder import EvalSet, export_bundle
 
@@ -101,8 +138,14 @@ def build_tiny_bundle(out_dir: str | Path, *, name: str = "tiny_model", version:
     with tempfile.TemporaryDirectory(prefix="tiny-model-") as tmp:
         hf_dir = train_tiny_classifier(Path(tmp) / "hf", seed=seed)
         export_bundle(
-            hf_dir, out_dir, EvalSet(eval_texts, eval_labels), name=name, version=version,
-            max_length=TINY_MAX_LENGTH, work_dir=Path(tmp) / "work", base_model="tiny-bert-32x2",
+            hf_dir,
+            out_dir,
+            EvalSet(eval_texts, eval_labels),
+            name=name,
+            version=version,
+            max_length=TINY_MAX_LENGTH,
+            work_dir=Path(tmp) / "work",
+            base_model="tiny-bert-32x2",
             training_data_hash=hashlib.sha256("\n".join(eval_texts).encode()).hexdigest(),
             scheme=scheme,
         )

@@ -1,4 +1,5 @@
 """Fixtures for the sync tests: a real mosquitto, signing keys, a real tiny bundle, device stores."""
+
 from __future__ import annotations
 
 import hashlib
@@ -49,6 +50,7 @@ def tiny_bundle(request, tmp_path_factory) -> Path:
     is cached in pytest's cache dir, keyed by the code that builds it."""
     try:
         import torch  # noqa: F401
+
         from tests.support.tiny_model import build_tiny_bundle
     except ImportError as exc:
         require(False, f"the cloud extra to build a tiny bundle ({exc})")

@@ -1,11 +1,12 @@
 """Test helpers: device agents, collectors and raw MQTT clients against the fixture broker."""
+
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from cloud.collector.collector import Collector
 from cloud.collector.storage import SqliteStorage
@@ -36,15 +37,34 @@ def start_collector(broker, db_path: Path, client_id: str = "collector-test") ->
     return collector, storage
 
 
-def make_agent(broker, tmp_path: Path, device_id: str = "pi-1", store_path: Path | None = None,
-               public_key: Path | None = None, batch_size: int = 100, buffer_cap_rows: int = 100_000,
-               **kwargs) -> SyncAgent:
+def make_agent(
+    broker,
+    tmp_path: Path,
+    device_id: str = "pi-1",
+    store_path: Path | None = None,
+    public_key: Path | None = None,
+    batch_size: int = 100,
+    buffer_cap_rows: int = 100_000,
+    **kwargs,
+) -> SyncAgent:
     store_path = store_path or tmp_path / f"{device_id}.db"
-    settings = SyncSettings(device_id=device_id, broker=broker_settings(broker), channel="stable",
-                            models_dir=tmp_path / f"{device_id}-models", public_key=public_key,
-                            batch_size=batch_size, buffer_cap_rows=buffer_cap_rows, poll_interval_s=0.2)
-    return SyncAgent(settings, store_factory=lambda: PredictionStore(store_path), close_store=True,
-                     enable_ota=public_key is not None, **kwargs)
+    settings = SyncSettings(
+        device_id=device_id,
+        broker=broker_settings(broker),
+        channel="stable",
+        models_dir=tmp_path / f"{device_id}-models",
+        public_key=public_key,
+        batch_size=batch_size,
+        buffer_cap_rows=buffer_cap_rows,
+        poll_interval_s=0.2,
+    )
+    return SyncAgent(
+        settings,
+        store_factory=lambda: PredictionStore(store_path),
+        close_store=True,
+        enable_ota=public_key is not None,
+        **kwargs,
+    )
 
 
 class RawClient:

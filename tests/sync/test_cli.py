@@ -1,4 +1,5 @@
 """`careeredge-cloud keygen` / `publish` and `careeredge sync` from the command line."""
+
 from __future__ import annotations
 
 import json
@@ -19,13 +20,23 @@ def test_keygen_then_publish_twice_increments_the_sequence(broker, tmp_path, tin
     again = runner.invoke(cloud_cli, ["keygen", "--private", str(private), "--public", str(public)])
     assert again.exit_code == 2 and "exists" in again.output
 
-    args = ["publish", str(tiny_bundle), "--channel", "stable", "--key", str(private),
-            "--broker-port", str(broker.port), "--chunk-size", "262144"]
+    args = [
+        "publish",
+        str(tiny_bundle),
+        "--channel",
+        "stable",
+        "--key",
+        str(private),
+        "--broker-port",
+        str(broker.port),
+        "--chunk-size",
+        "262144",
+    ]
     first = runner.invoke(cloud_cli, args)
     assert first.exit_code == 0, first.output
     second = runner.invoke(cloud_cli, args)
     assert second.exit_code == 0, second.output
-    manifests = [json.loads(r.output[r.output.index("{"):]) for r in (first, second)]
+    manifests = [json.loads(r.output[r.output.index("{") :]) for r in (first, second)]
     assert [m["sequence"] for m in manifests] == [1, 2]
     assert manifests[0]["sha256"] == manifests[1]["sha256"]  # deterministic packing
     replay = runner.invoke(cloud_cli, [*args, "--sequence", "2"])
@@ -55,8 +66,10 @@ def test_sync_command_uploads_for_a_while_and_exits_cleanly(broker, tmp_path):
     fill_store(tmp_path / "device.db", 20)
     collector, storage = start_collector(broker, tmp_path / "cloud.db")
     config = tmp_path / "device.toml"
-    config.write_text(f'[store]\npath = "{tmp_path / "device.db"}"\n[sync]\ndevice_id = "pi-cli"\n'
-                      f'broker_port = {broker.port}\nmodels_dir = "{tmp_path / "models"}"\n')
+    config.write_text(
+        f'[store]\npath = "{tmp_path / "device.db"}"\n[sync]\ndevice_id = "pi-cli"\n'
+        f'broker_port = {broker.port}\nmodels_dir = "{tmp_path / "models"}"\n'
+    )
     result = CliRunner().invoke(device_cli, ["sync", "--config", str(config), "--duration", "2"])
     assert result.exit_code == 0, result.output
     wait_until(lambda: storage.prediction_count() == 20, 5, "20 rows at the collector")

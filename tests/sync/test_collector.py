@@ -1,4 +1,5 @@
 """`careeredge-cloud collect` as a process: bad payloads are counted and dropped, good ones stored."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,23 @@ def collector_rows(db) -> int:
 def test_malformed_and_oversized_payloads_are_counted_and_dropped_without_a_crash(broker, tmp_path, repo_root):
     db, stats, log = tmp_path / "cloud.db", tmp_path / "stats.json", tmp_path / "collector.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "cloud.cli", "collect", "--db", str(db), "--broker-port", str(broker.port),
-         "--client-id", "collector-cli-test", "--stats-json", str(stats)],
-        cwd=repo_root, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
+        [
+            sys.executable,
+            "-m",
+            "cloud.cli",
+            "collect",
+            "--db",
+            str(db),
+            "--broker-port",
+            str(broker.port),
+            "--client-id",
+            "collector-cli-test",
+            "--stats-json",
+            str(stats),
+        ],
+        cwd=repo_root,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),
     )
     try:
         wait_until(lambda: "connected to MQTT broker" in log.read_text(), 30, "collector to connect")
@@ -49,8 +64,14 @@ def test_malformed_and_oversized_payloads_are_counted_and_dropped_without_a_cras
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0, log.read_text()[-2000:]
     counters = json.loads(stats.read_text())
-    assert counters["rejected"] == {"malformed_json": 1, "not_utf8": 1, "oversized": 1, "wrong_schema": 1,
-                                    "schema": 2, "device_mismatch": 1}
+    assert counters["rejected"] == {
+        "malformed_json": 1,
+        "not_utf8": 1,
+        "oversized": 1,
+        "wrong_schema": 1,
+        "schema": 2,
+        "device_mismatch": 1,
+    }
     assert counters["stored"] == 2 and counters["duplicates"] == 2
     with sqlite3.connect(db) as conn:
         assert dict(conn.execute("SELECT reason, count FROM rejections")) == counters["rejected"]

@@ -1,4 +1,5 @@
 """The MQTT contract and the signing rules, without a broker."""
+
 from __future__ import annotations
 
 import json
@@ -20,26 +21,48 @@ CONTRACT_MD = Path(__file__).resolve().parents[2] / "shared" / "mqtt" / "CONTRAC
 
 def valid_batch(records: int = 2) -> dict:
     return {
-        "schema": "careeredge.predictions/1", "device_id": "pi-1", "batch_id": "b0b0b0b0-0000-4000-8000-000000000000",
-        "sent_at": "2026-05-01T08:00:00.000Z", "dropped_rows": 0,
-        "records": [{
-            "uuid": f"00000000-0000-4000-8000-{i:012d}", "created_at": "2026-05-01T07:59:58.001Z", "source": "web",
-            "model_name": "m", "model_version": "1", "text_sha256": "a" * 64, "text": "hello", "snippet": "hello",
-            "label": 1, "label_name": "Data Science", "probabilities": [0.2, 0.8], "latency_ms": 4.0,
-        } for i in range(records)],
+        "schema": "careeredge.predictions/1",
+        "device_id": "pi-1",
+        "batch_id": "b0b0b0b0-0000-4000-8000-000000000000",
+        "sent_at": "2026-05-01T08:00:00.000Z",
+        "dropped_rows": 0,
+        "records": [
+            {
+                "uuid": f"00000000-0000-4000-8000-{i:012d}",
+                "created_at": "2026-05-01T07:59:58.001Z",
+                "source": "web",
+                "model_name": "m",
+                "model_version": "1",
+                "text_sha256": "a" * 64,
+                "text": "hello",
+                "snippet": "hello",
+                "label": 1,
+                "label_name": "Data Science",
+                "probabilities": [0.2, 0.8],
+                "latency_ms": 4.0,
+            }
+            for i in range(records)
+        ],
     }
 
 
 def test_every_topic_is_documented_in_contract_md():
     doc = CONTRACT_MD.read_text()
     topics = [
-        Topics.device_status("DEVICE"), Topics.device_predictions("DEVICE"),
-        Topics.device_model("DEVICE"), Topics.device_ota_events("DEVICE"), Topics.model_manifest("CHANNEL"),
+        Topics.device_status("DEVICE"),
+        Topics.device_predictions("DEVICE"),
+        Topics.device_model("DEVICE"),
+        Topics.device_ota_events("DEVICE"),
+        Topics.model_manifest("CHANNEL"),
         Topics.model_chunk("CHANNEL", "0123456789abcdef", 0),
     ]
     for topic in topics:
-        template = (topic.replace("DEVICE", "{device_id}").replace("CHANNEL", "{channel}")
-                    .replace("0123456789abcdef", "{bundle_id}").replace("chunks/0", "chunks/{index}"))
+        template = (
+            topic.replace("DEVICE", "{device_id}")
+            .replace("CHANNEL", "{channel}")
+            .replace("0123456789abcdef", "{bundle_id}")
+            .replace("chunks/0", "chunks/{index}")
+        )
         assert f"`{template}`" in doc, template
 
 
@@ -58,16 +81,22 @@ def test_a_valid_batch_round_trips():
     assert PREDICTION_BATCH.decode(PREDICTION_BATCH.encode(batch)) == batch
 
 
-@pytest.mark.parametrize("payload, reason", [
-    (b"{not json", "malformed_json"),
-    (b"\xff\xfe\x00", "not_utf8"),
-    (b"[1, 2]", "schema"),
-    (b'{"schema": "careeredge.predictions/9"}', "wrong_schema"),
-    (b"x" * (MAX_PREDICTION_BATCH_BYTES + 1), "oversized"),
-    (b'{"schema": "careeredge.predictions/1", "device_id": "pi-1", "batch_id": "b0b0b0b0", '
-     b'"sent_at": "2026-05-01T08:00:00Z", "records": [{"uuid": "u"}]}', "schema"),
-    (b'{"a": NaN}', "malformed_json"),
-])
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"{not json", "malformed_json"),
+        (b"\xff\xfe\x00", "not_utf8"),
+        (b"[1, 2]", "schema"),
+        (b'{"schema": "careeredge.predictions/9"}', "wrong_schema"),
+        (b"x" * (MAX_PREDICTION_BATCH_BYTES + 1), "oversized"),
+        (
+            b'{"schema": "careeredge.predictions/1", "device_id": "pi-1", "batch_id": "b0b0b0b0", '
+            b'"sent_at": "2026-05-01T08:00:00Z", "records": [{"uuid": "u"}]}',
+            "schema",
+        ),
+        (b'{"a": NaN}', "malformed_json"),
+    ],
+)
 def test_decode_rejects_with_a_countable_reason(payload, reason):
     with pytest.raises(ContractError) as excinfo:
         PREDICTION_BATCH.decode(payload)
@@ -92,9 +121,17 @@ def test_field_checks_catch_wrong_types_and_ranges():
 
 def _manifest() -> dict:
     return {
-        "schema": OTA_MANIFEST.schema_id, "channel": "stable", "sequence": 3, "name": "m", "version": "3",
-        "published_at": "2026-05-01T08:00:00+00:00", "size": 10, "sha256": "b" * 64, "chunk_size": 4,
-        "chunks": ["c" * 64] * 3, "metrics": {"f1": 0.9},
+        "schema": OTA_MANIFEST.schema_id,
+        "channel": "stable",
+        "sequence": 3,
+        "name": "m",
+        "version": "3",
+        "published_at": "2026-05-01T08:00:00+00:00",
+        "size": 10,
+        "sha256": "b" * 64,
+        "chunk_size": 4,
+        "chunks": ["c" * 64] * 3,
+        "metrics": {"f1": 0.9},
     }
 
 

@@ -1,4 +1,5 @@
 """Over-the-air model updates against a real mosquitto with a real (tiny) INT8 bundle."""
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,12 @@ def fleet(broker, tmp_path, keys, tiny_bundle):
     """One device (v1 installed over the air) and one collector."""
     collector, storage = start_collector(broker, tmp_path / "cloud.db")
     served: list[str] = []  # what the daemon would reload, as seen when it is told to
-    agent = make_agent(broker, tmp_path, public_key=keys["public_path"],
-                       on_model_activated=lambda path: served.append(Path(path).resolve().name)).start()
+    agent = make_agent(
+        broker,
+        tmp_path,
+        public_key=keys["public_path"],
+        on_model_activated=lambda path: served.append(Path(path).resolve().name),
+    ).start()
     assert agent.wait_connected(10)
     v1 = bundle_version(tiny_bundle, tmp_path / "v1", "1")
     first_manifest = publish(broker, v1, keys, tmp_path)
@@ -60,8 +65,9 @@ def fleet(broker, tmp_path, keys, tiny_bundle):
     collector.stop()
 
 
-def test_update_activates_keeps_previous_and_refuses_a_replayed_old_manifest(broker, tmp_path, keys, tiny_bundle,
-                                                                           fleet):
+def test_update_activates_keeps_previous_and_refuses_a_replayed_old_manifest(
+    broker, tmp_path, keys, tiny_bundle, fleet
+):
     agent, storage = fleet["agent"], fleet["storage"]
     publish(broker, bundle_version(tiny_bundle, tmp_path / "v2", "2"), keys, tmp_path)
     activated = wait_for_event(storage, "activated", count=2)
@@ -85,8 +91,12 @@ def test_update_activates_keeps_previous_and_refuses_a_replayed_old_manifest(bro
 
 
 def _v2_packed(tmp_path, keys, tiny_bundle, **version_kwargs) -> PackedBundle:
-    return pack_bundle(bundle_version(tiny_bundle, tmp_path / "v2", "2", **version_kwargs), tmp_path / "v2.tar",
-                       keys["private"], chunk_size=CHUNK)
+    return pack_bundle(
+        bundle_version(tiny_bundle, tmp_path / "v2", "2", **version_kwargs),
+        tmp_path / "v2.tar",
+        keys["private"],
+        chunk_size=CHUNK,
+    )
 
 
 def attack_corrupted_chunk(tmp_path, keys, tiny_bundle):
@@ -103,8 +113,9 @@ def attack_bad_signature(tmp_path, keys, tiny_bundle):
 
 
 def attack_other_key(tmp_path, keys, tiny_bundle):
-    packed = pack_bundle(bundle_version(tiny_bundle, tmp_path / "v2", "2"), tmp_path / "v2.tar",
-                         keys["other_private"], chunk_size=CHUNK)
+    packed = pack_bundle(
+        bundle_version(tiny_bundle, tmp_path / "v2", "2"), tmp_path / "v2.tar", keys["other_private"], chunk_size=CHUNK
+    )
     return build_ota_manifest(packed, "stable", 2, keys["other_private"]), read_chunks(packed.path, CHUNK)
 
 
@@ -114,8 +125,9 @@ def attack_truncated_bundle(tmp_path, keys, tiny_bundle):
     with open(packed.path, "r+b") as handle:
         handle.truncate(packed.size // 2)
     size, sha256, chunk_sha256 = hash_chunks(packed.path, CHUNK)
-    truncated = PackedBundle(packed.path, packed.name, packed.version, size, sha256, chunk_sha256, CHUNK,
-                             packed.metrics, packed.created_at)
+    truncated = PackedBundle(
+        packed.path, packed.name, packed.version, size, sha256, chunk_sha256, CHUNK, packed.metrics, packed.created_at
+    )
     return build_ota_manifest(truncated, "stable", 2, keys["private"]), read_chunks(packed.path, CHUNK)
 
 
@@ -126,15 +138,19 @@ def attack_short_last_chunk(tmp_path, keys, tiny_bundle):
     return build_ota_manifest(packed, "stable", 2, keys["private"]), chunks
 
 
-@pytest.mark.parametrize("attack, reason", [
-    (attack_corrupted_chunk, "chunk_corrupt"),
-    (attack_bad_signature, "bad_signature"),
-    (attack_other_key, "unknown_key"),
-    (attack_truncated_bundle, "bad_archive"),
-    (attack_short_last_chunk, "truncated_chunk"),
-])
-def test_bad_updates_are_rejected_reported_and_the_old_model_stays(broker, tmp_path, keys, tiny_bundle, fleet,
-                                                                    attack, reason):
+@pytest.mark.parametrize(
+    "attack, reason",
+    [
+        (attack_corrupted_chunk, "chunk_corrupt"),
+        (attack_bad_signature, "bad_signature"),
+        (attack_other_key, "unknown_key"),
+        (attack_truncated_bundle, "bad_archive"),
+        (attack_short_last_chunk, "truncated_chunk"),
+    ],
+)
+def test_bad_updates_are_rejected_reported_and_the_old_model_stays(
+    broker, tmp_path, keys, tiny_bundle, fleet, attack, reason
+):
     agent, storage = fleet["agent"], fleet["storage"]
     manifest, chunks = attack(tmp_path, keys, tiny_bundle)
     publish_raw_update(broker, manifest, chunks)
@@ -185,8 +201,9 @@ def test_model_cli_rolls_back_by_hand_and_the_device_does_not_reinstall(broker, 
 
 
 def test_publisher_refuses_a_bundle_without_golden_examples(tmp_path, keys, tiny_bundle):
-    from shared.bundle import BundleError, read_manifest, save_manifest
     import shutil
+
+    from shared.bundle import BundleError, read_manifest, save_manifest
 
     bare = tmp_path / "bare"
     shutil.copytree(tiny_bundle, bare)

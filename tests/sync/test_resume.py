@@ -1,4 +1,5 @@
 """`careeredge sync` killed mid-download: the restarted device resumes and activates only once verified."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,12 @@ def write_config(tmp_path: Path, broker, keys) -> Path:
 
 
 def start_device(config: Path, log: Path, repo_root: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "device.cli", "sync", "--config", str(config)], cwd=repo_root,
-                            stdout=subprocess.DEVNULL, stderr=open(log, "a"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "device.cli", "sync", "--config", str(config)],
+        cwd=repo_root,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "a"),
+    )
 
 
 def chunks_on_disk(models_dir: Path) -> int:
@@ -39,11 +44,11 @@ def chunks_on_disk(models_dir: Path) -> int:
     return 0
 
 
-def test_killed_mid_download_resumes_and_activates_after_verification(broker, tmp_path, keys, tiny_bundle,
-                                                                      repo_root):
+def test_killed_mid_download_resumes_and_activates_after_verification(broker, tmp_path, keys, tiny_bundle, repo_root):
     collector, storage = start_collector(broker, tmp_path / "cloud.db")
-    packed = pack_bundle(bundle_version(tiny_bundle, tmp_path / "v1", "7"), tmp_path / "v7.tar", keys["private"],
-                         chunk_size=CHUNK)
+    packed = pack_bundle(
+        bundle_version(tiny_bundle, tmp_path / "v1", "7"), tmp_path / "v7.tar", keys["private"], chunk_size=CHUNK
+    )
     manifest = build_ota_manifest(packed, "stable", 1, keys["private"])
     chunks = read_chunks(packed.path, CHUNK)
     half = len(chunks) // 2
@@ -61,8 +66,11 @@ def test_killed_mid_download_resumes_and_activates_after_verification(broker, tm
     assert not (models_dir / "active").exists(), "nothing may be activated before the whole bundle verified"
     probe = RawClient(broker)
     probe.subscribe(Topics.device_status("pi-resume"))
-    wait_until(lambda: probe.received(Topics.device_status("pi-resume"))[-1:] == [STATUS_OFFLINE], 10,
-               "the last will `offline` after the kill")
+    wait_until(
+        lambda: probe.received(Topics.device_status("pi-resume"))[-1:] == [STATUS_OFFLINE],
+        10,
+        "the last will `offline` after the kill",
+    )
 
     for index in range(half, len(chunks)):
         probe.publish(Topics.model_chunk("stable", bundle_id(manifest["sha256"]), index), chunks[index], retain=True)

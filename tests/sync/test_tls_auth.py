@@ -1,4 +1,5 @@
 """TLS (pinned CA + client certificate) and username/password against a locked-down mosquitto."""
+
 from __future__ import annotations
 
 import datetime
@@ -14,9 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shared.mqtt.client import BrokerSettings
 from device.store import PredictionStore
 from device.sync.agent import SyncAgent, SyncSettings
+from shared.mqtt.client import BrokerSettings
 from tests.conftest import require
 from tests.support.mosquitto import Mosquitto, mosquitto_binary
 from tests.sync.conftest import fill_store
@@ -28,21 +29,29 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _write_key(key, path: Path) -> Path:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return path
 
 
 def _issue(subject: str, issuer_key, issuer_name, folder: Path, stem: str, ca: bool = False, ip: str | None = None):
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(issuer_name or _name(subject))
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer_name or _name(subject))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if ip:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
-                                        critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
+        )
     cert = builder.sign(issuer_key or key, hashes.SHA256())
     (folder / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(key, folder / f"{stem}.key")
@@ -51,8 +60,10 @@ def _issue(subject: str, issuer_key, issuer_name, folder: Path, stem: str, ca: b
 
 @pytest.fixture
 def secure_broker(tmp_path):
-    require(mosquitto_binary() is not None and shutil.which("mosquitto_passwd") is not None,
-            "mosquitto and mosquitto_passwd (Debian package `mosquitto`)")
+    require(
+        mosquitto_binary() is not None and shutil.which("mosquitto_passwd") is not None,
+        "mosquitto and mosquitto_passwd (Debian package `mosquitto`)",
+    )
     pki = tmp_path / "pki"
     pki.mkdir()
     ca_key, ca_cert = _issue("careeredge test CA", None, None, pki, "ca", ca=True)
@@ -61,8 +72,10 @@ def secure_broker(tmp_path):
     passwords = pki / "passwd"
     passwords.touch()
     subprocess.run(["mosquitto_passwd", "-b", str(passwords), "pi-secure", "correct horse"], check=True)
-    listener = (f"cafile {pki / 'ca.pem'}\ncertfile {pki / 'server.pem'}\nkeyfile {pki / 'server.key'}\n"
-                f"require_certificate true\npassword_file {passwords}\n")
+    listener = (
+        f"cafile {pki / 'ca.pem'}\ncertfile {pki / 'server.pem'}\nkeyfile {pki / 'server.key'}\n"
+        f"require_certificate true\npassword_file {passwords}\n"
+    )
     with Mosquitto(tmp_path / "broker", listener_options=listener, allow_anonymous=False) as broker:
         yield broker, pki
 
@@ -70,13 +83,25 @@ def secure_broker(tmp_path):
 def _agent(broker, pki: Path, tmp_path: Path, password: str, client_cert: bool = True) -> SyncAgent:
     settings = SyncSettings(
         device_id="pi-secure",
-        broker=BrokerSettings(host=broker.host, port=broker.port, tls_ca=str(pki / "ca.pem"),
-                              tls_cert=str(pki / "device.pem") if client_cert else None,
-                              tls_key=str(pki / "device.key") if client_cert else None,
-                              username="pi-secure", password=password, reconnect_min_s=1, reconnect_max_s=1),
-        channel="stable", models_dir=tmp_path / "models", public_key=None, poll_interval_s=0.2)
-    return SyncAgent(settings, store_factory=lambda: PredictionStore(tmp_path / "device.db"),
-                     close_store=True, enable_ota=False)
+        broker=BrokerSettings(
+            host=broker.host,
+            port=broker.port,
+            tls_ca=str(pki / "ca.pem"),
+            tls_cert=str(pki / "device.pem") if client_cert else None,
+            tls_key=str(pki / "device.key") if client_cert else None,
+            username="pi-secure",
+            password=password,
+            reconnect_min_s=1,
+            reconnect_max_s=1,
+        ),
+        channel="stable",
+        models_dir=tmp_path / "models",
+        public_key=None,
+        poll_interval_s=0.2,
+    )
+    return SyncAgent(
+        settings, store_factory=lambda: PredictionStore(tmp_path / "device.db"), close_store=True, enable_ota=False
+    )
 
 
 def test_device_connects_with_pinned_ca_client_certificate_and_password(secure_broker, tmp_path):

@@ -1,4 +1,5 @@
 """Prediction logs: device store -> real mosquitto -> collector, nothing lost, nothing twice."""
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@ A mapper raises `MalformedRecord(reason)` for a record it recognises but cannot 
 description, a scraper error row); `normalize` sends those to quarantine with the reason.
 `detect_source` picks the mapper from a record's field names, so a file drop needs no flag.
 """
+
 from __future__ import annotations
 
 from cloud.ingest.sources.base import MalformedRecord, SourceMapper
@@ -11,9 +12,14 @@ from cloud.ingest.sources.brightdata import BrightDataLinkedIn
 from cloud.ingest.sources.kaggle_2025 import Kaggle2025
 from cloud.ingest.sources.uk_2026 import UkJobTracker2026
 
-MAPPERS: dict[str, SourceMapper] = {mapper.name: mapper for mapper in (
-    BrightDataLinkedIn(), Kaggle2025(), UkJobTracker2026(),
-)}
+MAPPERS: dict[str, SourceMapper] = {
+    mapper.name: mapper
+    for mapper in (
+        BrightDataLinkedIn(),
+        Kaggle2025(),
+        UkJobTracker2026(),
+    )
+}
 
 
 def detect_source(record: dict) -> SourceMapper | None:
@@ -28,6 +34,7 @@ def get_mapper(name: str) -> SourceMapper:
         return MAPPERS[name]
     except KeyError:
         from shared.errors import UserError
+
         raise UserError(f"unknown source {name!r}; known: {', '.join(sorted(MAPPERS))}") from None
 
 

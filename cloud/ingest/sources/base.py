@@ -1,4 +1,5 @@
 """What every source mapper shares: the contract and the few field conventions all sources use."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +9,6 @@ from typing import ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from shared.posting import JobPosting, make_posting
-from shared.text import clean_text
 
 
 class MalformedRecord(ValueError):
@@ -21,20 +21,24 @@ class MalformedRecord(ValueError):
 
 class SourceMapper(ABC):
     name: ClassVar[str]
-    signature_fields: ClassVar[frozenset[str]]     # all present -> this mapper owns the record
+    signature_fields: ClassVar[frozenset[str]]  # all present -> this mapper owns the record
 
     def matches(self, record: dict) -> bool:
         return self.signature_fields <= record.keys()
 
     @abstractmethod
-    def to_posting(self, record: dict) -> JobPosting:
-        ...
+    def to_posting(self, record: dict) -> JobPosting: ...
 
     @staticmethod
     def build(source: str, source_id: str, title, description, **fields) -> JobPosting:
         """make_posting plus the checks every source needs (title and description must survive cleaning)."""
-        posting = make_posting(source, source_id, text_of(title), text_of(description),
-                               **{key: value if key == "extra" else text_of(value) for key, value in fields.items()})
+        posting = make_posting(
+            source,
+            source_id,
+            text_of(title),
+            text_of(description),
+            **{key: value if key == "extra" else text_of(value) for key, value in fields.items()},
+        )
         if not posting.title:
             raise MalformedRecord("missing title")
         if not posting.description:

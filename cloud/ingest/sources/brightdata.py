@@ -8,6 +8,7 @@ The description is `job_description_formatted` (HTML, cleaned by shared.text) wi
 (plain text, often truncated) as the fallback. With `include_errors=true` a snapshot can hold error
 rows (`error`, `error_code`, `input`): those are quarantined with the scraper's reason.
 """
+
 from __future__ import annotations
 
 from cloud.ingest.sources.base import MalformedRecord, SourceMapper, canonical_url, iso_date, text_of
@@ -37,15 +38,22 @@ class BrightDataLinkedIn(SourceMapper):
             raise MalformedRecord("missing job_posting_id")
         description = text_of(record.get("job_description_formatted")) or text_of(record.get("job_summary"))
         return self.build(
-            self.name, job_id, record.get("job_title"), description,
-            company=record.get("company_name"), location=record.get("job_location"),
-            url=record.get("url"), posted_date=iso_date(record.get("job_posted_date")),
+            self.name,
+            job_id,
+            record.get("job_title"),
+            description,
+            company=record.get("company_name"),
+            location=record.get("job_location"),
+            url=record.get("url"),
+            posted_date=iso_date(record.get("job_posted_date")),
             employment_type=record.get("job_employment_type"),
-            extra={"layout": layout_of(record),
-                   "canonical_url": canonical_url(text_of(record.get("url"))),
-                   "seniority": text_of(record.get("job_seniority_level")),
-                   "function": text_of(record.get("job_function")),
-                   "industries": text_of(record.get("job_industries")),
-                   "country_code": text_of(record.get("country_code")),
-                   "base_pay_range": record.get("job_base_pay_range")},
+            extra={
+                "layout": layout_of(record),
+                "canonical_url": canonical_url(text_of(record.get("url"))),
+                "seniority": text_of(record.get("job_seniority_level")),
+                "function": text_of(record.get("job_function")),
+                "industries": text_of(record.get("job_industries")),
+                "country_code": text_of(record.get("country_code")),
+                "base_pay_range": record.get("job_base_pay_range"),
+            },
         )

@@ -2,6 +2,7 @@
 
 No id column: the Indeed job key (`jk=` in `url`) is the stable id, else a hash of the URL.
 """
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
@@ -22,8 +23,13 @@ class Kaggle2025(SourceMapper):
         url = text_of(record.get("url"))
         job_types = [text_of(record.get(f"jobType/{i}")) for i in range(4)]
         return self.build(
-            self.name, indeed_job_key(url) or url_id(url), record.get("positionName"), record.get("description"),
-            company=record.get("company"), location=record.get("location"), url=url,
+            self.name,
+            indeed_job_key(url) or url_id(url),
+            record.get("positionName"),
+            record.get("description"),
+            company=record.get("company"),
+            location=record.get("location"),
+            url=url,
             employment_type=", ".join(t for t in job_types if t),
             extra={"canonical_url": canonical_url(url), "salary": text_of(record.get("salary"))},
         )

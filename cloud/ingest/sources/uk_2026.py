@@ -4,6 +4,7 @@
 `/details/<id>` or `/land/ad/<id>`. Adzuna keeps its creation timestamp in `job_maturity`
 (LinkedIn rows just say "Recent"), so that is the posted date when `job_posted_date` is empty.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,12 +27,18 @@ class UkJobTracker2026(SourceMapper):
         return self.build(
             SOURCES_BY_PLATFORM.get(platform, f"{platform or 'unknown'}_uk_2026"),
             match.group(1) if match else url_id(url),
-            record.get("job_title"), record.get("job_description"),
-            company=record.get("employer_name"), location=record.get("location"), url=url,
+            record.get("job_title"),
+            record.get("job_description"),
+            company=record.get("employer_name"),
+            location=record.get("location"),
+            url=url,
             posted_date=iso_date(record.get("job_posted_date")) or iso_date(record.get("job_maturity")),
             employment_type=record.get("job_employment_type"),
-            extra={"canonical_url": canonical_url(url), "platform": text_of(record.get("platform")),
-                   "salary_min": text_of(record.get("job_min_salary")),
-                   "salary_max": text_of(record.get("job_max_salary")),
-                   "salary_period": text_of(record.get("job_salary_period"))},
+            extra={
+                "canonical_url": canonical_url(url),
+                "platform": text_of(record.get("platform")),
+                "salary_min": text_of(record.get("job_min_salary")),
+                "salary_max": text_of(record.get("job_max_salary")),
+                "salary_period": text_of(record.get("job_salary_period")),
+            },
         )
