@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.errors import UserError
+from shared.files import atomic_write_json, fsync_dir
 
 
 def ensure_writable_dir(path: Path) -> Path:
@@ -40,10 +41,9 @@ def read_json(path: Path, missing_hint: str) -> dict:
 
 
 def write_json_atomic(path: Path, payload: object) -> None:
+    """`shared.files.atomic_write_json`, with an unwritable directory as a one-line UserError."""
     ensure_writable_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, payload)
 
 
 @contextmanager
@@ -56,6 +56,7 @@ def atomic_directory(final: Path) -> Iterator[Path]:
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
+        fsync_dir(final.parent)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -44,7 +44,8 @@ from cloud.publisher.packing import pack_bundle  # noqa: E402
 from cloud.publisher.publisher import ChannelPublisher  # noqa: E402
 from device.store import PredictionStore  # noqa: E402
 from device.sync.agent import row_to_record  # noqa: E402
-from shared.bundle import read_manifest, save_manifest, sha256_file  # noqa: E402
+from shared.bundle import read_manifest, save_manifest  # noqa: E402
+from shared.files import sha256_file  # noqa: E402
 from shared.mqtt.client import BrokerSettings, make_client  # noqa: E402
 from shared.mqtt.contract import PREDICTION_BATCH, STATUS_ONLINE, Topics  # noqa: E402
 from shared.signing import generate_keypair, load_private_key  # noqa: E402

@@ -15,7 +15,6 @@ is stdlib-only: the device imports it on every start.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import UserError
+from shared.files import sha256_file
 from shared.reading import check_windows
 
 MANIFEST_FILE = "manifest.json"
@@ -38,14 +38,6 @@ FORMAT_VERSION = 1
 
 class BundleError(UserError):
     """A bundle that is missing, unreadable, incomplete or does not match its manifest."""
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_manifest(bundle_dir: str | Path) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def export_command(
     (and, for a model distilled from Model A, by A's own test accuracy)."""
     from cloud.export.builder import export_first_passing
     from cloud.params import load_params
-    from shared.bundle import sha256_file
+    from shared.files import sha256_file
 
     if not (model_dir / "config.json").is_file():
         raise UserError(f"no trained model at {model_dir} (run `careeredge-cloud train-a` first)")
@@ -160,7 +160,7 @@ def checked_distillation(log: dict, test_csv: Path) -> dict | None:
     """A distilled model's record of its teacher (train_log.json "distillation"), after checking that
     `test_csv` is the split the teacher's accuracy in it was measured on: the export's teacher floor
     compares against that figure. None for a model that was not distilled."""
-    from shared.bundle import sha256_file
+    from shared.files import sha256_file
 
     distillation = log.get("distillation")
     if distillation and distillation.get("test_split_sha256") != sha256_file(test_csv):

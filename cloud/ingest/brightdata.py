@@ -25,8 +25,8 @@ from pathlib import Path
 import requests
 
 from cloud.artifacts import write_json_atomic
-from cloud.ingest.atomic import atomic_write_bytes
 from shared.errors import UserError
+from shared.files import atomic_write_bytes
 
 DEFAULT_BASE_URL = "https://api.brightdata.com"
 LINKEDIN_JOBS_DATASET = "gd_lpfll7v5hcqtkxl6l"

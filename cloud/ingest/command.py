@@ -15,10 +15,10 @@ from pathlib import Path
 import click
 
 from cloud.ingest import brightdata
-from cloud.ingest.atomic import atomic_write_bytes
 from cloud.ingest.file_drop import drop_format, read_records
-from cloud.ingest.manifest import MANIFEST_NAME, RawBatch, sha256_of, write_manifest
+from cloud.ingest.manifest import MANIFEST_NAME, RawBatch, write_manifest
 from shared.errors import UserError
+from shared.files import atomic_write_bytes, sha256_file
 
 
 def ingest_file(path: Path, raw_dir: Path) -> RawBatch:
@@ -28,7 +28,11 @@ def ingest_file(path: Path, raw_dir: Path) -> RawBatch:
         raise UserError(f"{path}: holds no records")
     target = atomic_write_bytes(raw_dir / path.name, path.read_bytes())
     return RawBatch(
-        name=path.stem, path=f"raw/{target.name}", sha256=sha256_of(target), records=len(records), origin=f"file:{path}"
+        name=path.stem,
+        path=f"raw/{target.name}",
+        sha256=sha256_file(target),
+        records=len(records),
+        origin=f"file:{path}",
     )
 
 
@@ -61,7 +65,7 @@ def ingest_brightdata(
     return RawBatch(
         name=snapshot.path.stem,
         path=f"raw/{snapshot.path.name}",
-        sha256=sha256_of(snapshot.path),
+        sha256=sha256_file(snapshot.path),
         records=len(snapshot.records),
         origin=f"brightdata:{snapshot.snapshot_id}",
     )

@@ -6,7 +6,6 @@ so a failed run leaves raw files for inspection but no manifest pointing at a pa
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from cloud.artifacts import write_json_atomic
 from shared.errors import UserError
+from shared.files import sha256_file
 
 MANIFEST_NAME = "manifest.json"
 
@@ -25,14 +25,6 @@ class RawBatch:
     sha256: str
     records: int
     origin: str  # "file:<path>" or "brightdata:<snapshot_id>"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_manifest(ingest_dir: Path, batches: list[RawBatch]) -> Path:
@@ -59,6 +51,6 @@ def read_manifest(ingest_dir: Path) -> list[RawBatch]:
         raw = ingest_dir / batch.path
         if not raw.is_file():
             raise UserError(f"{raw}: listed in {MANIFEST_NAME} but missing; re-run ingest")
-        if sha256_of(raw) != batch.sha256:
+        if sha256_file(raw) != batch.sha256:
             raise UserError(f"{raw}: sha256 differs from {MANIFEST_NAME}; the raw batch changed after ingest")
     return batches

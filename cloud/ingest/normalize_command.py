@@ -15,11 +15,11 @@ import click
 from tqdm import tqdm
 
 from cloud.artifacts import atomic_directory, write_json_atomic
-from cloud.ingest.atomic import atomic_write_jsonl
 from cloud.ingest.file_drop import read_records
 from cloud.ingest.manifest import read_manifest
 from cloud.ingest.normalize import Batch, normalize
 from shared.errors import UserError
+from shared.files import atomic_write_jsonl
 from shared.posting import JobPosting
 
 POSTINGS = "postings.jsonl"

@@ -14,34 +14,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from cloud.training.metrics import expected_calibration_error
+from shared.probabilities import softmax
+
 LOG_T_RANGE = (-3.0, 4.0)  # T in [0.05, 55]: wide enough for any sane model
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    scaled = np.asarray(logits, dtype=np.float64) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    exp = np.exp(scaled)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     probs = softmax(logits, temperature)
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))))
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
-    """Sum over confidence bins of |accuracy - mean confidence|, weighted by the bin's share."""
-    probs, labels = np.asarray(probs), np.asarray(labels)
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == labels
-    # Top-class confidence of a 2-class model is >= 0.5, but keep the general [0, 1] bins.
-    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        in_bin = bins == b
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, iterations: int = 60) -> float:

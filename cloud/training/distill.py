@@ -76,8 +76,8 @@ from cloud.training.finetune import (
     shuffled_batches,
 )
 from cloud.training.model_io import load_classifier
-from shared.bundle import sha256_file
 from shared.errors import UserError
+from shared.files import sha256_file
 from shared.text import model_input
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json")

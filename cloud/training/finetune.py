@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from shared.labels import LABEL_NAMES
+from shared.probabilities import softmax
 from shared.text import load_tokenizer, model_input
 
 
@@ -115,14 +116,9 @@ def read_logits(tokenizer, inputs: list[str], windows: int, logits_of) -> np.nda
     return average_windows(logits_of(keys, lambda batch: encode_ids(batch, pad_id)), owners, len(inputs))
 
 
-def softmax_rows(logits: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
     """Softmax probabilities, shape (n, 2)."""
-    return softmax_rows(predict_logits(model, tokenizer, texts, batch_size, progress))
+    return softmax(predict_logits(model, tokenizer, texts, batch_size, progress))
 
 
 def predict_logits(model, tokenizer, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
@@ -330,7 +326,7 @@ class TrainedClassifier:
     windows: int = 1  # windows of max_length read per posting (shared.reading)
 
     def predict_proba(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        return softmax_rows(self.predict_logits(texts, batch_size, progress))
+        return softmax(self.predict_logits(texts, batch_size, progress))
 
     def predict_logits(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         inputs = [model_input(t, self.preprocessing) for t in texts]

@@ -6,7 +6,8 @@ import numpy as np
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
-    """ECE over equal-width confidence bins: sum_b |acc_b - conf_b| * n_b / n."""
+    """ECE over equal-width confidence bins (low, high]: sum_b |acc_b - conf_b| * n_b / n (Guo et al., 2017)."""
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels)
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     edges = np.linspace(0.0, 1.0, bins + 1)

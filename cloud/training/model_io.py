@@ -8,21 +8,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cloud.artifacts import atomic_directory, write_json_atomic
 from cloud.training.finetune import FineTuneConfig, FineTuneResult
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from shared.files import sha256_file
 
 
 def save_classifier(
@@ -40,7 +32,7 @@ def save_classifier(
             "config": asdict(config),
             "best_epoch": result.best_epoch,
             "history": result.history,
-            "training_data_sha256": file_sha256(train_file),
+            "training_data_sha256": sha256_file(train_file),
             "training_rows": _count_rows(train_file),
         }
         write_json_atomic(staging / "train_log.json", log)

@@ -26,11 +26,12 @@ import numpy as np
 
 from cloud.artifacts import atomic_directory, write_json_atomic
 from cloud.params import load_params
-from cloud.training.calibration import Calibration, calibrate, softmax
+from cloud.training.calibration import Calibration, calibrate
 from cloud.training.stream_split import split_stream
 from shared.errors import UserError
 from shared.labels import LABEL_NAMES, classify_title
 from shared.posting import JobPosting
+from shared.probabilities import softmax
 
 ARMS = ("model_a", "taxonomy", "agreement")
 PSEUDO_COLUMNS = ("id", "title", "text", "label", "confidence", "batch", "source")

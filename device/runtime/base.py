@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from shared.bundle import TOKENIZER_FILE, label_names, reading_windows
+from shared.probabilities import softmax
 from shared.reading import average_windows, window_encodings
 from shared.text import load_tokenizer, model_input
 
@@ -182,9 +183,3 @@ def whitespace_prefix(text: str, limit: int) -> str:
         return text
     cut = max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit))
     return text[:cut] if cut > 0 else text
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    scores = np.asarray(scores, dtype=np.float64)
-    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)

@@ -19,7 +19,6 @@ logged, shown in `state()` and shipped to the cloud in the next batch's `dropped
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import queue
@@ -37,6 +36,7 @@ import paho.mqtt.client as mqtt
 
 from device.sync.buffer_cap import drop_oldest_unsynced
 from shared.errors import UserError
+from shared.files import atomic_write_json
 from shared.mqtt.client import AvailabilityLog, BrokerSettings, connect_in_background, make_client
 from shared.mqtt.contract import (
     MAX_RECORDS_PER_BATCH,
@@ -477,10 +477,7 @@ class SyncAgent:
     def _write_state_file(self) -> None:
         path = Path(self.settings.models_dir) / STATE_FILE
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.state(), indent=2))
-            os.replace(tmp, path)
+            atomic_write_json(path, self.state())
         except OSError as exc:
             log.debug("could not write %s: %s", path, exc)
 

@@ -16,6 +16,8 @@ import json
 import os
 from pathlib import Path
 
+from shared.files import atomic_write_json, sha256_file
+
 
 class TransferRejected(Exception):
     """The transfer cannot produce the signed bundle. `reason` is reported to the cloud."""
@@ -85,20 +87,16 @@ class ChunkedDownload:
         return True
 
     def _save_progress(self) -> None:
-        tmp = self.progress_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"sha256": self.manifest["sha256"], "received": sorted(self.received)}))
-        os.replace(tmp, self.progress_path)
+        atomic_write_json(
+            self.progress_path, {"sha256": self.manifest["sha256"], "received": sorted(self.received)}, indent=None
+        )
 
     def verify(self) -> Path:
         """Whole-file size and sha256 against the signed manifest (streamed). Returns the file."""
         size = self.part_path.stat().st_size
         if size != self.size:
             raise TransferRejected("size_mismatch", f"downloaded {size} bytes, manifest says {self.size}")
-        digest = hashlib.sha256()
-        with open(self.part_path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != self.manifest["sha256"]:
+        if sha256_file(self.part_path) != self.manifest["sha256"]:
             raise TransferRejected("sha256_mismatch", "the assembled bundle does not match the signed sha256")
         return self.part_path
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import queue
 import shutil
 import tarfile
@@ -35,6 +34,7 @@ from device.sync.download import ChunkedDownload, TransferRejected
 from device.sync.healthcheck import HealthReport, golden_health_check
 from device.sync.slots import ModelSlots, slot_name
 from shared.bundle import BundleError, verify_bundle
+from shared.files import atomic_write_json
 from shared.mqtt.contract import MODEL_STATE, OTA_EVENT, OTA_MANIFEST, ContractError, Topics, bundle_id
 from shared.signing import SignatureError, verify_manifest
 
@@ -405,9 +405,7 @@ class OtaUpdater:
         return state
 
     def _save_state(self) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=2))
-        os.replace(tmp, self.state_path)
+        atomic_write_json(self.state_path, self.state)
 
     def status(self) -> dict:
         download = self._download

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from shared.bundle import read_manifest
 from shared.errors import UserError
+from shared.files import fsync_dir
 
 ACTIVE = "active"
 PREVIOUS = "previous"
@@ -130,12 +131,4 @@ class ModelSlots:
         tmp.unlink(missing_ok=True)
         os.symlink(os.path.relpath(Path(target).resolve(), self.models_dir.resolve()), tmp)
         os.replace(tmp, link)
-        _fsync_dir(self.models_dir)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(self.models_dir)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cloud.training.calibration import calibrate, expected_calibration_error, fit_temperature, softmax
+from cloud.training.calibration import calibrate, fit_temperature
+from cloud.training.metrics import expected_calibration_error
+from shared.probabilities import softmax
 
 
 def overconfident(n=4000, inflation=3.0, seed=0):

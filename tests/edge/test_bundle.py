@@ -15,10 +15,10 @@ from shared.bundle import (
     BundleError,
     read_golden,
     read_manifest,
-    sha256_file,
     verify_bundle,
     write_bundle,
 )
+from shared.files import sha256_file
 
 
 def _fake_bundle(folder):

@@ -87,7 +87,7 @@ def test_window_logits_average_per_posting():
 
 def test_device_averages_the_windows_like_the_onnx_graph_run_by_hand(windowed_bundle, kaggle_csv):
     from device.runtime import load_backend
-    from device.runtime.base import softmax
+    from shared.probabilities import softmax
 
     backend = load_backend(windowed_bundle, threads=1)
     assert backend.windows == WINDOWS
