@@ -125,8 +125,8 @@ def test_admin_is_off_without_a_configured_token(tmp_path, tiny_bundle):
 
 def test_full_disk_still_answers_with_stored_false(client, app_and_daemon, caplog):
     store = app_and_daemon[1].store
-    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
-    store.db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite now reports "database or disk is full"
+    pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
+    store.connection.execute(f"PRAGMA max_page_count = {pages}")  # SQLite now reports "database or disk is full"
     with caplog.at_level(logging.ERROR, logger="device.daemon"):
         answers = [client.post("/api/v1/predict", json={"text": DS_TEXT + " padding" * 300}) for _ in range(30)]
     assert all(r.status_code == 200 for r in answers)
