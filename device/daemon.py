@@ -29,6 +29,7 @@ from device.batcher import MicroBatcher
 from device.config import Config
 from device.inputs import prepare_text
 from device.store import PredictionStore, StoreError, StoreWriteError
+from device.sync.slots import resolve_bundle
 from shared.errors import UserError
 from shared.skills import find_skills
 from shared.text import clean_text, model_input
@@ -80,15 +81,6 @@ class ModelUnavailable(RuntimeError):
     def __init__(self, reason: str, fix: str):
         super().__init__(reason)
         self.reason, self.fix = reason, fix
-
-
-def resolve_bundle(config: Config, pinned: bool = False) -> Path:
-    """The bundle to serve: pinned (`--model`) > active over-the-air slot > `[model] bundle`."""
-    if not pinned:
-        active_link = Path(config.sync.models_dir) / "active"
-        if active_link.is_symlink() and active_link.resolve().is_dir():
-            return active_link.resolve()
-    return Path(config.model.bundle)
 
 
 class Daemon:

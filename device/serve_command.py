@@ -100,7 +100,8 @@ def run_server(config: Config, pinned_bundle: bool = False, ready: Callable[[str
     """Run the daemon under waitress until SIGTERM/SIGINT. `ready(url)` is called once listening."""
     from waitress import create_server
 
-    from device.daemon import Daemon, resolve_bundle
+    from device.daemon import Daemon
+    from device.sync.slots import resolve_bundle
     from device.web import create_app
 
     daemon = Daemon(config, bundle_dir=resolve_bundle(config, pinned=pinned_bundle))

@@ -122,7 +122,8 @@ class CareerEdgeApp(App):
 
     @work(thread=True, exclusive=True, group="load")
     def load_daemon(self) -> None:
-        from device.daemon import Daemon, resolve_bundle
+        from device.daemon import Daemon
+        from device.sync.slots import resolve_bundle
 
         daemon = Daemon(self.config, bundle_dir=resolve_bundle(self.config, pinned=self.pinned_bundle))
         self.call_from_thread(self._set_daemon, daemon)
