@@ -37,7 +37,7 @@ from shared.text import clean_text, model_input
 log = logging.getLogger(__name__)
 
 # Up to 4 queued requests share one model call: most of the batching gain on 2-4 cores, at half
-# the activation memory of 8 (ONNX Runtime's arena keeps the peak: ~9 MB per 256-token posting).
+# the activation memory of 8 (ONNX Runtime's arena keeps the peak a batch reached).
 MAX_BATCH = 4
 PRUNE_INTERVAL_S = 6 * 3600
 
