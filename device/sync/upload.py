@@ -62,13 +62,15 @@ class BatchTransport(Protocol):
 
 @dataclass
 class UploadCounters:
+    """What the status page shows about uploads: the buffer as last counted, rows since the agent started."""
+
+    buffer_rows: int | None = None
     published_rows: int = 0
+    inflight_rows: int = 0
     acked_rows: int = 0
     dropped_rows: int = 0
     invalid_rows: int = 0
     last_ack_at: str | None = None
-    buffer_rows: int | None = None
-    inflight_rows: int = 0
 
 
 @dataclass
