@@ -6,10 +6,9 @@ request threads queue their text here and one worker thread runs whatever has qu
 batch (up to `max_batch`), so exactly one inference runs at a time, on all the cores it was given.
 
 Batching is greedy: the worker takes what queued while the previous call ran and never waits for
-company by default (`max_wait_ms=0`), so a lone request pays no extra latency. Measured on the 2-core
-box, a batch costs about the same per posting as single calls (a 256-token BERT already fills the
-cores), so the win is memory and predictability (one activation set instead of eight, no
-oversubscribed thread pools), not raw throughput.
+company by default (`max_wait_ms=0`), so a lone request pays no extra latency. A 256-token BERT
+already fills the cores, so the win is memory and predictability (one activation set instead of
+eight, no oversubscribed thread pools) rather than throughput.
 """
 
 from __future__ import annotations

@@ -44,25 +44,34 @@ def _default_data_dir() -> Path:
     return _xdg_dir("XDG_DATA_HOME", ".local/share")
 
 
+def _bounded(default: int | None, low: int, high: int | None = None) -> Any:
+    """A field that must lie in [low, high] once every source is applied (None passes)."""
+    return field(default=default, metadata={"range": (low, high)})
+
+
+def _one_of(default: str, choices: tuple[str, ...]) -> Any:
+    return field(default=default, metadata={"choices": choices})
+
+
 @dataclass
 class ModelConfig:
     bundle: Path = Path("artifacts/bundles/model_a_v1")
     backend: str = "onnxruntime"
-    threads: int | None = None
+    threads: int | None = _bounded(None, 1, 64)
 
 
 @dataclass
 class WebConfig:
     host: str = "127.0.0.1"
-    port: int = 8321
-    max_request_bytes: int = 256 * 1024
+    port: int = _bounded(8321, 0, 65535)
+    max_request_bytes: int = _bounded(256 * 1024, 1024)
 
 
 @dataclass
 class StoreConfig:
     path: Path = field(default_factory=lambda: _default_data_dir() / "predictions.db")
-    retention_days: int = 90
-    privacy: str = "full"
+    retention_days: int = _bounded(90, 0)
+    privacy: str = _one_of("full", PRIVACY_MODES)
 
 
 @dataclass
@@ -81,7 +90,7 @@ class SyncConfig:
     enabled: bool = False
     device_id: str = field(default_factory=socket.gethostname)
     broker_host: str = "127.0.0.1"
-    broker_port: int = 1883
+    broker_port: int = _bounded(1883, 1, 65535)
     channel: str = "stable"
     tls_ca: Path | None = None
     tls_cert: Path | None = None
@@ -90,8 +99,8 @@ class SyncConfig:
     password: str | None = None
     public_key: Path | None = None
     models_dir: Path = field(default_factory=lambda: _default_data_dir() / "models")
-    buffer_cap_rows: int = 100_000
-    batch_size: int = 200
+    buffer_cap_rows: int = _bounded(100_000, 1)
+    batch_size: int = _bounded(200, 1)
 
 
 @dataclass
@@ -212,39 +221,24 @@ _CONVERTERS: dict[Any, Callable[[Any, Path | None], Any]] = {
 }
 
 
-def _check_range(origin: str, name: str, value: int | None, low: int, high: int | None = None) -> None:
-    if value is None:
-        return
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{origin}: {name}: must be {bound}, got {value}")
-
-
 def _check_section(section: str, values: Any, origin: str) -> None:
-    """Cross-value rules that a type alone cannot express."""
-    if section == "model":
-        _check_range(origin, "[model] threads", values.threads, 1, 64)
-    elif section == "web":
-        _check_range(origin, "[web] port", values.port, 0, 65535)
-        _check_range(origin, "[web] max_request_bytes", values.max_request_bytes, 1024)
-    elif section == "store":
-        _check_range(origin, "[store] retention_days", values.retention_days, 0)
-        if values.privacy not in PRIVACY_MODES:
-            raise ConfigError(
-                f"{origin}: [store] privacy: must be one of {', '.join(PRIVACY_MODES)}, got {values.privacy!r}"
-            )
-    elif section == "admin":
-        if values.token is not None and len(values.token) < 16:
-            raise ConfigError(
-                f"{origin}: [admin] token: must be at least 16 characters "
-                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
-            )
-    elif section == "sync":
-        _check_range(origin, "[sync] broker_port", values.broker_port, 1, 65535)
-        _check_range(origin, "[sync] buffer_cap_rows", values.buffer_cap_rows, 1)
-        _check_range(origin, "[sync] batch_size", values.batch_size, 1)
-        if (values.tls_cert is None) != (values.tls_key is None):
-            raise ConfigError(f"{origin}: [sync] tls_cert and tls_key: set both or neither")
+    """The bounds declared on the fields, then the rules that span fields."""
+    for spec in dataclasses.fields(values):
+        name, value = f"[{section}] {spec.name}", getattr(values, spec.name)
+        low, high = spec.metadata.get("range", (None, None))
+        if value is not None and low is not None and (value < low or (high is not None and value > high)):
+            bound = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise ConfigError(f"{origin}: {name}: must be {bound}, got {value}")
+        choices = spec.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{origin}: {name}: must be one of {', '.join(choices)}, got {value!r}")
+    if section == "admin" and values.token is not None and len(values.token) < 16:
+        raise ConfigError(
+            f"{origin}: [admin] token: must be at least 16 characters "
+            "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
+    if section == "sync" and (values.tls_cert is None) != (values.tls_key is None):
+        raise ConfigError(f"{origin}: [sync] tls_cert and tls_key: set both or neither")
 
 
 def _key_line(text: str, section: str, key: str | None) -> int | None:

@@ -4,7 +4,8 @@
 `Daemon` is the service object: it loads the active bundle once, classifies, writes every
 prediction through the store, and reports health. It never refuses to start because of the model:
 without a usable bundle it runs *degraded*, and `/healthz`, the page and the TUI say what is wrong
-and how to fix it. `serve()` runs it under waitress with structured logs and a graceful SIGTERM.
+and how to fix it. The fronts get one handed to them: `careeredge serve` (device.serve_command) builds
+it and runs it under waitress; the TUI builds its own.
 
 Which bundle is active: `--model` when given; else the over-the-air slot the sync agent activated
 (`[sync] models_dir/active`); else `[model] bundle`.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 import uuid as uuid_module
@@ -29,15 +29,15 @@ from device.batcher import MicroBatcher
 from device.config import Config
 from device.inputs import prepare_text
 from device.store import PredictionStore, StoreError, StoreWriteError
+from device.sync.slots import resolve_bundle
 from shared.errors import UserError
 from shared.skills import find_skills
 from shared.text import clean_text, model_input
 
 log = logging.getLogger(__name__)
 
-WAITRESS_THREADS = 8  # request threads; inference itself is serialised through the MicroBatcher
 # Up to 4 queued requests share one model call: most of the batching gain on 2-4 cores, at half
-# the activation memory of 8 (ONNX Runtime's arena keeps the peak: ~9 MB per 256-token posting).
+# the activation memory of 8 (ONNX Runtime's arena keeps the peak a batch reached).
 MAX_BATCH = 4
 PRUNE_INTERVAL_S = 6 * 3600
 
@@ -81,15 +81,6 @@ class ModelUnavailable(RuntimeError):
     def __init__(self, reason: str, fix: str):
         super().__init__(reason)
         self.reason, self.fix = reason, fix
-
-
-def resolve_bundle(config: Config, pinned: bool = False) -> Path:
-    """The bundle to serve: pinned (`--model`) > active over-the-air slot > `[model] bundle`."""
-    if not pinned:
-        active_link = Path(config.sync.models_dir) / "active"
-        if active_link.is_symlink() and active_link.resolve().is_dir():
-            return active_link.resolve()
-    return Path(config.model.bundle)
 
 
 class Daemon:
@@ -328,79 +319,3 @@ class Daemon:
         except ImportError:
             return {"enabled": self.config.sync.enabled, "running": False, "state": "sync not installed"}
         return {"enabled": self.config.sync.enabled, **state(self.config, self.store)}
-
-
-def _start_sync_agent(daemon: Daemon) -> None:
-    """`[sync] enabled = true`: run the MQTT sync agent in this process, sharing the store."""
-    from device.sync.agent import SyncAgent, SyncSettings
-
-    agent = SyncAgent(
-        SyncSettings.from_config(daemon.config),
-        store_factory=lambda: daemon.store,
-        on_model_activated=daemon.load_model,
-    )
-    agent.start()
-    daemon.add_status_provider("sync", lambda: {"enabled": True, **agent.state()})
-    daemon.on_shutdown(agent.stop)
-
-
-def serve(config: Config, pinned_bundle: bool = False, ready: Callable[[str], None] | None = None) -> None:
-    """Run the daemon under waitress until SIGTERM/SIGINT. `ready(url)` is called once listening."""
-    from waitress import create_server
-
-    from device.web import create_app
-
-    daemon = Daemon(config, bundle_dir=resolve_bundle(config, pinned=pinned_bundle))
-    daemon.start_retention()
-    if config.sync.enabled:
-        try:
-            _start_sync_agent(daemon)
-        except Exception as exc:  # sync is optional; the appliance still classifies without it
-            log.error("sync.start_failed", extra={"fields": {"error": str(exc)}})
-    app = create_app(config, daemon=daemon)
-    # Flask answers bodies over [web] max_request_bytes with a JSON 413. Waitress' own cap sits well
-    # above it so Flask sees those requests; only absurd bodies are cut at the socket (plain 413).
-    server = create_server(
-        app,
-        host=config.web.host,
-        port=config.web.port,
-        threads=WAITRESS_THREADS,
-        max_request_body_size=4 * config.web.max_request_bytes + (1 << 20),
-        ident="careeredge",
-    )
-    url = f"http://{server.effective_host}:{server.effective_port}/"
-
-    def request_shutdown(signum, _frame):
-        log.info("shutdown.requested", extra={"fields": {"signal": signal.Signals(signum).name}})
-        raise SystemExit(0)  # waitress' run() catches it and drains its worker threads
-
-    signal.signal(signal.SIGTERM, request_shutdown)
-    signal.signal(signal.SIGINT, request_shutdown)
-    log.info(
-        "daemon.listening",
-        extra={
-            "fields": {
-                "url": url,
-                "degraded": daemon.degraded,
-                "model": daemon.model_info().get("version"),
-                "db": str(config.store.path),
-                "startup_s": round(time.time() - daemon.started_at, 3),
-            }
-        },
-    )
-    if ready is not None:
-        ready(url)
-    try:
-        server.run()
-    finally:
-        _flush_responses(server)
-        server.close()
-        daemon.close()
-        log.info("daemon.stopped", extra={"fields": {"uptime_s": round(daemon.uptime_s(), 1)}})
-
-
-def _flush_responses(server, seconds: float = 1.0) -> None:
-    """Give finished requests a moment to write their responses before the sockets close."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(getattr(ch, "total_outbufs_len", 0) for ch in server._map.values()):
-        server.asyncore.loop(timeout=0.05, map=server._map, count=1)

@@ -95,6 +95,7 @@ def predict(
     """
     from device.config import load_config
     from device.runtime import load_backend
+    from device.sync.slots import resolve_bundle
 
     config = load_config(config_path)
     model_config = config.model
@@ -104,7 +105,7 @@ def predict(
     if first is None:  # every input was bad and already reported: no need to load a model
         ctx.exit(2)
     engine = load_backend(
-        bundle or default_bundle(config),
+        bundle or resolve_bundle(config),
         backend=backend or model_config.backend,
         threads=threads or model_config.threads,
     )
@@ -235,16 +236,6 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read --file {path}: {exc.strerror or exc}") from None
-
-
-def default_bundle(config) -> Path:
-    """Same rule as the daemon (device.daemon.resolve_bundle): the active over-the-air slot, else
-    `[model] bundle`. Not imported from there: device.daemon pulls sqlite_utils (~1 s), which would
-    blow the CLI's cold-start budget."""
-    active_link = Path(config.sync.models_dir) / "active"
-    if active_link.is_symlink() and active_link.resolve().is_dir():
-        return active_link.resolve()
-    return Path(config.model.bundle)
 
 
 def _driving_terms(engine, text: str):

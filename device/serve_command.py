@@ -1,10 +1,28 @@
-"""`careeredge serve`: run the daemon (web UI + JSON API) under waitress until SIGTERM."""
+"""`careeredge serve`: the appliance's composition root.
+
+It builds the pieces and wires them together: the `Daemon` service (model + store), pruning, the
+in-process sync agent when `[sync] enabled = true`, and the Flask app over that daemon; then runs it
+under waitress with structured logs until SIGTERM/SIGINT, and drains in-flight requests on the way out.
+"""
 
 from __future__ import annotations
 
+import logging
+import signal
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from device.config import Config
+    from device.daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+WAITRESS_THREADS = 8  # request threads; inference itself is serialised through the MicroBatcher
 
 
 @click.command("serve")
@@ -49,7 +67,7 @@ def serve(
 
     Logs are JSON lines on stderr. The URL is printed on stdout once the daemon listens.
     """
-    from device import daemon, structured_log
+    from device import structured_log
     from device.config import load_config
 
     config = load_config(config_path)
@@ -61,4 +79,82 @@ def serve(
     def announce(url: str) -> None:
         click.echo(f"careeredge is serving on {url}  (Ctrl+C or SIGTERM to stop)", err=False)
 
-    daemon.serve(config, pinned_bundle=bundle is not None, ready=announce)
+    run_server(config, pinned_bundle=bundle is not None, ready=announce)
+
+
+def start_sync_agent(daemon: Daemon) -> None:
+    """`[sync] enabled = true`: run the MQTT sync agent in this process, sharing the daemon's store."""
+    from device.sync.agent import SyncAgent, SyncSettings
+
+    agent = SyncAgent(
+        SyncSettings.from_config(daemon.config),
+        store_factory=lambda: daemon.store,
+        on_model_activated=daemon.load_model,
+    )
+    agent.start()
+    daemon.add_status_provider("sync", lambda: {"enabled": True, **agent.state()})
+    daemon.on_shutdown(agent.stop)
+
+
+def run_server(config: Config, pinned_bundle: bool = False, ready: Callable[[str], None] | None = None) -> None:
+    """Run the daemon under waitress until SIGTERM/SIGINT. `ready(url)` is called once listening."""
+    from waitress import create_server
+
+    from device.daemon import Daemon
+    from device.sync.slots import resolve_bundle
+    from device.web import create_app
+
+    daemon = Daemon(config, bundle_dir=resolve_bundle(config, pinned=pinned_bundle))
+    daemon.start_retention()
+    if config.sync.enabled:
+        try:
+            start_sync_agent(daemon)
+        except Exception as exc:  # sync is optional; the appliance still classifies without it
+            log.error("sync.start_failed", extra={"fields": {"error": str(exc)}})
+    app = create_app(daemon)
+    # Flask answers bodies over [web] max_request_bytes with a JSON 413. Waitress' own cap sits well
+    # above it so Flask sees those requests; only absurd bodies are cut at the socket (plain 413).
+    server = create_server(
+        app,
+        host=config.web.host,
+        port=config.web.port,
+        threads=WAITRESS_THREADS,
+        max_request_body_size=4 * config.web.max_request_bytes + (1 << 20),
+        ident="careeredge",
+    )
+    url = f"http://{server.effective_host}:{server.effective_port}/"
+
+    def request_shutdown(signum, _frame):
+        log.info("shutdown.requested", extra={"fields": {"signal": signal.Signals(signum).name}})
+        raise SystemExit(0)  # waitress' run() catches it and drains its worker threads
+
+    signal.signal(signal.SIGTERM, request_shutdown)
+    signal.signal(signal.SIGINT, request_shutdown)
+    log.info(
+        "daemon.listening",
+        extra={
+            "fields": {
+                "url": url,
+                "degraded": daemon.degraded,
+                "model": daemon.model_info().get("version"),
+                "db": str(config.store.path),
+                "startup_s": round(time.time() - daemon.started_at, 3),
+            }
+        },
+    )
+    if ready is not None:
+        ready(url)
+    try:
+        server.run()
+    finally:
+        _flush_responses(server)
+        server.close()
+        daemon.close()
+        log.info("daemon.stopped", extra={"fields": {"uptime_s": round(daemon.uptime_s(), 1)}})
+
+
+def _flush_responses(server, seconds: float = 1.0) -> None:
+    """Give finished requests a moment to write their responses before the sockets close."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(getattr(ch, "total_outbufs_len", 0) for ch in server._map.values()):
+        server.asyncore.loop(timeout=0.05, map=server._map, count=1)

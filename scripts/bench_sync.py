@@ -43,7 +43,7 @@ from cloud.collector.storage import SqliteStorage  # noqa: E402
 from cloud.publisher.packing import pack_bundle  # noqa: E402
 from cloud.publisher.publisher import ChannelPublisher  # noqa: E402
 from device.store import PredictionStore  # noqa: E402
-from device.sync.agent import row_to_record  # noqa: E402
+from device.sync.upload import row_to_record  # noqa: E402
 from shared.bundle import read_manifest, save_manifest  # noqa: E402
 from shared.files import sha256_file  # noqa: E402
 from shared.mqtt.client import BrokerSettings, make_client  # noqa: E402

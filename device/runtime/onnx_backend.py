@@ -38,8 +38,7 @@ def create_session(model_path: str, threads: int | None = None):
       than being baked into the bundle.
     * No spin-waiting: by default ORT's idle workers busy-spin after each run. On cores shared with
       the web server, TUI and sync agent (and on a shared build box) the spinning steals the CPU the
-      next request needs; measured here on a loaded 2-core box, INT8 p50 at 256 tokens was
-      260 ms spinning vs 165 ms not. It also wastes power on an idle Pi.
+      next request needs, and it wastes power on an idle Pi.
     """
     import onnxruntime as ort  # lazy: keeps `careeredge --help` and bundle checks instant
 

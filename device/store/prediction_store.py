@@ -32,27 +32,6 @@ from device.store.migrate import MIGRATIONS_DIR, migrate, schema_version
 log = logging.getLogger(__name__)
 
 
-def _import_sqlite_utils_without_pandas():
-    """sqlite-utils imports pandas when it is installed, only to convert pandas values on insert,
-    which the store never does. On a dev or cloud box that has pandas this costs the daemon ~45 MB
-    of RSS and ~0.5 s of start-up, so hide pandas for the duration of this one import (and only if
-    nobody imported it yet): the process can still import pandas normally afterwards."""
-    import sys
-
-    if "sqlite_utils" in sys.modules or "pandas" in sys.modules:
-        import sqlite_utils
-
-        return sqlite_utils.Database
-    sys.modules["pandas"] = None  # makes `import pandas` raise ImportError
-    try:
-        import sqlite_utils
-    finally:
-        del sys.modules["pandas"]
-    return sqlite_utils.Database
-
-
-Database = _import_sqlite_utils_without_pandas()
-
 SOURCES = ("cli", "web", "tui", "api")
 PRIVACY_MODES = ("full", "hash")
 SNIPPET_CHARS = 120
@@ -100,9 +79,8 @@ class PredictionStore:
             self.schema_version = migrate(conn, self.path, migrations_dir)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open prediction store {self.path}: {exc}") from exc
+        conn.row_factory = sqlite3.Row
         self._conn = conn
-        self.db = Database(conn)
-        self.table = self.db[TABLE]
 
     # --- writing -----------------------------------------------------------------------------
     def insert(self, record: dict[str, Any]) -> str:
@@ -112,9 +90,11 @@ class PredictionStore:
         p0/p1 (or probabilities=[p0, p1]); optional uuid, created_at, input_notes.
         """
         row = self._row(record)
+        columns = ", ".join(row)
+        marks = ", ".join("?" * len(row))
         try:
             with self._lock:
-                self.table.insert(row, ignore=True)
+                self._conn.execute(f"INSERT OR IGNORE INTO {TABLE} ({columns}) VALUES ({marks})", list(row.values()))
         except sqlite3.Error as exc:
             raise StoreWriteError(f"could not store prediction {row['uuid']} in {self.path}: {exc}") from exc
         return row["uuid"]
@@ -206,32 +186,36 @@ class PredictionStore:
         return _ImmediateTransaction(self._conn, self._lock, self.path)
 
     # --- reading -----------------------------------------------------------------------------
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict]:
+        with self._lock:
+            return [dict(row) for row in self._conn.execute(sql, args)]
+
+    def _scalar(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchone()[0]
+
     def unsynced(self, limit: int = 500) -> list[dict]:
         """Oldest undelivered predictions first (what the sync agent ships next)."""
-        with self._lock:
-            return list(self.table.rows_where("synced_at IS NULL", order_by="created_at, rowid", limit=limit))
+        return self._rows(f"SELECT * FROM {TABLE} WHERE synced_at IS NULL ORDER BY created_at, rowid LIMIT ?", [limit])
 
     def count_unsynced(self) -> int:
-        with self._lock:
-            return self.table.count_where("synced_at IS NULL")
+        return self._scalar(f"SELECT COUNT(*) FROM {TABLE} WHERE synced_at IS NULL")
 
     def recent(self, limit: int = 20, offset: int = 0, label: int | None = None) -> list[dict]:
         """Newest first, optionally only one label (history pages)."""
-        where, args = ("label = ?", [label]) if label is not None else (None, None)
-        with self._lock:
-            return list(
-                self.table.rows_where(where, args, order_by="created_at DESC, rowid DESC", limit=limit, offset=offset)
-            )
+        where, args = ("WHERE label = ?", [label]) if label is not None else ("", [])
+        return self._rows(
+            f"SELECT * FROM {TABLE} {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
 
     def count(self, label: int | None = None) -> int:
-        with self._lock:
-            if label is None:
-                return self.table.count
-            return self.table.count_where("label = ?", [label])
+        if label is None:
+            return self._scalar(f"SELECT COUNT(*) FROM {TABLE}")
+        return self._scalar(f"SELECT COUNT(*) FROM {TABLE} WHERE label = ?", [label])
 
     def get(self, uuid: str) -> dict | None:
-        with self._lock:
-            rows = list(self.table.rows_where("uuid = ?", [uuid]))
+        rows = self._rows(f"SELECT * FROM {TABLE} WHERE uuid = ?", [uuid])
         return rows[0] if rows else None
 
     def size_bytes(self) -> int:
@@ -244,12 +228,11 @@ class PredictionStore:
         return total
 
     def stats(self) -> dict:
-        with self._lock:
-            by_label = {
-                str(row["label"]): row["n"]
-                for row in self.db.query(f"SELECT label, COUNT(*) AS n FROM {TABLE} GROUP BY label")
-            }
-            last = self._conn.execute(f"SELECT MAX(created_at) FROM {TABLE}").fetchone()[0]
+        by_label = {
+            str(row["label"]): row["n"]
+            for row in self._rows(f"SELECT label, COUNT(*) AS n FROM {TABLE} GROUP BY label")
+        }
+        last = self._scalar(f"SELECT MAX(created_at) FROM {TABLE}")
         return {
             "path": str(self.path),
             "schema_version": schema_version(self._conn),
@@ -261,9 +244,13 @@ class PredictionStore:
             "last_prediction_at": last,
         }
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The store's own connection, for per-connection settings (e.g. a test's `max_page_count`)."""
+        return self._conn
+
     def integrity_check(self) -> str:
-        with self._lock:
-            return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return self._scalar("PRAGMA integrity_check")
 
     def close(self) -> None:
         with self._lock:

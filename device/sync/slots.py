@@ -16,14 +16,27 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.bundle import read_manifest
 from shared.errors import UserError
 from shared.files import fsync_dir
 
+if TYPE_CHECKING:
+    from device.config import Config
+
 ACTIVE = "active"
 PREVIOUS = "previous"
 SLOTS = "slots"
+
+
+def resolve_bundle(config: Config, pinned: bool = False) -> Path:
+    """The bundle to serve: pinned (`--model`) > active over-the-air slot > `[model] bundle`."""
+    if not pinned:
+        active_link = Path(config.sync.models_dir) / ACTIVE
+        if active_link.is_symlink() and active_link.resolve().is_dir():
+            return active_link.resolve()
+    return Path(config.model.bundle)
 
 
 def slot_name(version: str, sha256: str) -> str:

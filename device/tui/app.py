@@ -6,7 +6,7 @@ service the web server uses, with `source="tui"`), rather than calling the daemo
 Why: the TUI is the console of an appliance, and it must work exactly when the web side does not:
 first boot before the daemon is enabled, a daemon stopped for maintenance, a wrong port or admin
 token in the config. In-process it needs nothing but the bundle and the DB file. The costs are
-acceptable on a Pi 5: a second copy of the INT8 model (~25-90 MB RSS) while the TUI is open, and a
+acceptable on a Pi 5: a second copy of the INT8 model in memory while the TUI is open, and a
 second writer on the SQLite file, which the store is built for (WAL, busy timeout, one short
 transaction per prediction), so predictions from the TUI, the web and the CLI all land in one
 history. The model loads in a background worker, so the screen is usable at once.
@@ -122,7 +122,8 @@ class CareerEdgeApp(App):
 
     @work(thread=True, exclusive=True, group="load")
     def load_daemon(self) -> None:
-        from device.daemon import Daemon, resolve_bundle
+        from device.daemon import Daemon
+        from device.sync.slots import resolve_bundle
 
         daemon = Daemon(self.config, bundle_dir=resolve_bundle(self.config, pinned=self.pinned_bundle))
         self.call_from_thread(self._set_daemon, daemon)

@@ -1,7 +1,6 @@
 """The LAN web UI and JSON API: a Flask app factory plus blueprints (flaskr style).
 
-    app = create_app(config)                  # builds its own Daemon (model + store)
-    app = create_app(config, daemon=daemon)   # shares one (what `careeredge serve` does)
+    app = create_app(daemon)   # the app serves the Daemon it is given (model, store, config)
 
 Blueprints: `pages` (classify, history, status: server-rendered, no JavaScript needed),
 `api` (/api/v1/...), `health` (/healthz). Templates autoescape; all assets are vendored under
@@ -12,13 +11,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from device.config import Config
+from device.daemon import Daemon
 
 
-def create_app(config: Config, daemon=None) -> Flask:
-    from device.daemon import Daemon
+def create_app(daemon: Daemon) -> Flask:
+    """The Flask app over `daemon`; its limits come from `daemon.config` ([web] max_request_bytes)."""
     from device.web import api, errors, health, pages
 
+    config = daemon.config
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=config.web.max_request_bytes,
@@ -28,7 +28,7 @@ def create_app(config: Config, daemon=None) -> Flask:
         CAREEREDGE_CONFIG=config,
     )
     app.json.sort_keys = False
-    app.extensions["careeredge"] = daemon if daemon is not None else Daemon(config)
+    app.extensions["careeredge"] = daemon
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)

@@ -36,7 +36,7 @@ def test_admin_rollback_swaps_slots_and_serves_the_previous_model(tmp_path, tiny
     slots.activate(slots.install(_slot_copy(tiny_bundle, tmp_path, "1"), "v1"))
     slots.activate(slots.install(_slot_copy(tiny_bundle, tmp_path, "2"), "v2"))
     daemon = Daemon(config, bundle_dir=slots.active_link)
-    client = create_app(config, daemon=daemon).test_client()
+    client = create_app(daemon).test_client()
     try:
         assert client.get("/healthz").get_json()["model"]["version"] == "tiny_model@2"
         assert client.post("/api/v1/admin/rollback").status_code == 401
@@ -55,7 +55,7 @@ def test_admin_rollback_without_a_previous_slot_is_a_409(tmp_path, tiny_bundle):
     daemon = Daemon(config, bundle_dir=tiny_bundle)
     try:
         response = (
-            create_app(config, daemon=daemon)
+            create_app(daemon)
             .test_client()
             .post("/api/v1/admin/rollback", headers={"Authorization": f"Bearer {TOKEN}"})
         )

@@ -137,7 +137,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         reader.mark_synced([row["uuid"] for row in reader.unsynced(limit=50)])
     assert [w.returncode for w in writers] == [0, 0, 0]
     assert reader.count() == 3 * per_writer
-    counts = dict(reader.db.execute("SELECT source, COUNT(*) FROM predictions GROUP BY source").fetchall())
+    counts = dict(reader.connection.execute("SELECT source, COUNT(*) FROM predictions GROUP BY source").fetchall())
     assert counts == {"web": per_writer, "tui": per_writer, "cli": per_writer}
     assert reader.integrity_check() == "ok"
 
@@ -146,8 +146,8 @@ def test_full_disk_raises_a_clear_store_write_error(tmp_path):
     store = PredictionStore(tmp_path / "p.db")
     store.insert(record())
     # SQLite's own "database or disk is full" (SQLITE_FULL), by capping the file at its current size.
-    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
-    store.db.execute(f"PRAGMA max_page_count = {pages}")
+    pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
+    store.connection.execute(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(StoreWriteError, match="database or disk is full"):
         for _ in range(200):
             store.insert(record(text="x" * 4000))

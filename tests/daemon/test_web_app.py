@@ -23,7 +23,7 @@ def app_and_daemon(tmp_path, tiny_bundle):
     config.override("admin", token=TOKEN)
     config.override("web", max_request_bytes=4096)
     daemon = Daemon(config, bundle_dir=tiny_bundle)
-    yield create_app(config, daemon=daemon), daemon
+    yield create_app(daemon), daemon
     daemon.close()
 
 
@@ -118,15 +118,15 @@ def test_admin_prune_needs_the_token(client, app_and_daemon):
 
 def test_admin_is_off_without_a_configured_token(tmp_path, tiny_bundle):
     config = make_config(tmp_path, tiny_bundle)
-    app = create_app(config, daemon=Daemon(config, bundle_dir=tiny_bundle))
+    app = create_app(Daemon(config, bundle_dir=tiny_bundle))
     response = app.test_client().post("/api/v1/admin/prune", headers={"Authorization": "Bearer anything"})
     assert response.status_code == 403 and "[admin] token" in response.get_json()["error"]
 
 
 def test_full_disk_still_answers_with_stored_false(client, app_and_daemon, caplog):
     store = app_and_daemon[1].store
-    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
-    store.db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite now reports "database or disk is full"
+    pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
+    store.connection.execute(f"PRAGMA max_page_count = {pages}")  # SQLite now reports "database or disk is full"
     with caplog.at_level(logging.ERROR, logger="device.daemon"):
         answers = [client.post("/api/v1/predict", json={"text": DS_TEXT + " padding" * 300}) for _ in range(30)]
     assert all(r.status_code == 200 for r in answers)
@@ -165,7 +165,7 @@ def test_history_and_status_pages(client):
 def test_degraded_mode_without_a_bundle(tmp_path):
     config = make_config(tmp_path, None)
     daemon = Daemon(config)
-    client = create_app(config, daemon=daemon).test_client()
+    client = create_app(daemon).test_client()
     health = client.get("/healthz")
     assert health.status_code == 503
     body = health.get_json()

@@ -35,13 +35,13 @@ def _write_key(key, path: Path) -> Path:
     return path
 
 
-def _issue(subject: str, issuer_key, issuer_name, folder: Path, stem: str, ca: bool = False, ip: str | None = None):
+def _certificate(subject: str, signing_key, signer, folder: Path, stem: str, ca: bool = False, ip: str | None = None):
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(subject))
-        .issuer_name(issuer_name or _name(subject))
+        .issuer_name(signer or _name(subject))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -52,7 +52,7 @@ def _issue(subject: str, issuer_key, issuer_name, folder: Path, stem: str, ca: b
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False
         )
-    cert = builder.sign(issuer_key or key, hashes.SHA256())
+    cert = builder.sign(signing_key or key, hashes.SHA256())
     (folder / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(key, folder / f"{stem}.key")
     return key, cert
@@ -66,9 +66,9 @@ def secure_broker(tmp_path):
     )
     pki = tmp_path / "pki"
     pki.mkdir()
-    ca_key, ca_cert = _issue("careeredge test CA", None, None, pki, "ca", ca=True)
-    _issue("127.0.0.1", ca_key, ca_cert.subject, pki, "server", ip="127.0.0.1")
-    _issue("pi-secure", ca_key, ca_cert.subject, pki, "device")
+    ca_key, ca_cert = _certificate("careeredge test CA", None, None, pki, "ca", ca=True)
+    _certificate("127.0.0.1", ca_key, ca_cert.subject, pki, "server", ip="127.0.0.1")
+    _certificate("pi-secure", ca_key, ca_cert.subject, pki, "device")
     passwords = pki / "passwd"
     passwords.touch()
     subprocess.run(["mosquitto_passwd", "-b", str(passwords), "pi-secure", "correct horse"], check=True)
