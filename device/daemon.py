@@ -117,10 +117,10 @@ class Daemon:
             if self.backend is None:
                 self.model_error = exc.format_message()
                 self.model_fix = (
-                    f"Build or install a model bundle at {bundle_dir} (on the build machine: "
-                    "`make pipeline` or `careeredge-cloud export`, then copy "
+                    f"Install a model bundle at {bundle_dir} (build one with `make pipeline`: "
                     "artifacts/bundles/model_a_v1), or point the daemon at one with "
-                    "`careeredge serve --model DIR` / [model] bundle in the config, then restart."
+                    "`careeredge serve --model DIR` / [model] bundle in the config, or remove [model] bundle "
+                    "to use the bundle shipped with the package; then restart."
                 )
             log.error("model.unavailable", extra={"fields": {"bundle": str(bundle_dir), "error": exc.format_message()}})
             return False
