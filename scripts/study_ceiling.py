@@ -148,8 +148,8 @@ def main(json_out, plot_out, folds, repeats, model_a, model_b, splits, normalize
 
     from cloud.data.prepare import read_split
     from cloud.params import load_params
-    from cloud.training.distill import load_stream
     from cloud.training.model_io import load_classifier
+    from cloud.training.stream_split import load_stream
     from shared.labels import TITLE_RULES, classify_title, matching_rule
     from shared.text import model_input
 

@@ -16,14 +16,20 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from cloud.artifacts import atomic_directory, ensure_writable_dir, read_json, write_json_atomic
+from cloud.artifacts import (
+    MODEL_B_DIR,
+    atomic_directory,
+    ensure_writable_dir,
+    next_version,
+    read_json,
+    write_json_atomic,
+)
 from cloud.export.quantize import DEFAULT_SCHEMES, SCHEMES
 from cloud.params import load_params
 from cloud.training.pseudo_label import ARMS, pseudo_label_settings
@@ -49,7 +55,6 @@ DESCRIPTION = (
     "Model B is retrained weekly: it starts from Model A and is fine-tuned on the 2025 training "
     "split plus 2026 postings labelled by the winning pseudo-label arm ({arm})."
 )
-_VERSION_DIR = re.compile(r"^model_b_v(\d+)$")
 
 
 @dataclass
@@ -76,11 +81,6 @@ class ArmOutcome:
     def beats(self, other: ArmOutcome | None) -> bool:
         key = lambda o: (o.eval_accuracy, o.eval_macro_f1, o.val_2025_accuracy)  # noqa: E731
         return other is None or key(self) > key(other)
-
-
-def next_version(artifacts: Path) -> int:
-    versions = [int(m.group(1)) for p in artifacts.glob("model_b_v*") if (m := _VERSION_DIR.match(p.name))]
-    return max(versions, default=0) + 1
 
 
 def read_pseudo_rows(path: Path, max_rows: int | None = None, exclude_ids=frozenset()) -> list[dict]:
@@ -545,9 +545,9 @@ def export_b(
 def export_b_command(model_dir, student, bundle_dir, splits, normalized, params_path, schemes) -> None:
     """Export a Model B (or its device student) to an INT8 bundle: the first scheme that passes the
     parity gate ships."""
-    from cloud.training.distill import load_stream
+    from cloud.training.stream_split import load_stream
 
-    match = _VERSION_DIR.match(model_dir.name)
+    match = MODEL_B_DIR.match(model_dir.name)
     if not match:
         raise UserError(f"{model_dir}: expected a model_b_vN directory")
     params = load_params(params_path)
@@ -581,10 +581,3 @@ def _parse_version(value: str) -> int:
     if not str(value).isdigit() or int(value) < 1:
         raise UserError(f"--version must be a positive integer or 'auto', got {value!r}")
     return int(value)
-
-
-def latest_model_b(artifacts: Path) -> Path:
-    version = next_version(artifacts) - 1
-    if version < 1:
-        raise UserError(f"no model_b_vN under {artifacts}; run `careeredge-cloud train-b` first")
-    return artifacts / f"model_b_v{version}"
