@@ -21,7 +21,7 @@ COMMANDS = {
     "train-b": "cloud.training.train_b:train_b_command",
     "evaluate-b": "cloud.training.evaluate_b:evaluate_b_command",
     "study-b": "cloud.training.study_b:study_b_command",
-    "export-b": "cloud.training.train_b:export_b_command",
+    "export-b": "cloud.export.export_b:export_b_command",
     "collect": "cloud.collector.command:collect_command",
     "push-hub": "cloud.training.hub:push_hub_command",
     "publish": "cloud.publisher.command:publish_command",
