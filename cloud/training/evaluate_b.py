@@ -2,8 +2,9 @@
 
 For each model and split: accuracy and macro-F1, overall and on keyword slices (postings that
 mention LangChain, agentic AI, LLMs, RAG, ... as found by `shared.skills`). The 2026 split is the
-stable-hash hold-out of `stream_split`, labelled by the title taxonomy. The issue's targets are
-checked and printed as they are, pass or fail.
+stable-hash hold-out of `stream_split`, labelled by the title taxonomy. The study's targets
+(`TARGETS`: B at least 10 pt above A on 2026, at most 2 pt below it on 2025) are checked and printed
+as they are, pass or fail.
 """
 
 from __future__ import annotations
