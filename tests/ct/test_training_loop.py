@@ -5,24 +5,16 @@ weights bit for bit. Tiny real BERT (2 blocks, 32 wide), with dropout on."""
 from __future__ import annotations
 
 import copy
-from types import SimpleNamespace
 
 import pytest
 
+from cloud.training.distill import DistillConfig
+
 pytestmark = pytest.mark.slow
 
-ROWS, BATCH, EPOCHS, LR, DECAY, WARMUP, SEED = 20, 8, 3, 1e-3, 0.01, 0.2, 7
-
-
-SETTINGS = SimpleNamespace(
-    epochs=EPOCHS,
-    batch_size=BATCH,
-    learning_rate=LR,
-    weight_decay=DECAY,
-    warmup_ratio=WARMUP,
-    seed=SEED,
-    progress=False,
-)
+ROWS = 20
+# Distillation's config as the loop's settings (fine-tuning's has the same fields); weight_decay 0.01.
+SETTINGS = DistillConfig(epochs=3, batch_size=8, learning_rate=1e-3, warmup_ratio=0.2, seed=7, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -58,24 +50,27 @@ def reference_training(model, ids, labels, best_epoch_of):
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     optimizer = torch.optim.AdamW(
         [
-            {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": DECAY},
+            {
+                "params": [p for n, p in trainable if not any(k in n for k in no_decay)],
+                "weight_decay": SETTINGS.weight_decay,
+            },
             {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
         ],
-        lr=LR,
+        lr=SETTINGS.learning_rate,
     )
-    total = math.ceil(ROWS / BATCH) * EPOCHS
-    warmup = int(WARMUP * total)
+    total = math.ceil(ROWS / SETTINGS.batch_size) * SETTINGS.epochs
+    warmup = int(SETTINGS.warmup_ratio * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda step: step / max(1, warmup) if step < warmup else max(0.0, (total - step) / max(1, total - warmup)),
     )
-    order = torch.Generator().manual_seed(SEED)
+    order = torch.Generator().manual_seed(SETTINGS.seed)
     states = []
-    for _ in range(EPOCHS):
+    for _ in range(SETTINGS.epochs):
         model.train()
         permutation = torch.randperm(ROWS, generator=order).tolist()
-        for start in range(0, ROWS, BATCH):
-            loss = loss_of(model, ids, labels, permutation[start : start + BATCH])
+        for start in range(0, ROWS, SETTINGS.batch_size):
+            loss = loss_of(model, ids, labels, permutation[start : start + SETTINGS.batch_size])
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
             optimizer.step()
@@ -113,7 +108,7 @@ def assert_same_weights(a, b):
     [
         (lambda epoch: -abs(epoch - 2), 2),  # a middle epoch wins: its weights are restored
         (lambda epoch: 0.0, 1),  # equal keys: the first epoch stays
-        (lambda epoch: float(epoch), EPOCHS),  # the last epoch (no validation split)
+        (lambda epoch: float(epoch), SETTINGS.epochs),  # the last epoch (no validation split)
     ],
 )
 def test_the_loop_is_the_documented_algorithm_bit_for_bit(tiny, key_of_epoch, expected_best):
@@ -121,12 +116,12 @@ def test_the_loop_is_the_documented_algorithm_bit_for_bit(tiny, key_of_epoch, ex
 
     model, ids, labels = tiny
     looped, reference = copy.deepcopy(model), copy.deepcopy(model)
-    torch.manual_seed(SEED)  # dropout draws from the global generator, in the same order in both
+    torch.manual_seed(SETTINGS.seed)  # dropout draws from the global generator, in the same order in both
     fit = run_loop(looped, ids, labels, key_of_epoch)
-    torch.manual_seed(SEED)
+    torch.manual_seed(SETTINGS.seed)
     reference_training(reference, ids, labels, lambda states: expected_best)
     assert fit.best_epoch == expected_best
-    assert [r["epoch"] for r in fit.history] == list(range(1, EPOCHS + 1))
+    assert [r["epoch"] for r in fit.history] == list(range(1, SETTINGS.epochs + 1))
     assert all(r["train_loss"] > 0 for r in fit.history)
     assert not looped.training
     assert_same_weights(looped, reference)
@@ -139,8 +134,8 @@ def test_another_seed_gives_other_weights(tiny):
 
     model, ids, labels = tiny
     first, second = copy.deepcopy(model), copy.deepcopy(model)
-    torch.manual_seed(SEED)
+    torch.manual_seed(SETTINGS.seed)
     run_loop(first, ids, labels, float)
-    torch.manual_seed(SEED + 1)  # other dropout masks, same batch order
+    torch.manual_seed(SETTINGS.seed + 1)  # other dropout masks, same batch order
     run_loop(second, ids, labels, float)
     assert not torch.equal(first.classifier.weight, second.classifier.weight)
