@@ -23,7 +23,7 @@ that bound, with more 2026 labels than B ever sees:
 * a learning curve (share of the other folds' 2026 postings kept) says whether more weeks of labels
   would move the bound; the bound's errors are grouped by the taxonomy rule that labelled them.
 
-It chooses nothing: no setting of B is picked from these figures (docs/studies/ has the results).
+It chooses nothing: no setting of B is picked from these figures (results: docs/studies/2026-11-27-supervised-bound.md).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ The MatMul is the one whose blockwise copy leaves the smallest logit error on th
 dynamic's batch dependence.
 
 The dynamic scheme's choices, and why they suit both the Pi 5 (Cortex-A76) and x86 (the measurements
-behind this page, per model, are in docs/studies/):
+behind this page, per model, are in docs/studies/2026-11-27-quantization-schemes.md):
 
 * Dynamic quantization: activations are quantized per batch at run time to uint8, weights ahead of
   time to int8 (U8S8). No calibration set, and the activation range follows each posting.

@@ -33,7 +33,8 @@ B's reason to exist: on the 2026 evaluation split the student must be at least a
 device model it replaces (its init, A's student), or publishing it gains the devices nothing
 (`stream_gate`).
 
-The measurements behind the blocks, the window and the warm start are in docs/studies/. The
+The measurements behind the blocks, the window and the warm start are in
+docs/studies/2026-11-27-distillation.md. The
 `distill-a` / `distill-b` steps are in `distill_command.py`, the transfer set and the student's
 directory in `distill_io.py`.
 """
