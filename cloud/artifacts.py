@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from shared.errors import UserError
 from shared.files import atomic_write_json, fsync_dir
+
+MODEL_B_DIR = re.compile(r"^model_b_v(\d+)$")  # artifacts/model_b_vN: one directory per weekly Model B
 
 
 def ensure_writable_dir(path: Path) -> Path:
@@ -60,3 +63,17 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def next_version(artifacts: Path) -> int:
+    """N for the next `model_b_vN` under `artifacts` (1 when there is none)."""
+    versions = [int(m.group(1)) for p in artifacts.glob("model_b_v*") if (m := MODEL_B_DIR.match(p.name))]
+    return max(versions, default=0) + 1
+
+
+def latest_model_b(artifacts: Path) -> Path:
+    """The newest `model_b_vN` directory under `artifacts`, or a UserError naming the step that makes one."""
+    version = next_version(artifacts) - 1
+    if version < 1:
+        raise UserError(f"no model_b_vN under {artifacts}; run `careeredge-cloud train-b` first")
+    return artifacts / f"model_b_v{version}"

@@ -3,8 +3,8 @@
 
     python scripts/study_ceiling.py --json artifacts/study_b/ceiling.json --plot docs/figures/ceiling.png
 
-Issue #5 asks Model B for >= +10 pt over A on the 2026 evaluation split, whose labels come from the title
-taxonomy (`shared.labels`). Pseudo-labels are at best those very labels, so the most any pseudo-labelling
+Model B's target is >= +10 pt over A on the 2026 evaluation split (`evaluate_b.TARGETS`), whose labels
+come from the title taxonomy (`shared.labels`). Pseudo-labels are at best those very labels, so the most any pseudo-labelling
 scheme can give B is what supervised training on the taxonomy's own labels gives. This script measures
 that bound, with more 2026 labels than B ever sees:
 
@@ -16,14 +16,14 @@ that bound, with more 2026 labels than B ever sees:
   times (another salt each) and the figures are the mean and range over the repeats;
 * learners: TF-IDF + logistic regression on the `skills_first` model input cut where the encoder's
   256-piece window ends (~1,200 characters) and whole (`scripts/study_text_window.py` showed text past
-  the window carries signal). The transformer's own supervised figure is study-b's pool folds (README);
+  the window carries signal). The transformer's own supervised figure is study-b's pool folds;
 * Model A and Model B (as committed) score the same postings; B only on the evaluation split (it trained
   on the pool). The same learners trained on exactly B's rows (2025 train + the pool's taxonomy labels)
   score the evaluation split too. Differences to A there get a paired bootstrap 95 % interval;
 * a learning curve (share of the other folds' 2026 postings kept) says whether more weeks of labels
   would move the bound; the bound's errors are grouped by the taxonomy rule that labelled them.
 
-It chooses nothing: no setting of B is picked from these figures (README, "Model B vs Model A").
+It chooses nothing: no setting of B is picked from these figures (results: docs/studies/2026-11-27-supervised-bound.md).
 """
 
 from __future__ import annotations
@@ -148,8 +148,8 @@ def main(json_out, plot_out, folds, repeats, model_a, model_b, splits, normalize
 
     from cloud.data.prepare import read_split
     from cloud.params import load_params
-    from cloud.training.distill import load_stream
     from cloud.training.model_io import load_classifier
+    from cloud.training.stream_split import load_stream
     from shared.labels import TITLE_RULES, classify_title, matching_rule
     from shared.text import model_input
 

@@ -4,8 +4,8 @@
     python scripts/study_quantization.py --json artifacts/bench/quantization_study.json
 
 The export's parity gate (>= 99 % agreement on the 93 test postings, <= 0.5 pt accuracy drop) allows
-no flipped posting at all, and the fast recipe on this x86 box (fused graph, dynamic U8S8 with
-QAttention) flips one. This script measures, against ORT FP32 on the same graph, in one process:
+no flipped posting at all, and the fast recipe on an x86 box without VNNI (fused graph, dynamic U8S8
+with QAttention) can flip one. This script measures, against ORT FP32 on the same graph, in one process:
 
 * `per_token`: what the export ships by default: one activation scale per token
   (`cloud/export/per_token.py`), 7-bit per-column weights, 4-bit word embedding, unfused graph;

@@ -7,7 +7,7 @@ A linear model is trained on the same rows as Model B's taxonomy arm (the 2025 t
 pool rows the title taxonomy labelled, `data/pseudo_labels/taxonomy.csv`) and scored on the 2026
 evaluation split and the 2025 test split, reading each posting's `skills_first` model input cut at
 N characters (the encoder's 256-piece window is ~1,200 characters) or whole. It only asks whether text
-beyond the window carries the label; it chooses nothing (README, "Model B vs Model A").
+beyond the window carries the label; it chooses nothing (results: docs/studies/2026-11-27-reading-windows.md).
 """
 
 from __future__ import annotations

@@ -229,8 +229,8 @@ def gate_postings(test_set: EvalSet, agreement_set: EvalSet | None = None) -> Ev
 
     Why more than the test split: at 99 % agreement and 0.5 pt accuracy, 93 test postings allow no flip at
     all, so whether a model with a few postings near p = 0.5 ships would turn on one of them. The 2026
-    evaluation split (311 postings, labelled by the same title taxonomy as the test split) makes the same
-    thresholds a rate: four flips in 404 postings, two of them to the wrong class."""
+    evaluation split (labelled by the same title taxonomy as the test split) makes the same thresholds a
+    rate that tolerates a few flips, and a few of them to the wrong class."""
     sets = [test_set] + ([agreement_set] if agreement_set is not None else [])
     # Row-number ids get the set's prefix once there are two sets, so a flip names which side it is on.
     prefixes = ("test-", "agreement-") if agreement_set is not None else ("",)
@@ -262,8 +262,7 @@ def export_fp32_graphs(model, work_dir: Path, step=None) -> dict[str, int]:
 def export_first_passing(schemes: Sequence[str], *args, export=None, on_fallback=None, **kwargs) -> ExportResult:
     """Export with each INT8 scheme in turn under the same, never lowered, parity gate; the first that
     passes ships and the manifest records it. Which scheme keeps a given model's borderline test
-    postings on the FP32 side differs from model to model (A's student passes per-token; B v3 fails
-    per-token and passes blockwise; B v2 passed only dynamic), so the order is a preference:
+    postings on the FP32 side differs from model to model, so the order is a preference:
     batch-invariant first, then speed; see `quantize.DEFAULT_SCHEMES`. When none passes, nothing is
     written and the last gate error is raised."""
     export = export or export_bundle

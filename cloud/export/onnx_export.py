@@ -3,8 +3,8 @@
 Why the TorchScript exporter (dynamo=False) and eager attention: the ORT transformer optimizer
 pattern-matches the classic BERT subgraph (MatMul/Softmax attention, Add+LayerNorm) and fuses it into
 `Attention` / `SkipLayerNormalization` / `EmbedLayerNormalization`. With transformers' SDPA attention
-or the dynamo exporter the attention pattern is different and only the LayerNorms fuse (measured:
-0 Attention fused vs 2/2 with this path), which costs most of the speed-up.
+or the dynamo exporter the attention pattern is different and only the LayerNorms fuse, which costs
+most of the speed-up.
 Opset 17 has native LayerNormalization and is well inside what onnxruntime 1.32 supports.
 """
 

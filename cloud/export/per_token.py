@@ -9,14 +9,14 @@ W8A8 LLM recipes (LLM.int8, SmoothQuant), built from standard ONNX ops plus ORT'
 
     x [..., K]  -> x2 = Reshape(x, [-1, K])
                    s  = max(|x2|, axis=1) / 127                      one scale per token, [R, 1]
-                   q  = QuantizeLinear(x2, s, zero point 128)        uint8, symmetric around 128
+                   q  = QuantizeLinear(x2, s, zero point 128)        uint8, symmetric about 128
     W [K, N]    -> W8 int8 in [-63, 63], one scale per output column (ahead of time; 7 bits: see WEIGHT_LEVELS)
     y           =  Reshape(MatMulIntegerToFloat(q, W8, 1, w_scale, 128, 0) * s, [..., N])
 
-Each token's row is quantized from that row alone, so the answers do not depend on the batch. On the
-device's student its logit error is 28 % (validation) to 43 % (test) below per-tensor dynamic's
-(`scripts/study_quantization.py`, README), though it runs at 1.1x ORT FP32 against dynamic's 1.3x: the
-per-token scale costs a few elementwise passes that ORT's fused DynamicQuantizeMatMul does not.
+Each token's row is quantized from that row alone, so the answers do not depend on the batch, and the
+logit error is below per-tensor dynamic's (`scripts/study_quantization.py` measures both), though it runs
+slower than dynamic: the per-token scale costs a few elementwise passes that ORT's fused
+DynamicQuantizeMatMul does not.
 MatMuls that read the same activation (Q, K and V) share one quantized copy of it.
 """
 
@@ -26,10 +26,9 @@ import numpy as np
 
 ZERO_POINT = 128  # uint8 activations, symmetric: q = round(x / s) + 128, |x / s| <= 127
 # 7-bit weights (|w8| <= 63). x86 AVX2 without VNNI (this build machine) runs U8S8 with vpmaddubsw,
-# which adds two u8 x s8 products into int16 and saturates: 2 x 255 x 127 > 32767. Measured on a
-# one-MatMul graph, a full-range weight column came out at 41.6 instead of 104.2. With 7 bits,
+# which adds two u8 x s8 products into int16 and saturates: 2 x 255 x 127 > 32767. With 7 bits,
 # 2 x 255 x 63 = 32130 fits, so the arithmetic is exact on every ISA, and the gate measures here what
-# the Pi 5 (A76 dot product, never saturating) computes. U8U8 is exact too, but 20 % slower on AVX2.
+# the Pi 5 (A76 dot product, never saturating) computes. U8U8 is exact too, but slower on AVX2.
 WEIGHT_LEVELS = 63
 _EPSILON = 1e-8  # an all-zero token gets scale eps / 127 instead of a division by zero
 

@@ -8,10 +8,7 @@ in the manifest, because only dynamic-style schemes can answer differently alone
 `per_token` (first): W8A8 with one activation scale per token (`cloud.export.per_token`) on the unfused
 graph, 7-bit int8 weights per output column, and blockwise's 4-bit word embedding. Each token is quantized
 from its own row, so a posting gets the same answer alone or in any batch (bit-identical: the manifest's
-`batch_invariance_max_p1_gap` is 0), and the logit error is 28-43 % below dynamic's. Measured on A's
-distilled student: 93/93 test decisions at both batch sizes, 1.1x its ORT FP32 graph (dynamic: 1.3x),
-21 % of the FP32 size; 4.58x PyTorch FP32 Model A in `scripts/bench_inference.py` (with the student's
-shorter window).
+`batch_invariance_max_p1_gap` is 0), and the logit error is below dynamic's.
 
 `blockwise` (second): weight-only block quantization of the unfused graph. Every MatMul becomes
 MatMulNBits with int8 weights and one scale per block of 32 input channels, run with accuracy_level 4
@@ -19,23 +16,22 @@ MatMulNBits with int8 weights and one scale per block of 32 input channels, run 
 tensor); the 30k-row word embedding becomes GatherBlockQuantized with 4-bit blocks of 16 (ORT only
 offers 4-bit Gather, so it gets finer blocks). Batch-invariant too, and the most accurate, but on x86
 AVX2 MatMulNBits is slower than fused FP32. Blocks of 32 map onto both targets' int8 dot-product
-kernels (Cortex-A76 SDOT, x86 AVX2/VNNI). Model B v3 ships it: its per_token bundle flips one test posting.
+kernels (Cortex-A76 SDOT, x86 AVX2/VNNI).
 
-`dynamic` (third): the classic ORT U8S8 recipe on the fused graph, the fastest
-INT8 on this x86 box (1.3-1.7x fused FP32 with QAttention). Its weakness: one uint8 scale per
-activation tensor, per call, set by BERT's few outlier channels and by every posting in the call. So
-some postings move a long way (full-depth A: p1 0.473 -> 0.543; a 3-block student: 0.371 -> 0.612), and a
-borderline posting's answer depends on which postings shared its call: with one posting per call,
-full-depth A, the 3-block student and Model B v2 each flip one of 93 (recorded in the manifest's
-`parity_by_batch_size`). It is the last resort of the default order for that reason: Model B v2 had to
-ship it, because its per_token and blockwise bundles flipped 2 and 3 borderline test postings.
+`dynamic` (third): the classic ORT U8S8 recipe on the fused graph (QAttention), the fastest INT8 on
+an x86 box without VNNI. Its weakness: one uint8 scale per activation tensor, per call, set by BERT's
+few outlier channels and by every posting in the call. So some postings move a long way, and a
+borderline posting's answer depends on which postings shared its call (the manifest's
+`parity_by_batch_size` records both). It is the last resort of the default order for that reason, and
+still in it because a model whose borderline postings the other schemes flip may pass with it.
 
 `mixed` (opt-in, `--scheme mixed`): dynamic everywhere except one MatMul, which gets blockwise int8.
 The MatMul is the one whose blockwise copy leaves the smallest logit error on the *validation* split
 (layer-wise sensitivity, `builder.most_sensitive_node`: one trial quantization per MatMul). It inherits
-dynamic's batch dependence: on the 3-block student it keeps 93/93 in batches of 16 and flips one alone.
+dynamic's batch dependence.
 
-The dynamic scheme's choices, and why they suit both the Pi 5 (Cortex-A76) and x86:
+The dynamic scheme's choices, and why they suit both the Pi 5 (Cortex-A76) and x86 (the measurements
+behind this page, per model, are in docs/studies/2026-11-27-quantization-schemes.md):
 
 * Dynamic quantization: activations are quantized per batch at run time to uint8, weights ahead of
   time to int8 (U8S8). No calibration set, and the activation range follows each posting.
@@ -44,8 +40,9 @@ The dynamic scheme's choices, and why they suit both the Pi 5 (Cortex-A76) and x
   7-bit weights would only throw precision away. The one place U8S8 can saturate is x86 AVX2 without
   VNNI (vpmaddubsw sums pairs into int16) -- exactly this build machine, so the parity gate that
   follows measures that worst case; AVX-512 VNNI / AVX-VNNI use vpdpbusd and do not saturate.
-  `reduce_range=True` (7-bit weights) is the textbook fix, but it is not what flips full-depth A's
-  posting: measured here, reduce_range and U8U8 leave 1-3 test flips too.
+  `reduce_range=True` (7-bit weights) is the textbook fix for that saturation, but saturation is not
+  what flips borderline postings (reduce_range and U8U8 flip them too): the per-tensor activation
+  scale is.
 * Per-channel weight scales: one scale per output column keeps small-magnitude columns from being
   crushed by one large column; it costs nothing at run time on either ISA.
 * Operator coverage: MatMul, fused Attention (-> QAttention) and EmbedLayerNormalization

@@ -7,9 +7,12 @@ The flow (as used by luminati-io/LinkedIn-Scraper):
 3. `GET {base}/datasets/v3/snapshot/{snapshot_id}?format=json` -> the records.
 
 The token comes from the environment only (`BRIGHTDATA_API_TOKEN`), never from a file in the repo.
-429 and 5xx answers (and dropped connections) are retried with exponential backoff, honouring
-`Retry-After`; polling stops at a time limit. The snapshot body is saved byte for byte, with a
-`.meta.json` beside it, *before* it is parsed, so a bad week can always be replayed.
+429 and 5xx answers (and dropped connections) are retried by urllib3's `Retry`, mounted on the
+session: exponential backoff, or the server's `Retry-After` (seconds or an HTTP date) when it gives
+one; polling stops at a time limit. The trigger (a POST) is retried too: if a failed trigger did start
+a collection, that snapshot is never downloaded (only the snapshot id of the answered trigger is), so
+a retry can cost a second collection but never duplicates data. The snapshot body is saved byte for
+byte, with a `.meta.json` beside it, *before* it is parsed, so a bad week can always be replayed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 from cloud.artifacts import write_json_atomic
 from shared.errors import UserError
@@ -55,19 +61,56 @@ class PollTimeout(BrightDataError):
     pass
 
 
+RETRY_STATUSES = frozenset({429, *range(500, 600)})
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5  # total tries per request, the first one included
     backoff_s: float = 1.0  # first wait; doubles each retry
-    max_backoff_s: float = 60.0
+    max_backoff_s: float = 60.0  # the longest wait, a server's Retry-After included
 
-    def wait_before(self, retry_number: int, retry_after: str | None) -> float:
-        if retry_after:
+    def retry(self, pause: Callable[[float], None] = time.sleep) -> Retry:
+        """This policy as a urllib3 Retry for an HTTPAdapter, waiting through `pause`."""
+        retry = _Retry(
+            total=self.attempts - 1,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=Retry.DEFAULT_ALLOWED_METHODS | {"POST"},
+            backoff_factor=self.backoff_s,
+            backoff_max=self.max_backoff_s,  # Retry-After too, in `_Retry.sleep`
+            respect_retry_after_header=True,
+            raise_on_status=False,  # the last answer comes back, and `_request` turns it into one clear error
+        )
+        retry.pause = pause
+        return retry
+
+
+class _Retry(Retry):
+    """urllib3's Retry with two differences: every retry waits (urllib3 retries the first failure at
+    once), doubling from `backoff_factor`; and a wait goes through `pause`, which tests replace to
+    record it. A Retry-After of 0 means retry now, a longer one than `backoff_max` waits `backoff_max`,
+    and one that cannot be parsed falls back to the backoff."""
+
+    pause: Callable[[float], None] = staticmethod(time.sleep)
+
+    def new(self, **kw) -> _Retry:
+        retry = super().new(**kw)
+        retry.pause = self.pause
+        return retry
+
+    def get_backoff_time(self) -> float:
+        # The adapter follows no redirects, so every entry of the history is a failed try.
+        retries = len(self.history)
+        return min(self.backoff_max, self.backoff_factor * 2 ** (retries - 1)) if retries else 0.0
+
+    def sleep(self, response=None) -> None:
+        retry_after = None
+        if response is not None and self.respect_retry_after_header:
             try:
-                return min(float(retry_after), self.max_backoff_s)
-            except ValueError:
-                pass  # an HTTP date: fall back to our own schedule
-        return min(self.backoff_s * 2 ** (retry_number - 1), self.max_backoff_s)
+                retry_after = self.get_retry_after(response)
+            except InvalidHeader:
+                pass
+        self.pause(self.get_backoff_time() if retry_after is None else min(retry_after, self.backoff_max))
 
 
 @dataclass
@@ -75,10 +118,6 @@ class SnapshotFile:
     snapshot_id: str
     path: Path  # the raw body, exactly as served
     records: list[dict] = field(repr=False)
-
-
-def _retryable(status: int) -> bool:
-    return status == 429 or 500 <= status <= 599
 
 
 class BrightDataClient:
@@ -106,6 +145,9 @@ class BrightDataClient:
         self.request_timeout_s = request_timeout_s
         self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token.strip()}"
+        adapter = HTTPAdapter(max_retries=retry.retry(sleep))
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, adapter)
         self._sleep = sleep
         self._clock = clock
 
@@ -195,31 +237,29 @@ class BrightDataClient:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
-        url = self.base_url + path
-        for attempt in range(1, self.retry.attempts + 1):
-            retry_after = None
-            try:
-                response = self.session.request(method, url, timeout=self.request_timeout_s, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                failure = f"{type(exc).__name__} talking to {self.base_url}"
-            else:
-                if response.status_code in (401, 403):
-                    raise AuthError(
-                        f"Bright Data rejected the API token (HTTP {response.status_code} on "
-                        f"{path}): it is expired or invalid; set a fresh {TOKEN_ENV}"
-                    )
-                if not _retryable(response.status_code):
-                    if response.status_code >= 400:
-                        raise BrightDataError(
-                            f"{method} {path} failed with HTTP {response.status_code}: {_short(response.text)}"
-                        )
-                    return response
-                failure = f"HTTP {response.status_code}"
-                retry_after = response.headers.get("Retry-After")
-            if attempt == self.retry.attempts:
-                raise BrightDataError(f"{method} {path} still failing after {attempt} attempts ({failure})")
-            self._sleep(self.retry.wait_before(attempt, retry_after))
-        raise AssertionError("unreachable")
+        """One API call; the session's adapter retries it (`RetryPolicy`), this turns the outcome into
+        a response or one clear error."""
+        try:
+            response = self.session.request(method, self.base_url + path, timeout=self.request_timeout_s, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise BrightDataError(
+                f"{method} {path} gave up: {type(exc).__name__} talking to {self.base_url}"
+                f" (up to {self.retry.attempts} attempts)"
+            ) from None
+        if response.status_code in (401, 403):
+            raise AuthError(
+                f"Bright Data rejected the API token (HTTP {response.status_code} on "
+                f"{path}): it is expired or invalid; set a fresh {TOKEN_ENV}"
+            )
+        if response.status_code in RETRY_STATUSES:  # what the retries left: they are spent
+            retries = getattr(response.raw, "retries", None)  # the urllib3 Retry that gave up
+            attempts = len(retries.history) + 1 if retries is not None else 1
+            raise BrightDataError(
+                f"{method} {path} still failing after {attempts} attempts (HTTP {response.status_code})"
+            )
+        if response.status_code >= 400:
+            raise BrightDataError(f"{method} {path} failed with HTTP {response.status_code}: {_short(response.text)}")
+        return response
 
     @staticmethod
     def _json(response: requests.Response) -> dict:

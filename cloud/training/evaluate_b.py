@@ -2,8 +2,9 @@
 
 For each model and split: accuracy and macro-F1, overall and on keyword slices (postings that
 mention LangChain, agentic AI, LLMs, RAG, ... as found by `shared.skills`). The 2026 split is the
-stable-hash hold-out of `stream_split`, labelled by the title taxonomy. The issue's targets are
-checked and printed as they are, pass or fail.
+stable-hash hold-out of `stream_split`, labelled by the title taxonomy. The study's targets
+(`TARGETS`: B at least 10 pt above A on 2026, at most 2 pt below it on 2025) are checked and printed
+as they are, pass or fail.
 """
 
 from __future__ import annotations
@@ -241,11 +242,11 @@ def predict_all(classifiers: dict, splits_data: dict, shared_layers: int) -> dic
 )
 def evaluate_b_command(model_a, model_b, artifacts, splits, normalized, params_path, threads, gate) -> None:
     """Score A and B on the 2025 test split and the 2026 eval split; write evaluation.json/.md into B's dir."""
+    from cloud.artifacts import latest_model_b
     from cloud.data.prepare import read_split
     from cloud.ingest.normalize_command import load_postings
     from cloud.training.model_io import load_classifier
     from cloud.training.pseudo_label import set_threads
-    from cloud.training.train_b import latest_model_b
 
     params = load_params(params_path)
     set_threads(threads)

@@ -1,4 +1,8 @@
-"""The one fine-tuning loop, shared by Model A and Model B (and the cross-validation stage).
+"""Fine-tuning a 2-class sequence classifier, shared by Model A and Model B (and the cross-validation stage).
+
+The epochs run in `cloud.training.training_loop`, the loop distillation uses too; this module supplies
+what is particular to fine-tuning: the weighted cross-entropy and the validation macro-F1 that picks
+the best epoch.
 
 Tokenisation goes through `shared.text.load_tokenizer` on the model's own tokenizer.json, the same
 function the device runtime uses, so the ids a model is trained on are the ids it is served.
@@ -7,8 +11,6 @@ function the device runtime uses, so the ids a model is trained on are the ids i
 from __future__ import annotations
 
 import contextlib
-import math
-import random
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from cloud.training.encoder_anatomy import freeze_lower_layers
+from cloud.training.training_loop import set_seed, train
 from shared.labels import LABEL_NAMES
 from shared.probabilities import softmax
 from shared.text import load_tokenizer, model_input
@@ -67,14 +71,6 @@ class FineTuneResult:
     tokenizer_json: Path  # path of the tokenizer.json used for training
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
-
-
-def set_seed(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def encode(tokenizer, texts: list[str]):
@@ -142,85 +138,6 @@ def batched_logits(model, items: list, encode_batch, batch_size: int = 32, progr
     return out
 
 
-def encoder_layers(model):
-    """The encoder's ModuleList of transformer blocks (BERT/MiniLM: encoder.layer, DistilBERT: transformer.layer)."""
-    base = model.base_model
-    for container in ("encoder", "transformer"):
-        layers = getattr(getattr(base, container, None), "layer", None)
-        if layers is not None:
-            return layers
-    raise ValueError(f"cannot find the encoder layers of {type(model).__name__}")
-
-
-def freeze_lower_layers(model, embeddings: bool, layers: int) -> None:
-    """Freeze the embeddings and the lowest `layers` blocks. With ~430 rows the upper layers and the head
-    carry the task; skipping the lower layers' backward pass roughly halves a CPU epoch."""
-    frozen = list(model.base_model.embeddings.parameters()) if embeddings else []
-    for block in list(encoder_layers(model))[:layers]:
-        frozen += list(block.parameters())
-    for parameter in frozen:
-        parameter.requires_grad_(False)
-
-
-@dataclass
-class Optimization:
-    """AdamW over a model's trainable parameters (no decay on biases and LayerNorm), linear warm-up and
-    decay, gradient clipping at 1.0; shared by fine-tuning and distillation."""
-
-    trainable: list  # (name, parameter) pairs that get gradients
-    optimizer: object
-    scheduler: object
-
-    @classmethod
-    def for_model(
-        cls, model, learning_rate: float, weight_decay: float, warmup_ratio: float, total_steps: int
-    ) -> Optimization:
-        import torch
-        from transformers import get_linear_schedule_with_warmup
-
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for n, p in trainable if not any(k in n for k in no_decay)], "weight_decay": weight_decay},
-            {"params": [p for n, p in trainable if any(k in n for k in no_decay)], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=learning_rate)
-        return cls(
-            trainable,
-            optimizer,
-            get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps),
-        )
-
-    def step(self, loss) -> float:
-        import torch
-
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for _, p in self.trainable], 1.0)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad()
-        return loss.item()
-
-    def snapshot(self) -> dict:
-        # by parameter, not state_dict(): inside FrozenPrefix.top_only() the module tree is swapped
-        return {name: p.detach().clone() for name, p in self.trainable}
-
-    def restore(self, state: dict) -> None:
-        import torch
-
-        with torch.no_grad():
-            for name, parameter in self.trainable:
-                parameter.copy_(state[name])
-
-
-def shuffled_batches(count: int, batch_size: int, generator) -> list[list[int]]:
-    """One epoch's batches of row indices, in the order `generator` draws."""
-    import torch
-
-    permutation = torch.randperm(count, generator=generator).tolist()
-    return [permutation[start : start + batch_size] for start in range(0, count, batch_size)]
-
-
 def fine_tune(
     train_texts: list[str],
     train_labels: list[int],
@@ -257,11 +174,6 @@ def fine_tune(
     freeze_lower_layers(model, config.freeze_embeddings, config.freeze_layers)
     labels = torch.tensor(train_labels, dtype=torch.long)
     weights = torch.tensor(sample_weights if sample_weights is not None else [1.0] * len(train_labels))
-    total_steps = math.ceil(len(train_texts) / config.batch_size) * config.epochs
-    optimization = Optimization.for_model(
-        model, config.learning_rate, config.weight_decay, config.warmup_ratio, total_steps
-    )
-    generator = torch.Generator().manual_seed(config.seed)
 
     prefix = None
     if config.freeze_layers > 0:
@@ -270,6 +182,7 @@ def fine_tune(
         prefix = FrozenPrefix(model, config.freeze_layers)
         prefix.precompute(lambda batch: encode(tokenizer, batch), train_texts + val_texts, cache=prefix_cache)
     all_texts, val_offset = train_texts + val_texts, len(train_texts)
+    top_only = prefix.top_only if prefix is not None else contextlib.nullcontext
 
     def batch_logits(indices: list[int]):
         """Logits for rows of train_texts + val_texts (cached bottom when layers are frozen)."""
@@ -278,40 +191,39 @@ def fine_tune(
         ids, mask = encode(tokenizer, [all_texts[i] for i in indices])
         return model(input_ids=ids, attention_mask=mask).logits
 
-    history, best_f1, best_state, best_epoch = [], -1.0, None, 0
-    bar = tqdm(total=total_steps, desc=f"fine-tune {Path(str(config.base)).name}", disable=not config.progress)
-    with prefix.top_only() if prefix is not None else contextlib.nullcontext():
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            epoch_loss = 0.0
-            for idx in shuffled_batches(len(train_texts), config.batch_size, generator):
-                per_example = torch.nn.functional.cross_entropy(batch_logits(idx), labels[idx], reduction="none")
-                loss = optimization.step((per_example * weights[idx]).sum() / weights[idx].sum())
-                epoch_loss += loss * len(idx)
-                bar.update(1)
-                bar.set_postfix(epoch=epoch, loss=f"{loss:.3f}")
-            record = {"epoch": epoch, "train_loss": epoch_loss / len(train_texts)}
-            if val_texts:
-                model.eval()
-                with torch.inference_mode():
-                    val_rows = list(range(val_offset, val_offset + len(val_texts)))
-                    val_pred = (
-                        torch.cat([batch_logits(val_rows[i : i + 32]) for i in range(0, len(val_rows), 32)])
-                        .argmax(dim=1)
-                        .numpy()
-                    )
-                record["val_macro_f1"] = val_f1 = float(f1_score(val_labels, val_pred, average="macro"))
-                record["val_accuracy"] = float((val_pred == np.asarray(val_labels)).mean())
-            else:  # no validation split (e.g. inside a CV fold): the last epoch is the model
-                val_f1 = float(epoch)
-            history.append(record)
-            if val_f1 > best_f1:
-                best_f1, best_epoch, best_state = val_f1, epoch, optimization.snapshot()
-    bar.close()
-    optimization.restore(best_state)
-    model.eval()
+    def weighted_cross_entropy(idx: list[int]):
+        per_example = torch.nn.functional.cross_entropy(batch_logits(idx), labels[idx], reduction="none")
+        return (per_example * weights[idx]).sum() / weights[idx].sum()
+
+    def validate(epoch: int) -> tuple[dict, float]:
+        if not val_texts:  # no validation split (e.g. inside a CV fold): the last epoch is the model
+            return {}, float(epoch)
+        model.eval()
+        with top_only(), torch.inference_mode():
+            val_rows = list(range(val_offset, val_offset + len(val_texts)))
+            val_pred = (
+                torch.cat([batch_logits(val_rows[i : i + 32]) for i in range(0, len(val_rows), 32)])
+                .argmax(dim=1)
+                .numpy()
+            )
+        val_f1 = float(f1_score(val_labels, val_pred, average="macro"))
+        return {"val_macro_f1": val_f1, "val_accuracy": float((val_pred == np.asarray(val_labels)).mean())}, val_f1
+
+    fit = train(
+        model,
+        len(train_texts),
+        config,
+        weighted_cross_entropy,
+        validate,
+        desc=f"fine-tune {Path(str(config.base)).name}",
+        batch_context=top_only,
+    )
     return FineTuneResult(
-        model=model, hf_tokenizer=hf_tokenizer, tokenizer_json=tokenizer_json, history=history, best_epoch=best_epoch
+        model=model,
+        hf_tokenizer=hf_tokenizer,
+        tokenizer_json=tokenizer_json,
+        history=fit.history,
+        best_epoch=fit.best_epoch,
     )
 
 

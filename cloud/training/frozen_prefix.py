@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cloud.training.encoder_anatomy import encoder_layers
+
 
 class _PrecomputedEmbeddings(nn.Module):
     """Stands in for the embedding module and returns the cached block-k output of the current batch."""
@@ -35,8 +37,6 @@ class _PrecomputedEmbeddings(nn.Module):
 
 class FrozenPrefix:
     def __init__(self, model, frozen_layers: int):
-        from cloud.training.finetune import encoder_layers
-
         self.model = model
         self.base = model.base_model
         self.layers = encoder_layers(model)

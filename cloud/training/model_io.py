@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cloud.artifacts import atomic_directory, write_json_atomic
+from cloud.artifacts import atomic_directory, read_json, write_json_atomic
 from cloud.training.finetune import FineTuneConfig, FineTuneResult
 from shared.files import sha256_file
 
@@ -59,6 +59,12 @@ def load_classifier(model_dir: Path):
     return TrainedClassifier(
         model, tokenizer, config.get("preprocessing", "clean"), config["max_length"], int(config.get("windows", 1))
     )
+
+
+def recorded_config(model_dir: Path, missing_hint: str) -> dict:
+    """The config a trained model directory's train_log.json records (base, preprocessing, max_length,
+    windows, ...); `missing_hint` says what writes it when it is missing."""
+    return read_json(model_dir / "train_log.json", missing_hint).get("config", {})
 
 
 def load_state_dict(path: Path) -> dict:

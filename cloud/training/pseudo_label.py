@@ -27,7 +27,7 @@ import numpy as np
 from cloud.artifacts import atomic_directory, write_json_atomic
 from cloud.params import load_params
 from cloud.training.calibration import Calibration, calibrate
-from cloud.training.stream_split import split_stream
+from cloud.training.stream_split import EVAL_FRACTION, split_stream
 from shared.errors import UserError
 from shared.labels import LABEL_NAMES, classify_title
 from shared.posting import JobPosting
@@ -35,7 +35,7 @@ from shared.probabilities import softmax
 
 ARMS = ("model_a", "taxonomy", "agreement")
 PSEUDO_COLUMNS = ("id", "title", "text", "label", "confidence", "batch", "source")
-DEFAULTS = {"threshold": 0.90, "max_class_ratio": 3.0, "eval_fraction": 0.3, "arms": list(ARMS)}
+DEFAULTS = {"threshold": 0.90, "max_class_ratio": 3.0, "eval_fraction": EVAL_FRACTION, "arms": list(ARMS)}
 
 
 @dataclass(frozen=True)

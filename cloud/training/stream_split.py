@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from shared.errors import UserError
 from shared.labels import classify_title
 from shared.posting import JobPosting
 
 SALT = "careeredge/eval-2026"
+EVAL_FRACTION = 0.3  # params.yaml `pseudo_label.eval_fraction` when it is unset
 STREAM_EXCLUDED_SOURCES = frozenset({"kaggle_2025"})  # the 2025 data is A's, never the "new" stream
 
 
@@ -65,3 +68,18 @@ def split_stream(postings: list[JobPosting], eval_fraction: float) -> StreamSpli
             split.evaluation.append(posting)
             split.eval_labels.append(label)
     return split
+
+
+def eval_fraction_setting(params: dict):
+    """`pseudo_label.eval_fraction` of params.yaml: the share of the 2026 stream held out for evaluation."""
+    return (params.get("pseudo_label") or {}).get("eval_fraction", EVAL_FRACTION)
+
+
+def load_stream(normalized: Path, params: dict, hint: str) -> StreamSplit:
+    """The normalized 2026 stream split into pool and evaluation split, read once. A missing
+    `postings.jsonl` is one UserError; `hint` says what else the user can do about it."""
+    from cloud.ingest.normalize_command import load_postings
+
+    if not (normalized / "postings.jsonl").is_file():
+        raise UserError(f"{normalized / 'postings.jsonl'} not found (run `careeredge-cloud normalize` first{hint})")
+    return split_stream(load_postings(normalized), eval_fraction_setting(params))

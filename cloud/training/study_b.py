@@ -27,7 +27,7 @@ frozen, so the frozen bottom runs once per posting for the whole study (one prog
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import click
@@ -38,11 +38,8 @@ from cloud.training.interpolate import average, check_alpha, interpolate
 from cloud.training.pseudo_label import ARMS, pseudo_label_settings
 from cloud.training.stream_split import eval_bucket, split_stream
 from cloud.training.train_b import (
-    B_DEFAULTS,
-    _cap,
-    _optional_float,
-    _optional_int,
-    _recorded_config,
+    A_CONFIG_HINT,
+    TrainBSettings,
     new_prefix_cache,
     predict_labels,
     pseudo_weights,
@@ -183,11 +180,12 @@ def study_b_command(
     """Train B candidates for several settings; score them on 2025 val + a 2026 dev slice (and the report's splits)."""
     from cloud.data.prepare import read_split
     from cloud.ingest.normalize_command import load_postings
-    from cloud.training.finetune import FineTuneConfig, FineTuneResult, fine_tune
-    from cloud.training.model_io import load_classifier
+    from cloud.training.finetune import FineTuneResult, fine_tune
+    from cloud.training.model_io import load_classifier, recorded_config
 
     params = load_params(params_path)
-    base_settings = {**B_DEFAULTS, **(params.get("train_b") or {})}
+    # What each row records: the values as written (params.yaml or --setting), unset ones as their defaults.
+    base_settings = {**asdict(TrainBSettings()), **(params.get("train_b") or {})}
     settings = [parse_setting(text) for text in settings_text]
     if soup and len(settings) < 2:
         raise UserError("--soup averages the settings' models: give at least two --setting")
@@ -203,27 +201,13 @@ def study_b_command(
         "test_2025": read_split(splits / "test.csv"),
     }
     train_all = read_split(splits / "train.csv")
-    a_config = _recorded_config(model_a)
+    a_config = recorded_config(model_a, A_CONFIG_HINT)
     click.echo(
         f"study-b: dev_2026 {len(dev_labels)} labelled ({len(dev_ids)} held out of the pool), "
         f"eval_2026 {len(stream.eval_labels)}, val_2025 {len(sets['val_2025'][1])}, "
         f"test_2025 {len(sets['test_2025'][1])}",
         err=True,
     )
-
-    def config_for(values: dict) -> FineTuneConfig:
-        merged = {**base_settings, **values}
-        return FineTuneConfig.from_params(
-            params,
-            base=str(model_a / "hf"),
-            epochs=int(merged["epochs"]),
-            seed=int(merged["seed"]),
-            learning_rate=_optional_float(merged["learning_rate"]),
-            threads=threads,
-            preprocessing=a_config.get("preprocessing"),
-            max_length=a_config.get("max_length"),
-            freeze_layers=_optional_int(merged["freeze_layers"]),
-        )
 
     members: list = []  # (result, config, entry) per setting, for --soup
     caches, report = (
@@ -242,12 +226,13 @@ def study_b_command(
     )
     for name, values in settings:
         merged = {**base_settings, **values}
-        config = config_for(values)
-        arm = merged.get("arm", "taxonomy")
-        rows = read_pseudo_rows(pseudo_dir / f"{arm}.csv", _cap(merged["max_rows_per_arm"]), dev_ids)
+        arm = values.get("arm", "taxonomy")
+        setting = TrainBSettings.from_params(params, **{k: v for k, v in values.items() if k != "arm"})
+        config = setting.fine_tune_config(params, str(model_a / "hf"), a_config, threads)
+        rows = read_pseudo_rows(pseudo_dir / f"{arm}.csv", setting.max_rows_per_arm, dev_ids)
         if len({r["label"] for r in rows}) < 2:
             raise UserError(f"setting {name}: arm {arm} has no usable rows in {pseudo_dir}")
-        train = replay_sample(*train_all, _cap(merged["replay_2025"]), int(merged["seed"]))
+        train = replay_sample(*train_all, setting.replay_2025, setting.seed)
         if config.freeze_layers not in caches:
             shallower = [k for k in caches if caches[k] is not None and 0 < k < config.freeze_layers]
             if shallower and config.freeze_layers > 0:  # run only the extra blocks on cached states
@@ -281,7 +266,7 @@ def study_b_command(
             train[1] + [int(r["label"]) for r in rows],
             *sets["val_2025"],
             config,
-            sample_weights=[1.0] * len(train[0]) + pseudo_weights(rows, merged["pseudo_weight"]),
+            sample_weights=[1.0] * len(train[0]) + pseudo_weights(rows, setting.pseudo_weight),
             prefix_cache=cache,
         )
         entry = {

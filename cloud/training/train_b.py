@@ -7,49 +7,114 @@ so A's knowledge is kept). Each candidate is scored on the 2026 evaluation split
 saved as `artifacts/model_b_vN/` and (unless --no-export) exported to `artifacts/bundles/model_b_vN/`.
 `arms.json` beside it reports every arm, winner or not.
 
-Note on selection: the issue fixes the rule "the default arm is the one winning on the 2026
-evaluation split". That makes the 2026 figure of the winning arm optimistically biased (selection
-on the evaluation set); `arms.json` shows all arms so the spread is visible.
+Selection: the default arm is the one winning on the 2026 evaluation split. That makes the 2026
+figure of the winning arm optimistically biased (selection on the evaluation set); `arms.json` shows
+all arms so the spread is visible.
+
+B's settings are params.yaml's `train_b:` section, read once into `TrainBSettings`. `export-b` (the
+bundle of a B, or of its device student) is `cloud.export.export_b`.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
-from cloud.artifacts import atomic_directory, ensure_writable_dir, read_json, write_json_atomic
-from cloud.export.quantize import DEFAULT_SCHEMES, SCHEMES
+from cloud.artifacts import atomic_directory, ensure_writable_dir, next_version, write_json_atomic
 from cloud.params import load_params
 from cloud.training.pseudo_label import ARMS, pseudo_label_settings
 from cloud.training.stream_split import split_stream
 from shared.errors import UserError
 
-# The row caps exist for the time budget (normalize -> B bundle in 15 min on 2 CPU cores, three arms):
-# each arm trains on at most `max_rows_per_arm` 2026 postings plus a stratified `replay_2025` sample of
-# the 2025 train split (B starts from A, so the replay only has to stop it forgetting). "all" lifts a cap.
-B_DEFAULTS = {
-    "epochs": 1,
-    "init": "model_a",
-    "learning_rate": None,
-    "freeze_layers": None,
-    "arms": list(ARMS),
-    "max_rows_per_arm": 400,
-    "replay_2025": 200,
-    "pseudo_weight": 1.0,
-    "seed": 2026,
-    "windows": 1,
-}
+A_CONFIG_HINT = "B copies A's preprocessing and max_length from it"  # when A's train_log.json is missing
 DESCRIPTION = (
     "Model B is retrained weekly: it starts from Model A and is fine-tuned on the 2025 training "
     "split plus 2026 postings labelled by the winning pseudo-label arm ({arm})."
 )
-_VERSION_DIR = re.compile(r"^model_b_v(\d+)$")
+
+
+@dataclass(frozen=True)
+class TrainBSettings:
+    """params.yaml `train_b:`, typed and checked once (a bad value is one UserError naming its key).
+
+    The row caps exist for the time budget (normalize -> B bundle in 15 min on 2 CPU cores, three arms):
+    each arm trains on at most `max_rows_per_arm` 2026 postings plus a stratified `replay_2025` sample of
+    the 2025 train split (B starts from A, so the replay only has to stop it forgetting). None (params:
+    "all") lifts a cap."""
+
+    epochs: int = 1
+    init: str = "model_a"  # "model_a": start from A's weights; else a base encoder, as A starts
+    learning_rate: float | None = None  # None: A's train.learning_rate
+    freeze_layers: int | None = None  # None: A's train.freeze_layers
+    arms: tuple[str, ...] = ARMS
+    max_rows_per_arm: int | None = 400
+    replay_2025: int | None = 200
+    pseudo_weight: float | str = 1.0  # loss weight of a 2026 row vs a 2025 row, or "confidence" (`pseudo_weights`)
+    seed: int = 2026  # B's own training (batch order, dropout) and its replay sample; A's train.seed is A's
+    windows: int = 1  # max_length windows B reads per posting when scored and served (shared.reading)
+
+    @classmethod
+    def from_params(cls, params: dict, **overrides) -> TrainBSettings:
+        """`train_b:` of `params` with `overrides` (e.g. a study-b setting, values as text) over it; keys
+        that are not settings (`version`, which names DVC's outputs) are left to their readers."""
+        parsers = {
+            "epochs": int,
+            "init": str,
+            "learning_rate": lambda v: None if v is None else float(v),
+            "freeze_layers": lambda v: None if v is None else int(v),
+            "arms": tuple,
+            "max_rows_per_arm": _row_cap,
+            "replay_2025": _row_cap,
+            "pseudo_weight": lambda v: v if v == "confidence" else float(v),
+            "seed": int,
+            "windows": reading_windows_setting,
+        }
+        values = {}
+        for key, value in {**(params.get("train_b") or {}), **overrides}.items():
+            if key not in parsers:
+                continue
+            try:
+                values[key] = parsers[key](value)
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"train_b.{key} = {value!r}: {exc}") from None
+        return cls(**values)
+
+    def fine_tune_config(self, params: dict, base: str, model_a_config: dict, threads: int | None = None):
+        """A's recipe (params `model:` / `train:`) with B's epochs, seed, learning rate, frozen layers and
+        windows. B reads text exactly as A does: A's recorded preprocessing and max_length."""
+        from cloud.training.finetune import FineTuneConfig
+
+        return FineTuneConfig.from_params(
+            params,
+            base=base,
+            epochs=self.epochs,
+            seed=self.seed,
+            learning_rate=self.learning_rate,
+            threads=threads,
+            preprocessing=model_a_config.get("preprocessing"),
+            max_length=model_a_config.get("max_length"),
+            freeze_layers=self.freeze_layers,
+            windows=self.windows,
+        )
+
+
+def _row_cap(value) -> int | None:
+    return None if value in (None, "all") else int(value)
+
+
+def reading_windows_setting(value) -> int:
+    """train_b.windows (how many max_length windows B reads per posting) checked, or a UserError."""
+    from shared.reading import check_windows
+
+    try:
+        return check_windows(value)
+    except ValueError as exc:
+        raise UserError(f"train_b.windows: {exc}") from None
 
 
 @dataclass
@@ -76,11 +141,6 @@ class ArmOutcome:
     def beats(self, other: ArmOutcome | None) -> bool:
         key = lambda o: (o.eval_accuracy, o.eval_macro_f1, o.val_2025_accuracy)  # noqa: E731
         return other is None or key(self) > key(other)
-
-
-def next_version(artifacts: Path) -> int:
-    versions = [int(m.group(1)) for p in artifacts.glob("model_b_v*") if (m := _VERSION_DIR.match(p.name))]
-    return max(versions, default=0) + 1
 
 
 def read_pseudo_rows(path: Path, max_rows: int | None = None, exclude_ids=frozenset()) -> list[dict]:
@@ -135,28 +195,6 @@ def replay_sample(texts: list[str], labels: list[int], size: int | None, seed: i
 
 def _stable_hash(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
-def _optional_float(value) -> float | None:
-    return None if value is None else float(value)
-
-
-def _optional_int(value) -> int | None:
-    return None if value is None else int(value)
-
-
-def reading_windows_setting(value) -> int:
-    """train_b.windows (how many max_length windows B reads per posting) checked, or a UserError."""
-    from shared.reading import check_windows
-
-    try:
-        return check_windows(value)
-    except ValueError as exc:
-        raise UserError(f"train_b.windows: {exc}") from None
-
-
-def _cap(value) -> int | None:
-    return None if value in (None, "all") else int(value)
 
 
 def new_prefix_cache(config):
@@ -314,48 +352,34 @@ def train_b_command(
     """Train one Model B candidate per pseudo-label arm; keep the one best on the 2026 eval split."""
     from cloud.data.prepare import read_split
     from cloud.ingest.normalize_command import load_postings
-    from cloud.training.finetune import FineTuneConfig
-    from cloud.training.model_io import save_classifier
+    from cloud.training.model_io import recorded_config, save_classifier
 
     params = load_params(params_path)
-    settings = {**B_DEFAULTS, **(params.get("train_b") or {})}
+    settings = TrainBSettings.from_params(params, **({"epochs": epochs} if epochs else {}))
     version_number = next_version(artifacts) if version == "auto" else _parse_version(version)
     name = f"model_b_v{version_number}"
-    base = str(model_a / "hf") if settings["init"] == "model_a" else settings["init"]
-    if settings["init"] == "model_a" and not (model_a / "hf" / "config.json").is_file():
+    base = str(model_a / "hf") if settings.init == "model_a" else settings.init
+    if settings.init == "model_a" and not (model_a / "hf" / "config.json").is_file():
         raise UserError(f"{model_a}: Model A not found; run `careeredge-cloud train-a` first (B starts from A)")
-    # B must read text exactly as A does: same preprocessing and max_length as A's recorded config.
-    a_config = _recorded_config(model_a) if settings["init"] == "model_a" else {}
-    # train_b.seed seeds B's own training (batch order, dropout) and its replay sample; A's train.seed is A's.
-    config = FineTuneConfig.from_params(
-        params,
-        base=base,
-        epochs=epochs or settings["epochs"],
-        seed=int(settings["seed"]),
-        learning_rate=_optional_float(settings["learning_rate"]),
-        threads=threads,
-        preprocessing=a_config.get("preprocessing"),
-        max_length=a_config.get("max_length"),
-        freeze_layers=_optional_int(settings["freeze_layers"]),
-        windows=reading_windows_setting(settings["windows"]),
-    )
+    a_config = recorded_config(model_a, A_CONFIG_HINT) if settings.init == "model_a" else {}
+    config = settings.fine_tune_config(params, base, a_config, threads)
 
-    train = replay_sample(*read_split(splits / "train.csv"), _cap(settings["replay_2025"]), settings["seed"])
+    train = replay_sample(*read_split(splits / "train.csv"), settings.replay_2025, settings.seed)
     val = read_split(splits / "val.csv")
     stream = split_stream(load_postings(normalized), pseudo_label_settings(params)["eval_fraction"])
     if len(set(stream.eval_labels)) < 2:
         raise UserError("the 2026 evaluation split has fewer than two classes; cannot pick an arm on it")
     evaluation = ([p.description for p in stream.evaluation], stream.eval_labels)
-    max_rows = _cap(settings["max_rows_per_arm"])
+    max_rows = settings.max_rows_per_arm
     best, outcomes, skipped = train_arms(
-        list(only_arms) or settings["arms"],
+        list(only_arms) or list(settings.arms),
         pseudo_dir,
         train,
         val,
         evaluation,
         config,
         max_rows,
-        settings["pseudo_weight"],
+        settings.pseudo_weight,
     )
 
     ensure_writable_dir(artifacts)
@@ -373,11 +397,11 @@ def train_b_command(
                     "name": name,
                     "default_arm": best.arm,
                     "selection": "highest 2026 eval accuracy",
-                    "init": settings["init"],
+                    "init": settings.init,
                     "epochs": config.epochs,
                     "learning_rate": config.learning_rate,
                     "freeze_layers": config.freeze_layers,
-                    "pseudo_weight": settings["pseudo_weight"],
+                    "pseudo_weight": settings.pseudo_weight,
                     "windows": config.windows,
                     "eval_2026_postings": len(evaluation[1]),
                     "replay_2025_rows": len(train[1]),
@@ -393,198 +417,20 @@ def train_b_command(
             f" | 2025 val acc {outcome.val_2025_accuracy:.3f} | {outcome.rows_2026} 2026 rows"
         )
     if export:
+        from cloud.export.export_b import base_model_name, export_b
+
         export_b(
             out_dir,
             artifacts / "bundles" / name,
             splits,
             config.max_length,
             version_number,
-            base_model=_base_model_name({"base": config.base}, params),
+            base_model=base_model_name({"base": config.base}, params),
             stream=stream,
         )
-
-
-def export_b(
-    model_dir: Path,
-    bundle_dir: Path,
-    splits: Path,
-    max_length: int,
-    version_number: int,
-    base_model: str,
-    stream,
-    schemes=DEFAULT_SCHEMES,
-    export=None,
-    student: Path | None = None,
-) -> None:
-    """Export through the edge export code (INT8 + parity gate, see below), named like
-    `careeredge-cloud export` names Model A's bundle (name = the model directory's name). The gate is
-    never lowered: the schemes are tried in order and the first that passes ships (see
-    `cloud.export.builder.export_first_passing`).
-
-    `student` (distill-b's output for this B) is tried first, under B's name: the device then pays for
-    B what it pays for A, and the export also holds the INT8 student to B's 2025 test accuracy. When no
-    scheme of the student passes, B itself ships: slower on the device, but the week's B still
-    reaches it. The manifest's `base_model` says which one did.
-
-    `stream` (`split_stream`'s output) lends its 2026 evaluation split to the parity gate, beside the 2025
-    test split (`builder.gate_postings`): with the 93 test postings alone, 99 % agreement and 0.5 pt allow
-    no flip, and whether a week's B ships would turn on one borderline posting (README, "Session 8"). The
-    split's labels only measure what quantization changes (INT8 vs FP32 of one model); no model is chosen
-    on them. The teacher floor and the golden set stay on the 2025 test split."""
-    from cloud.data.prepare import read_split
-    from cloud.export.builder import EvalSet, export_first_passing
-    from cloud.export.command import checked_distillation, distilled_name
-    from cloud.export.parity import ParityError
-
-    test_texts, test_labels = read_split(splits / "test.csv")
-    val_set = EvalSet(*read_split(splits / "val.csv")) if "mixed" in schemes else None  # what mixed chooses on
-    agreement_set = (
-        EvalSet(
-            [p.description for p in stream.evaluation],
-            list(stream.eval_labels),
-            [p.source_id for p in stream.evaluation],
-            name="2026 evaluation split",
-        )
-        if stream.evaluation
-        else None
-    )
-    if agreement_set is None:
-        click.echo(
-            "export-b: the stream has no 2026 evaluation postings; agreement is checked on the 2025 test split alone",
-            err=True,
-        )
-    log = read_json(model_dir / "train_log.json", "run `careeredge-cloud train-b` first")
-    training_hash, preprocessing = log["training_data_sha256"], log["config"].get("preprocessing", "clean")
-    windows = int(log["config"].get("windows", 1))
-    echo = lambda message: click.echo(f"export-b: {message}", err=True)  # noqa: E731
-
-    def ship(graph: Path, window: int, shipped_as: str, distillation: dict | None = None):
-        with tempfile.TemporaryDirectory(prefix="careeredge-export-b-") as work:
-            return export_first_passing(
-                schemes,
-                graph,
-                bundle_dir,
-                EvalSet(test_texts, test_labels),
-                export=export,
-                name=model_dir.name,
-                version=str(version_number),
-                max_length=window,
-                work_dir=Path(work),
-                base_model=shipped_as,
-                training_data_hash=training_hash,
-                preprocessing=preprocessing,
-                windows=windows,  # the device must read text as B is scored
-                distillation=distillation,
-                val_set=val_set,
-                agreement_set=agreement_set,
-                progress=echo,
-                on_fallback=echo,
-            )
-
-    result, shipped = None, model_dir.name
-    if student is not None:
-        student_log = read_json(student / "train_log.json", "run `careeredge-cloud distill-b` first")
-        distillation = checked_distillation(student_log, splits / "test.csv")
-        if not distillation or distillation.get("teacher") != model_dir.name:
-            raise UserError(
-                f"{student} is not a student of {model_dir.name} (its train_log.json names teacher "
-                f"{(distillation or {}).get('teacher')!r}); run `careeredge-cloud distill-b`"
-            )
-        try:
-            result = ship(
-                student / "hf",
-                int(student_log["config"]["max_length"]),
-                distilled_name(distillation, base_model),
-                distillation,
-            )
-            shipped = student.name
-        except ParityError as exc:
-            echo(f"no INT8 scheme of {student.name} passes the gate ({exc}); exporting {model_dir.name} itself")
-    if result is None:
-        result = ship(model_dir / "hf", max_length, base_model)
-    metrics = result.manifest["metrics"]
-    click.echo(
-        f"export-b: bundle {result.bundle_dir} ({metrics['quantization']['scheme']} INT8 of {shipped}, "
-        f"accuracy on the 2025 test split {metrics.get('accuracy_int8', float('nan')):.3f})"
-    )
-
-
-@click.command("export-b")
-@click.option("--model-dir", type=click.Path(path_type=Path), required=True, help="A model_b_vN directory.")
-@click.option(
-    "--student",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Its device student (distill-b's output), exported under B's name instead of B itself.",
-)
-@click.option(
-    "--out",
-    "bundle_dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Bundle directory [default: artifacts/bundles/<model dir name>].",
-)
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
-@click.option(
-    "--normalized",
-    type=click.Path(path_type=Path),
-    default=Path("data/normalized"),
-    show_default=True,
-    help="The normalized stream: its 2026 evaluation split joins the parity gate's agreement check.",
-)
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
-@click.option(
-    "--scheme",
-    "schemes",
-    multiple=True,
-    type=click.Choice(SCHEMES),
-    help="INT8 schemes to try in order (default: per_token, blockwise, dynamic).",
-)
-def export_b_command(model_dir, student, bundle_dir, splits, normalized, params_path, schemes) -> None:
-    """Export a Model B (or its device student) to an INT8 bundle: the first scheme that passes the
-    parity gate ships."""
-    from cloud.training.distill import load_stream
-
-    match = _VERSION_DIR.match(model_dir.name)
-    if not match:
-        raise UserError(f"{model_dir}: expected a model_b_vN directory")
-    params = load_params(params_path)
-    config = _recorded_config(model_dir)
-    export_b(
-        model_dir,
-        bundle_dir or Path("artifacts/bundles") / model_dir.name,
-        splits,
-        int(config.get("max_length") or params.get("model", {}).get("max_length", 256)),
-        int(match.group(1)),
-        base_model=_base_model_name(config, params),
-        stream=load_stream(normalized, params, ""),
-        schemes=tuple(schemes) or DEFAULT_SCHEMES,
-        student=student,
-    )
-
-
-def _base_model_name(config: dict, params: dict) -> str:
-    """As train-b names it: "model_a_v1 (from minilm)" for a B initialised from A's hf/ directory."""
-    base, encoder = str(config.get("base", "")), str(params.get("model", {}).get("base", ""))
-    return f"{Path(base).parent.name} (from {encoder})" if Path(base).name == "hf" else base
-
-
-def _recorded_config(model_dir: Path) -> dict:
-    return read_json(model_dir / "train_log.json", "B copies A's preprocessing and max_length from it").get(
-        "config", {}
-    )
 
 
 def _parse_version(value: str) -> int:
     if not str(value).isdigit() or int(value) < 1:
         raise UserError(f"--version must be a positive integer or 'auto', got {value!r}")
     return int(value)
-
-
-def latest_model_b(artifacts: Path) -> Path:
-    version = next_version(artifacts) - 1
-    if version < 1:
-        raise UserError(f"no model_b_vN under {artifacts}; run `careeredge-cloud train-b` first")
-    return artifacts / f"model_b_v{version}"

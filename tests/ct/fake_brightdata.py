@@ -25,6 +25,7 @@ class Script:
     snapshot_body: bytes | None = None  # overrides the records (e.g. b"[]")
     building_first: int = 0  # 202 "building" answers before the snapshot
     failure_reason: str = "Collection failed: blocked"
+    retry_after: str = "0"  # the Retry-After header of a 429 (seconds or an HTTP date)
     valid_token: str = VALID_TOKEN
 
 
@@ -72,7 +73,11 @@ class FakeBrightData:
         pending_faults = self.script.faults.get(endpoint)
         if pending_faults:
             code = pending_faults.pop(0)
-            return code, {"Retry-After": "0"} if code == 429 else {}, b'{"error": "simulated fault"}'
+            return (
+                code,
+                {"Retry-After": self.script.retry_after} if code == 429 else {},
+                b'{"error": "simulated fault"}',
+            )
         if endpoint == "trigger" and method == "POST":
             return 200, {}, json.dumps({"snapshot_id": SNAPSHOT_ID}).encode()
         if endpoint == "progress":

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
+from email.utils import formatdate
 from pathlib import Path
 
 import pytest
@@ -82,12 +85,43 @@ def test_429_and_500_are_retried_with_backoff(tmp_path):
     assert len(snapshot.records) == 4
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "expected_wait"),
+    [
+        (lambda: formatdate(time.time() + 30, usegmt=True), (28.0, 30.0)),  # an HTTP date: 30 s from now
+        (lambda: "7", (7.0, 7.0)),
+        (lambda: "3600", (60.0, 60.0)),  # capped at the policy's longest wait
+        (lambda: "soon", (1.0, 1.0)),  # unreadable: the policy's own first backoff
+    ],
+)
+def test_429_waits_as_long_as_retry_after_says(tmp_path, retry_after, expected_wait):
+    script = Script(records=records(), faults={"trigger": [429]}, retry_after=retry_after())
+    with FakeBrightData(script) as fake:
+        client, waits = client_for(fake, retry=RetryPolicy(attempts=2, backoff_s=1.0, max_backoff_s=60.0))
+        client.collect(INPUTS, tmp_path)
+    assert [r.status for r in fake.calls("trigger")] == [429, 200]
+    assert expected_wait[0] <= waits[0] <= expected_wait[1]
+
+
 def test_persistent_5xx_gives_up_with_a_clear_error(tmp_path):
     with FakeBrightData(Script(faults={"trigger": [500] * 5})) as fake:
         client, _ = client_for(fake, retry=RetryPolicy(attempts=3))
         with pytest.raises(BrightDataError, match="still failing after 3 attempts"):
             client.collect(INPUTS, tmp_path)
     assert len(fake.calls("trigger")) == 3
+
+
+def test_a_refused_connection_is_retried_then_one_clear_error():
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    waits: list[float] = []
+    client = BrightDataClient(
+        VALID_TOKEN, base_url=f"http://127.0.0.1:{port}", retry=RetryPolicy(attempts=3), sleep=waits.append
+    )
+    with pytest.raises(BrightDataError, match="gave up: ConnectionError talking to http://127.0.0.1"):
+        client.trigger(INPUTS)
+    assert waits == [1.0, 2.0]  # three tries, the same backoff as for a 5xx
 
 
 @pytest.mark.parametrize("token", ["expired-token", "  "])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from cloud.training.calibration import calibrate, fit_temperature
+from cloud.training.calibration import LOG_T_RANGE, calibrate, fit_temperature, negative_log_likelihood
 from cloud.training.metrics import expected_calibration_error
 from shared.probabilities import softmax
 
@@ -23,6 +25,18 @@ def overconfident(n=4000, inflation=3.0, seed=0):
 def test_fit_recovers_the_inflation():
     logits, labels = overconfident(inflation=3.0)
     assert fit_temperature(logits, labels) == pytest.approx(3.0, rel=0.15)
+
+
+def test_fit_is_the_nll_minimum_over_the_log_t_range():
+    logits, labels = overconfident(n=500, inflation=2.0, seed=5)
+    grid = np.linspace(*LOG_T_RANGE, 7001)  # log T in steps of 0.001
+    nll = [negative_log_likelihood(logits, labels, math.exp(g)) for g in grid]
+    fitted = fit_temperature(logits, labels)
+    assert fitted == pytest.approx(math.exp(grid[int(np.argmin(nll))]), rel=1e-3)
+    assert negative_log_likelihood(logits, labels, fitted) <= min(nll) + 1e-12
+    # Perfectly separated logits: sharper is always better, so T stops at the range's edge.
+    separated = np.array([[0.05, -0.05], [-0.05, 0.05]] * 10)  # small margins: no NLL underflows to 0
+    assert fit_temperature(separated, np.array([0, 1] * 10)) == pytest.approx(math.exp(LOG_T_RANGE[0]), rel=1e-4)
 
 
 def test_ece_drops_and_argmax_is_unchanged():

@@ -58,7 +58,7 @@ def test_parameters_the_two_share_come_out_bit_for_bit(pair):
 
 
 def test_bad_alpha_or_unrelated_models_are_clear_errors(pair):
-    from cloud.training.distill import shallow_copy
+    from cloud.training.encoder_anatomy import shallow_copy
     from cloud.training.interpolate import interpolate
 
     a, b = pair

@@ -334,10 +334,10 @@ def test_study_b_scores_settings_on_dev_without_training_on_it(workspace, tmp_pa
 def test_export_b_falls_back_to_the_next_scheme_under_the_same_gate(workspace, tmp_path, monkeypatch):
     """A scheme that fails the parity gate is not shipped: the next one is tried with the same gate."""
     from cloud.export.builder import export_bundle
+    from cloud.export.export_b import export_b
     from cloud.export.parity import ParityError
     from cloud.ingest.normalize_command import load_postings
     from cloud.training.stream_split import split_stream
-    from cloud.training.train_b import export_b
 
     root, model_a = workspace
     ensure_pseudo_labels(root, model_a)

@@ -154,6 +154,24 @@ def test_train_b_row_caps_keep_class_mix_and_confidence(tmp_path):
     assert replay_sample(["a"], [0], None, 1) == (["a"], [0])
 
 
+def test_train_b_settings_are_read_once_typed_and_bad_values_name_their_key():
+    from cloud.training.train_b import TrainBSettings
+    from shared.errors import UserError
+
+    params = {"train_b": {"version": 3, "epochs": 2, "max_rows_per_arm": "all", "replay_2025": 50, "windows": 1}}
+    settings = TrainBSettings.from_params(params)
+    assert (settings.epochs, settings.max_rows_per_arm, settings.replay_2025) == (2, None, 50)
+    assert (settings.learning_rate, settings.freeze_layers, settings.seed) == (None, None, 2026)  # unset: defaults
+    # a study-b setting's values arrive as text and win over params.yaml
+    study = TrainBSettings.from_params(params, epochs="3", learning_rate="2e-5", pseudo_weight="confidence")
+    assert (study.epochs, study.learning_rate, study.pseudo_weight) == (3, 2e-5, "confidence")
+    config = study.fine_tune_config({"train": {"learning_rate": 1e-4}}, "base", {"max_length": 128}, threads=1)
+    assert (config.epochs, config.learning_rate, config.max_length, config.seed) == (3, 2e-5, 128, 2026)
+    for key, value in (("epochs", "two"), ("replay_2025", "some"), ("pseudo_weight", "heavy"), ("windows", 0)):
+        with pytest.raises(UserError, match=f"train_b.{key}"):
+            TrainBSettings.from_params({"train_b": {key: value}})
+
+
 def test_dev_slices_from_successive_starts_are_folds_of_the_pool():
     """study-b --dev-start: three slices cover every pool posting exactly once, none of the evaluation split."""
     from cloud.training.study_b import dev_slice

@@ -87,8 +87,7 @@ def distill(root, teacher, out, drop=100.0, window=None):
 
 
 def test_a_student_with_every_block_is_the_teacher_and_fewer_blocks_are_copies(workspace):
-    from cloud.training.distill import shallow_copy
-    from cloud.training.finetune import encoder_layers
+    from cloud.training.encoder_anatomy import encoder_layers, shallow_copy
     from cloud.training.model_io import load_classifier
 
     root, teacher_dir = workspace
@@ -341,7 +340,7 @@ def test_b_student_starts_from_the_device_model_and_leaves_it_untouched(workspac
 def test_a_frozen_bottom_block_is_kept_and_the_student_is_an_ordinary_model_afterwards(workspace, model_b):
     from cloud.training.distill import DistillConfig
     from cloud.training.distill import distill as run_distillation
-    from cloud.training.finetune import encoder_layers
+    from cloud.training.encoder_anatomy import encoder_layers
     from cloud.training.model_io import load_classifier
 
     root, teacher_a = workspace

