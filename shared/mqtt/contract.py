@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from shared.signing import canonical_json
@@ -41,6 +42,12 @@ MAX_CHUNK_BYTES = 1 * MIB
 MAX_BUNDLE_BYTES = 1024 * MIB
 MAX_OTA_EVENT_BYTES = 8 * KIB
 MAX_MODEL_STATE_BYTES = 8 * KIB
+
+# Integer ranges. Every integer a receiver stores must fit the storage's 64-bit signed INTEGER /
+# BIGINT (JSON itself has no limit: `1e400`-sized integers parse fine in Python and then fail to bind).
+MAX_INT64 = 2**63 - 1
+MAX_DROPPED_ROWS = 2**31 - 1  # per batch; the collector sums them per device in a 64-bit column
+MAX_LATENCY_MS = 24 * 3600 * 1000.0  # one inference longer than a day is a broken clock, not a latency
 
 # Identifiers end up inside topic names, so they must never contain MQTT wildcards or separators.
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -141,7 +148,11 @@ def bundle_id(sha256_hex: str) -> str:
 
 @dataclass(frozen=True)
 class Field:
-    """One JSON field: its type, whether it must be present, and simple bounds."""
+    """One JSON field: its type, whether it must be present, and simple bounds.
+
+    Every string is also checked for text a store can hold: no lone surrogates (JSON `"\\ud800"`
+    parses to one, and it cannot be encoded as UTF-8) and no U+0000 (PostgreSQL text refuses it).
+    """
 
     kind: type | tuple[type, ...]
     required: bool = True
@@ -153,6 +164,7 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     items: Field | dict[str, Field] | None = None  # list element: a Field or an object schema
+    check: Callable[[Any, str], None] | None = None  # a further check of a present, non-null value
 
 
 Schema = dict[str, Field]
@@ -171,6 +183,8 @@ def _check_value(value: Any, spec: Field, where: str) -> None:
         raise ContractError("schema", f"{where} must be {_kind_name(kinds)}, got {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ContractError("schema", f"{where} must be finite")
+    if isinstance(value, str):
+        _check_storable_text(value, where)
     if isinstance(value, (str, list)):
         if spec.max_len is not None and len(value) > spec.max_len:
             raise ContractError("oversized_field", f"{where} is longer than {spec.max_len}")
@@ -184,12 +198,43 @@ def _check_value(value: Any, spec: Field, where: str) -> None:
         raise ContractError("schema", f"{where} must be >= {spec.minimum}")
     if spec.maximum is not None and value > spec.maximum:
         raise ContractError("schema", f"{where} must be <= {spec.maximum}")
+    if spec.check is not None:
+        spec.check(value, where)
     if isinstance(value, list) and spec.items is not None:
         for i, item in enumerate(value):
             if isinstance(spec.items, dict):
                 validate_object(item, spec.items, f"{where}[{i}]")
             else:
                 _check_value(item, spec.items, f"{where}[{i}]")
+
+
+def _check_storable_text(value: str, where: str) -> None:
+    if "\x00" in value:
+        raise ContractError("bad_text", f"{where} contains U+0000")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ContractError("bad_text", f"{where} contains a lone surrogate (not valid Unicode)") from None
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An ISO 8601 date-time with an explicit UTC offset (`...Z` or `...+02:00`), as a datetime.
+
+    Raises ValueError for anything else: a bare date, a local time without offset, a made-up string.
+    """
+    parsed = datetime.fromisoformat(value)
+    if "T" not in value.upper() or parsed.utcoffset() is None:
+        raise ValueError(f"{value!r} is not a date-time with a UTC offset")
+    return parsed
+
+
+def _check_timestamp(value: str, where: str) -> None:
+    try:
+        parse_timestamp(value)
+    except ValueError:
+        raise ContractError(
+            "bad_timestamp", f"{where} {value[:40]!r} is not an ISO 8601 date-time with a UTC offset"
+        ) from None
 
 
 def _kind_name(kinds: tuple[type, ...]) -> str:
@@ -256,7 +301,8 @@ class MessageType:
 
 
 _NUMBER = (int, float)
-_TIMESTAMP = Field(str, max_len=40, min_len=10)
+_TIMESTAMP = Field(str, max_len=40, min_len=10, check=_check_timestamp)
+_SEQUENCE = Field(int, required=False, nullable=True, minimum=0, maximum=MAX_INT64)
 
 PREDICTION_RECORD: Schema = {
     "uuid": Field(str, pattern=_UUIDISH),
@@ -271,7 +317,7 @@ PREDICTION_RECORD: Schema = {
     "label": Field(int, choices=frozenset({0, 1})),
     "label_name": Field(str, max_len=64),
     "probabilities": Field(list, min_len=2, max_len=2, items=Field(_NUMBER, minimum=0.0, maximum=1.0)),
-    "latency_ms": Field(_NUMBER, nullable=True, minimum=0.0),
+    "latency_ms": Field(_NUMBER, nullable=True, minimum=0.0, maximum=MAX_LATENCY_MS),
 }
 
 PREDICTION_BATCH = MessageType(
@@ -282,7 +328,7 @@ PREDICTION_BATCH = MessageType(
         "batch_id": Field(str, pattern=_UUIDISH),
         "sent_at": _TIMESTAMP,
         # Rows the device dropped under its buffer-cap policy since the previous batch.
-        "dropped_rows": Field(int, required=False, minimum=0),
+        "dropped_rows": Field(int, required=False, minimum=0, maximum=MAX_DROPPED_ROWS),
         "records": Field(list, min_len=1, max_len=MAX_RECORDS_PER_BATCH, items=PREDICTION_RECORD),
     },
 )
@@ -303,7 +349,7 @@ OTA_MANIFEST = MessageType(
     fields={
         "channel": Field(str, pattern=_IDENTIFIER),
         # Monotonic per channel; the device refuses anything not newer than what it already accepted.
-        "sequence": Field(int, minimum=1),
+        "sequence": Field(int, minimum=1, maximum=MAX_INT64),
         "name": Field(str, max_len=128),
         "version": Field(str, max_len=64),
         "created_at": Field(str, required=False, nullable=True, max_len=40),
@@ -327,7 +373,7 @@ OTA_EVENT = MessageType(
         "device_id": Field(str, pattern=_IDENTIFIER),
         "event": Field(str, choices=OTA_EVENTS),
         "channel": Field(str, nullable=True, max_len=64),
-        "sequence": Field(int, required=False, nullable=True),
+        "sequence": _SEQUENCE,
         "version": Field(str, required=False, nullable=True, max_len=64),
         "sha256": Field(str, required=False, nullable=True, max_len=64),
         "reason": Field(str, required=False, nullable=True, max_len=64),
@@ -344,7 +390,7 @@ MODEL_STATE = MessageType(
         "active_version": Field(str, nullable=True, max_len=64),
         "active_sha256": Field(str, nullable=True, max_len=64),
         "previous_version": Field(str, required=False, nullable=True, max_len=64),
-        "sequence": Field(int, required=False, nullable=True),
+        "sequence": _SEQUENCE,
         "at": _TIMESTAMP,
     },
 )
