@@ -37,13 +37,13 @@ def _open_with_retry(storage: CollectorStorage, retry: RetryPolicy, stop: thread
         try:
             storage.open()
         except StorageUnavailable as exc:
-            waited = time.monotonic() - started
-            if waited >= retry.give_up_after_s:
-                log.error("storage still unavailable after %.0fs (%s); giving up", waited, exc)
-                return False
             if not failing:
                 log.warning("storage unavailable (%s); retrying with backoff", exc)
                 failing = True
+            waited = time.monotonic() - started
+            if waited >= retry.give_up_after_s:
+                log.error("storage still unavailable after %.0fs; giving up", waited)
+                return False
             if stop.wait(next(delays)):
                 return False
             continue

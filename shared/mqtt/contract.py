@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.signing import canonical_json
@@ -225,6 +225,10 @@ def parse_timestamp(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     if "T" not in value.upper() or parsed.utcoffset() is None:
         raise ValueError(f"{value!r} is not a date-time with a UTC offset")
+    try:
+        parsed.astimezone(UTC)  # year 1 at +14:00 is before year 1 in UTC: no store can hold it
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range") from None
     return parsed
 
 

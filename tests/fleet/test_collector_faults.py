@@ -1,0 +1,199 @@
+"""The collector under bad luck and bad input: poison messages, a store that refuses or goes away."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cloud.collector.collector import Collector, RetryPolicy
+from cloud.collector.storage import open_storage
+from shared.mqtt.client import BrokerSettings
+from shared.mqtt.contract import Topics
+from tests.support.mosquitto import free_loopback_port
+from tests.support.simulated_fleet import CollectorProcess
+from tests.sync.fleet import RawClient, wait_until
+from tests.sync.test_contract import valid_batch
+
+TOPIC = Topics.device_predictions("pi-1")
+
+
+def raw_batch(batch_id: str, **record_fields) -> bytes:
+    payload = valid_batch(1)
+    payload["batch_id"] = batch_id
+    payload["records"][0]["uuid"] = f"00000000-0000-4000-8000-{batch_id[-12:]}"
+    payload["records"][0].update(record_fields)
+    return json.dumps(payload).encode()
+
+
+def poison_messages() -> list[tuple[str, bytes, str]]:
+    """(topic, payload, reason): each of these crashed the collector, or was stored unchecked, before."""
+    ota = {
+        "schema": "careeredge.ota.event/1",
+        "device_id": "pi-1",
+        "event": "activated",
+        "channel": "stable",
+        "sequence": 2**64,
+        "at": "2026-05-01T08:00:00Z",
+    }
+    too_many_dropped = json.loads(raw_batch("batch-000000000003"))
+    too_many_dropped["dropped_rows"] = 2**64
+    return [
+        (TOPIC, raw_batch("batch-000000000001").replace(b'"hello"', b'"\\ud800"'), "bad_text"),
+        (TOPIC, raw_batch("batch-000000000002", latency_ms=2**64), "schema"),
+        (TOPIC, json.dumps(too_many_dropped).encode(), "schema"),
+        (Topics.device_ota_events("pi-1"), json.dumps(ota).encode(), "schema"),
+        (TOPIC, raw_batch("batch-000000000004", created_at="yesterday, roughly"), "bad_timestamp"),
+        (TOPIC, raw_batch("batch-000000000005", text="NUL \x00 inside"), "bad_text"),
+    ]
+
+
+def test_poison_messages_are_dead_lettered_and_the_collector_keeps_collecting(broker, store_url, tmp_path):
+    collector = CollectorProcess(store_url, BrokerSettings(broker.host, broker.port), "collector-poison", tmp_path)
+    collector.start()
+    try:
+        collector.wait_subscribed()
+        probe = RawClient(broker)
+        poison = poison_messages()
+        for topic, payload, _ in poison:
+            probe.publish(topic, payload)
+        probe.publish(TOPIC, raw_batch("batch-000000000010"))
+        probe.close()
+        storage = open_storage(store_url)
+        storage.open()
+        wait_until(lambda: storage.prediction_count() == 1, 30, "the good batch behind the poison")
+        assert collector.process.poll() is None, collector.log_tail()
+    finally:
+        assert collector.stop() == 0, collector.log_tail()
+    counts = json.loads(collector.stats_path.read_text())
+    assert counts["rejected"] == {"bad_text": 2, "schema": 3, "bad_timestamp": 1}
+    letters = storage.dead_letters()
+    assert [(d["topic"], d["payload"], d["reason"]) for d in letters] == poison
+    assert storage.rejection_counts() == counts["rejected"]
+    assert "Traceback" not in collector.log_path.read_text()
+    storage.close()
+
+
+def test_values_the_store_refuses_are_dead_lettered_not_retried(tmp_path):
+    """A store-side rule (here a trigger a DBA added) refuses one batch: that batch only is set aside."""
+    path = tmp_path / "collector.sqlite"
+    storage = open_storage(str(path))
+    storage.open()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TRIGGER refuse_model_x BEFORE INSERT ON predictions WHEN NEW.model_name = 'model-x'"
+            " BEGIN SELECT RAISE(ABORT, 'model-x is not accepted here'); END"
+        )
+    db.close()
+    collector = Collector(storage, BrokerSettings(), client_id="c-test")
+    outcomes = [
+        collector.handle(TOPIC, raw_batch("batch-000000000001", model_name="model-x")),
+        collector.handle(TOPIC, raw_batch("batch-000000000002")),
+    ]
+    assert outcomes == ["rejected:unstorable", "stored"]
+    (letter,) = storage.dead_letters()
+    assert "model-x is not accepted here" in letter["detail"]
+    storage.close()
+
+
+def test_a_store_outage_holds_the_message_and_loses_nothing(broker, postgres_server, postgres_url, caplog):
+    caplog.set_level(logging.INFO, logger="careeredge.collector")
+    storage = open_storage(postgres_url)
+    storage.open()
+    settings = BrokerSettings(host=broker.host, port=broker.port, keepalive_s=5)
+    collector = Collector(storage, settings, client_id="c-outage", retry=RetryPolicy(initial_s=0.2, max_s=1.0))
+    collector.start()
+    probe = RawClient(broker)
+    try:
+        assert collector.subscribed.wait(10)
+        probe.publish(TOPIC, raw_batch("batch-000000000001"))
+        wait_until(lambda: storage.prediction_count() == 1, 20, "the first batch")
+        postgres_server.stop()
+        for i in range(2, 6):
+            probe.publish(TOPIC, raw_batch(f"batch-00000000000{i}"))
+        wait_until(lambda: collector.snapshot()["store_outages"] == 1, 30, "the collector to meet the outage")
+        time.sleep(3)  # several retries while the server is down
+        postgres_server.start()
+        wait_until(lambda: storage.prediction_count() == 5, 60, "every batch after the outage")
+    finally:
+        probe.close()
+        collector.stop()
+        storage.close()
+    assert collector.snapshot()["rejected"] == {}
+    messages = [r.getMessage() for r in caplog.records if r.name == "careeredge.collector"]
+    assert sum("storage unavailable" in m for m in messages) == 1, messages
+    assert sum("available again" in m for m in messages) == 1, messages
+    assert postgres_server.password not in caplog.text
+
+
+def test_after_the_retry_window_the_collector_stops_unacknowledged_and_the_next_run_stores(
+    broker, postgres_server, postgres_url
+):
+    storage = open_storage(postgres_url)
+    storage.open()
+    settings = BrokerSettings(host=broker.host, port=broker.port, keepalive_s=5)
+    retry = RetryPolicy(initial_s=0.2, max_s=0.5, give_up_after_s=2.0)
+    probe = RawClient(broker)
+    collector = Collector(storage, settings, client_id="c-give-up", retry=retry)
+    collector.start()
+    try:
+        assert collector.subscribed.wait(10)
+        postgres_server.stop()
+        probe.publish(TOPIC, raw_batch("batch-000000000001"))
+        assert collector.storage_failed.wait(30), "the collector should give up after its retry window"
+    finally:
+        collector.stop()
+        postgres_server.start()
+    # The same client id (systemd restarts the same unit): the broker redelivers the unacknowledged message.
+    collector = Collector(storage, settings, client_id="c-give-up", retry=retry)
+    collector.start()
+    try:
+        wait_until(lambda: storage.prediction_count() == 1, 60, "the redelivered batch")
+    finally:
+        probe.close()
+        collector.stop()
+        storage.close()
+
+
+def run_collect(*args: str, env_store: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, **({"CAREEREDGE_COLLECTOR_STORE": env_store} if env_store else {})}
+    return subprocess.run(
+        [sys.executable, "-m", "cloud.cli", "collect", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_collect_against_an_unreachable_store_says_so_in_one_line_and_exits_1():
+    url = f"postgresql://collector:Pa55-secret@127.0.0.1:{free_loopback_port()}/careeredge"
+    result = run_collect("--store-retry-for", "3", "--broker-port", str(free_loopback_port()), env_store=url)
+    assert result.returncode == 1
+    assert result.stderr.count("storage unavailable") == 1, result.stderr
+    assert "Connection refused" in result.stderr or "connection refused" in result.stderr.lower()
+    assert "Pa55-secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_collect_refuses_a_newer_schema_with_one_line_and_exit_2(tmp_path):
+    path = tmp_path / "collector.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    db.close()
+    result = run_collect("--store", f"sqlite:///{path}", "--broker-port", "1")
+    assert result.returncode == 2, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert "schema version 99, newer than this careeredge knows" in line
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["mysql://db/x", "sqlite://"])
+def test_collect_with_a_bad_store_url_exits_2(bad):
+    result = run_collect("--store", bad)
+    assert result.returncode == 2 and "Error:" in result.stderr and "Traceback" not in result.stderr
