@@ -248,6 +248,13 @@ class PostgresStorage:
             row[0] for row in self._read("SELECT extract(epoch FROM received_at - created_at)::float8 FROM predictions")
         ]
 
+    def received_span(self) -> tuple[int, float]:
+        """(predictions, seconds from the first stored to the last): the store's intake rate."""
+        count, span = self._read(
+            "SELECT count(*), extract(epoch FROM max(received_at) - min(received_at))::float8 FROM predictions"
+        )[0]
+        return count, span or 0.0
+
     def committed_batches(self) -> list[tuple[str, str]]:
         rows = self._read("SELECT device_id, batch_id FROM batches ORDER BY received_at, device_id, batch_id")
         return [tuple(row) for row in rows]

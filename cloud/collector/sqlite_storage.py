@@ -194,6 +194,13 @@ class SqliteStorage:
         rows = self._read("SELECT (julianday(received_at) - julianday(created_at)) * 86400.0 FROM predictions")
         return [row[0] for row in rows]
 
+    def received_span(self) -> tuple[int, float]:
+        """(predictions, seconds from the first stored to the last): the store's intake rate."""
+        count, span = self._read(
+            "SELECT count(*), (julianday(max(received_at)) - julianday(min(received_at))) * 86400.0 FROM predictions"
+        )[0]
+        return count, span or 0.0
+
     def committed_batches(self) -> list[tuple[str, str]]:
         return self._read("SELECT device_id, batch_id FROM batches ORDER BY received_at, device_id, batch_id")
 

@@ -108,6 +108,7 @@ class DeviceFleet:
         self.root = Path(root)
         self.ids = list(ids)
         self.agents = [make_agent(self.root, d, broker, batch_size, poll_interval_s) for d in self.ids]
+        self.made = 0  # predictions made by `produce` so far
 
     def start(self, spread_s: float = 0.0) -> None:
         """Start every agent (spread over `spread_s`, as a fleet that does not boot in one instant)."""
@@ -135,6 +136,7 @@ class DeviceFleet:
                     device_id = random.choice(self.ids)
                     made[device_id].append(stores[device_id].insert(prediction(count)))
                     count += 1
+                    self.made += 1
                 time.sleep(0.01)
         finally:
             for store in stores.values():
@@ -165,6 +167,8 @@ def _worker_main(root: str, ids: list[str], host: str, port: int, batch_size: in
             pipe.send(fleet.connected())
         elif command == "acked":
             pipe.send(fleet.acked_rows())
+        elif command == "made":
+            pipe.send(fleet.made)
         elif command == "produce":
             rate, duration = args
             stop_producing.clear()
