@@ -17,41 +17,17 @@ from cloud.collector.storage import open_storage
 from shared.mqtt.client import BrokerSettings
 from shared.mqtt.contract import Topics
 from tests.support.mosquitto import free_loopback_port
+from tests.support.poison import encoded, good_batch, poison_messages
 from tests.support.simulated_fleet import CollectorProcess
 from tests.sync.fleet import RawClient, wait_until
-from tests.sync.test_contract import valid_batch
 
 TOPIC = Topics.device_predictions("pi-1")
 
 
 def raw_batch(batch_id: str, **record_fields) -> bytes:
-    payload = valid_batch(1)
+    payload = good_batch("pi-1", **record_fields)
     payload["batch_id"] = batch_id
-    payload["records"][0]["uuid"] = f"00000000-0000-4000-8000-{batch_id[-12:]}"
-    payload["records"][0].update(record_fields)
-    return json.dumps(payload).encode()
-
-
-def poison_messages() -> list[tuple[str, bytes, str]]:
-    """(topic, payload, reason): each of these crashed the collector, or was stored unchecked, before."""
-    ota = {
-        "schema": "careeredge.ota.event/1",
-        "device_id": "pi-1",
-        "event": "activated",
-        "channel": "stable",
-        "sequence": 2**64,
-        "at": "2026-05-01T08:00:00Z",
-    }
-    too_many_dropped = json.loads(raw_batch("batch-000000000003"))
-    too_many_dropped["dropped_rows"] = 2**64
-    return [
-        (TOPIC, raw_batch("batch-000000000001").replace(b'"hello"', b'"\\ud800"'), "bad_text"),
-        (TOPIC, raw_batch("batch-000000000002", latency_ms=2**64), "schema"),
-        (TOPIC, json.dumps(too_many_dropped).encode(), "schema"),
-        (Topics.device_ota_events("pi-1"), json.dumps(ota).encode(), "schema"),
-        (TOPIC, raw_batch("batch-000000000004", created_at="yesterday, roughly"), "bad_timestamp"),
-        (TOPIC, raw_batch("batch-000000000005", text="NUL \x00 inside"), "bad_text"),
-    ]
+    return encoded(payload)
 
 
 def test_poison_messages_are_dead_lettered_and_the_collector_keeps_collecting(broker, store_url, tmp_path):
