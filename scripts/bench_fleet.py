@@ -7,7 +7,7 @@
 What runs, all on loopback: a real mosquitto (persistence on, queue limits as in
 systemd/mosquitto-fleet.conf), a real PostgreSQL (initdb + pg_ctl in a temp dir, fsync on), N
 `careeredge-cloud collect` processes on one shared subscription, and simulated devices: the real
-device store and sync agent (tests/support/simulated_fleet.py), spread over a few processes, each
+device store and sync agent (tests/support/simulated_fleet.py), 100 per process, each
 with its own store, client id and persistent session. Device stores live on tmpfs (/dev/shm) when
 there is one: real devices write their own SD cards, not the server's disk.
 
@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,7 @@ from tests.support.mosquitto import Mosquitto  # noqa: E402
 from tests.support.poison import encoded, good_batch, poison_messages  # noqa: E402
 from tests.support.postgres import Postgres  # noqa: E402
 from tests.support.simulated_fleet import (  # noqa: E402
+    MAX_AGENTS_PER_PROCESS,
     CollectorProcess,
     FleetWorker,
     build_device_stores,
@@ -58,7 +60,6 @@ from tests.support.simulated_fleet import (  # noqa: E402
 )
 
 BROKER_CONFIG = REPO_ROOT / "systemd" / "mosquitto-fleet.conf"
-DEVICE_WORKERS = 4
 BATCH_SIZE = 200
 
 
@@ -165,10 +166,10 @@ class Bench:
         """Stores filled beforehand, then all agents start: how fast does the backlog reach storage?"""
         rows_per_device = max(1, rows_total // devices)
         label = f"{devices} devices, {collectors} collector(s), {engine}" + (", kill -9" if kill9_at else "")
-        log(f"{label}: building {devices} device stores x {rows_per_device} rows")
+        log(f"{label}: {rows_per_device} rows per device")
         root = Path(tempfile.mkdtemp(prefix="fleet-", dir=self.device_root))
         ids = device_ids(devices)
-        sent = build_device_stores(root, ids, rows_per_device)
+        build_device_stores(root, ids, 0)
         total = devices * rows_per_device
         url = self.store_url(engine)
         storage = open_storage(url)
@@ -180,30 +181,45 @@ class Bench:
             settings = BrokerSettings(host=broker.host, port=broker.port, reconnect_min_s=1, reconnect_max_s=5)
             procs = self.start_collectors(url, settings, collectors, stack)
             workers = self.start_workers(root, ids, settings, stack)
-            meter = self.meter(broker, procs, workers, engine).start()
-            started = time.monotonic()
             for worker in workers:
                 worker.call("start", 0.0)
+            wait_until(lambda: sum(w.call("connected") for w in workers) == devices, 300, "every device connected")
+            meter = self.meter(broker, procs, workers, engine).start()
+            # Every device gets its backlog at once; the clock runs from here to the last row stored.
+            loaded_at = datetime.now(UTC)
+            for worker in workers:
+                worker.send("load", rows_per_device)
+            sent: dict[str, set] = {}
+            for worker in workers:
+                sent.update({d: set(u) for d, u in worker.receive("load").items()})
+            load_s = (datetime.now(UTC) - loaded_at).total_seconds()
             killed_at = None
             if kill9_at is not None:
-                wait_until(lambda: storage.prediction_count() >= total * kill9_at, 600, "the kill point")
+                wait_until(lambda: storage.prediction_count() >= total * kill9_at, 600, "the kill point", 0.05)
                 procs[0].kill9()
                 killed_at = storage.prediction_count()
                 log(f"{label}: killed collector-0 (SIGKILL) at {killed_at}/{total} rows; restarting in 2 s")
                 time.sleep(2)  # systemd RestartSec=2
                 procs[0].start()
-            finished = wait_until(lambda: storage.prediction_count() >= total, 1800, f"{total} rows stored")
+            wait_until(lambda: storage.prediction_count() >= total, 1800, f"{total} rows stored")
             resources = meter.stop()
+        count, first, last = storage.received_range()
+        delays = storage.delivery_delays_s()
         result = {
             "devices": devices,
             "collectors": collectors,
             "engine": engine,
             "records": total,
-            "wall_s": round(finished - started, 1),
+            # End to end: from the rows appearing in the device stores to the last one committed.
+            "records_per_s": round(total / (last - loaded_at).total_seconds(), 1),
+            "seconds": round((last - loaded_at).total_seconds(), 2),
+            "load_s": round(load_s, 2),
+            "intake_records_per_s": round(count / (last - first).total_seconds(), 1) if last > first else None,
+            "delay_p50_s": round(statistics.median(delays), 2),
+            "delay_p95_s": round(percentile(delays, 95), 2),
             **self.check(storage, sent, procs),
             "resources": resources,
         }
-        result["records_per_s"] = self.stored_rate(storage)
         if killed_at is not None:
             result["killed_at_rows"] = killed_at
         storage.close()
@@ -292,7 +308,7 @@ class Bench:
         return procs
 
     def start_workers(self, root: Path, ids: list[str], settings: BrokerSettings, stack: ExitStack) -> list:
-        count = min(DEVICE_WORKERS, len(ids))
+        count = -(-len(ids) // min(100, MAX_AGENTS_PER_PROCESS))  # 100 agents per process at most
         workers = [FleetWorker(root, ids[i::count], settings, batch_size=BATCH_SIZE) for i in range(count)]
         for worker in workers:
             stack.callback(worker.stop)
@@ -328,12 +344,6 @@ class Bench:
             "unexpected": len(stored - expected),
             "redelivered": redelivered,
         }
-
-    @staticmethod
-    def stored_rate(storage) -> float | None:
-        """Records over the span from the first row stored to the last (the fleet's steady throughput)."""
-        count, span = storage.received_span()
-        return round(count / span, 1) if span else None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -413,6 +423,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, required=True, help="write the figures here")
     parser.add_argument("--quick", action="store_true", help="small smoke run: 50 devices, a 20 s outage")
+    parser.add_argument("--fleet", type=int, default=1000, help="devices in the headline, kill -9 and outage runs")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the headline runs (medians are quoted)")
     parser.add_argument("--devices", default="10,100,1000", help="device counts of the capacity matrix")
     parser.add_argument("--collectors", default="1,2,4", help="collector counts of the capacity matrix")
@@ -422,7 +433,7 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma list of parts to skip: matrix,kill9,outage,poison,sqlite")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    headline_devices = 50 if args.quick else 1000
+    headline_devices = 50 if args.quick else args.fleet
     if args.quick:
         args.devices, args.collectors, args.rows, args.outage_s, args.repeats = "10,50", "1,2", 10_000, 20.0, 1
         args.outage_rate = 100.0

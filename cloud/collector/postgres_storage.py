@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -248,12 +249,10 @@ class PostgresStorage:
             row[0] for row in self._read("SELECT extract(epoch FROM received_at - created_at)::float8 FROM predictions")
         ]
 
-    def received_span(self) -> tuple[int, float]:
-        """(predictions, seconds from the first stored to the last): the store's intake rate."""
-        count, span = self._read(
-            "SELECT count(*), extract(epoch FROM max(received_at) - min(received_at))::float8 FROM predictions"
-        )[0]
-        return count, span or 0.0
+    def received_range(self) -> tuple[int, datetime | None, datetime | None]:
+        """(predictions, first stored, last stored): the store's intake over time."""
+        count, first, last = self._read("SELECT count(*), min(received_at), max(received_at) FROM predictions")[0]
+        return count, first, last
 
     def committed_batches(self) -> list[tuple[str, str]]:
         rows = self._read("SELECT device_id, batch_id FROM batches ORDER BY received_at, device_id, batch_id")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from datetime import datetime
 from pathlib import Path
 
 from cloud.collector import schema
@@ -194,12 +195,10 @@ class SqliteStorage:
         rows = self._read("SELECT (julianday(received_at) - julianday(created_at)) * 86400.0 FROM predictions")
         return [row[0] for row in rows]
 
-    def received_span(self) -> tuple[int, float]:
-        """(predictions, seconds from the first stored to the last): the store's intake rate."""
-        count, span = self._read(
-            "SELECT count(*), (julianday(max(received_at)) - julianday(min(received_at))) * 86400.0 FROM predictions"
-        )[0]
-        return count, span or 0.0
+    def received_range(self) -> tuple[int, datetime | None, datetime | None]:
+        """(predictions, first stored, last stored): the store's intake over time."""
+        count, first, last = self._read("SELECT count(*), min(received_at), max(received_at) FROM predictions")[0]
+        return count, first and utc_timestamp(first), last and utc_timestamp(last)
 
     def committed_batches(self) -> list[tuple[str, str]]:
         return self._read("SELECT device_id, batch_id FROM batches ORDER BY received_at, device_id, batch_id")

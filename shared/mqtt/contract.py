@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from shared.signing import canonical_json
@@ -164,48 +165,87 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     items: Field | dict[str, Field] | None = None  # list element: a Field or an object schema
-    check: Callable[[Any, str], None] | None = None  # a further check of a present, non-null value
+    # A further check of a present, non-null value: check(value, where, key) raises ContractError.
+    check: Callable[[Any, str, str | int | None], None] | None = None
+
+    @property
+    def kinds(self) -> tuple[type, ...]:
+        return self.kind if isinstance(self.kind, tuple) else (self.kind,)
+
+    @cached_property
+    def exact_kinds(self) -> frozenset[type]:
+        """Types accepted without the isinstance() slow path (what json.loads produces)."""
+        return frozenset(k for k in self.kinds if k is not bool or bool in self.kinds)
 
 
 Schema = dict[str, Field]
 
 
-def _check_value(value: Any, spec: Field, where: str) -> None:
+def _check_value(value: Any, spec: Field, where: str, key: str | int | None = None) -> None:
+    """Check one value. `where` + `key` name it in an error; the path is only built on failure
+    (validation runs for every field of every record at thousands of records per second)."""
     if value is None:
         if spec.nullable:
             return
-        raise ContractError("schema", f"{where} must not be null")
-    kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+        raise ContractError("schema", f"{_path(where, key)} must not be null")
+    exact = type(value)
+    if exact not in spec.exact_kinds:
+        _check_kind(value, spec, where, key)
+    if exact is str or exact is list:
+        if exact is str and ("\x00" in value or not value.isascii()):
+            _check_storable_text(value, _path(where, key))
+        size = len(value)
+        if size < spec.min_len or (spec.max_len is not None and size > spec.max_len):
+            _check_length(value, spec, where, key)
+    elif exact is float and not math.isfinite(value):
+        raise ContractError("schema", f"{_path(where, key)} must be finite")
+    if spec.pattern is not None and not spec.pattern.match(value):
+        raise ContractError("schema", f"{_path(where, key)} has an invalid format")
+    if spec.choices is not None and value not in spec.choices:
+        raise ContractError("schema", f"{_path(where, key)} must be one of {sorted(spec.choices)}")
+    if spec.minimum is not None and value < spec.minimum:
+        raise ContractError("schema", f"{_path(where, key)} must be >= {spec.minimum}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise ContractError("schema", f"{_path(where, key)} must be <= {spec.maximum}")
+    if spec.check is not None:
+        spec.check(value, where, key)
+    if exact is list and spec.items is not None:
+        inner = _path(where, key)
+        if isinstance(spec.items, dict):
+            for i, item in enumerate(value):
+                validate_object(item, spec.items, f"{inner}[{i}]")
+        else:
+            for i, item in enumerate(value):
+                _check_value(item, spec.items, inner, i)
+
+
+def _path(where: str, key: str | int | None) -> str:
+    if key is None:
+        return where
+    return f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}"
+
+
+def _check_kind(value: Any, spec: Field, where: str, key: str | int | None) -> None:
+    """The slow path: subclasses of the allowed types pass, anything else (a boolean too) fails."""
+    kinds = spec.kinds
     # bool is an int in Python; JSON true is never a valid number here.
     if isinstance(value, bool) and bool not in kinds:
-        raise ContractError("schema", f"{where} must be {_kind_name(kinds)}, got a boolean")
+        raise ContractError("schema", f"{_path(where, key)} must be {_kind_name(kinds)}, got a boolean")
     if not isinstance(value, kinds):
-        raise ContractError("schema", f"{where} must be {_kind_name(kinds)}, got {type(value).__name__}")
+        raise ContractError("schema", f"{_path(where, key)} must be {_kind_name(kinds)}, got {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ContractError("schema", f"{where} must be finite")
+        raise ContractError("schema", f"{_path(where, key)} must be finite")
     if isinstance(value, str):
-        _check_storable_text(value, where)
+        _check_storable_text(value, _path(where, key))
     if isinstance(value, (str, list)):
-        if spec.max_len is not None and len(value) > spec.max_len:
-            raise ContractError("oversized_field", f"{where} is longer than {spec.max_len}")
-        if len(value) < spec.min_len:
-            raise ContractError("schema", f"{where} is shorter than {spec.min_len}")
-    if spec.pattern is not None and not spec.pattern.match(value):
-        raise ContractError("schema", f"{where} has an invalid format")
-    if spec.choices is not None and value not in spec.choices:
-        raise ContractError("schema", f"{where} must be one of {sorted(spec.choices)}")
-    if spec.minimum is not None and value < spec.minimum:
-        raise ContractError("schema", f"{where} must be >= {spec.minimum}")
-    if spec.maximum is not None and value > spec.maximum:
-        raise ContractError("schema", f"{where} must be <= {spec.maximum}")
-    if spec.check is not None:
-        spec.check(value, where)
-    if isinstance(value, list) and spec.items is not None:
-        for i, item in enumerate(value):
-            if isinstance(spec.items, dict):
-                validate_object(item, spec.items, f"{where}[{i}]")
-            else:
-                _check_value(item, spec.items, f"{where}[{i}]")
+        _check_length(value, spec, where, key)
+
+
+def _check_length(value: str | list, spec: Field, where: str, key: str | int | None) -> None:
+    if spec.max_len is not None and len(value) > spec.max_len:
+        raise ContractError("oversized_field", f"{_path(where, key)} is longer than {spec.max_len}")
+    if len(value) < spec.min_len:
+        raise ContractError("schema", f"{_path(where, key)} is shorter than {spec.min_len}")
 
 
 def _check_storable_text(value: str, where: str) -> None:
@@ -232,12 +272,12 @@ def parse_timestamp(value: str) -> datetime:
     return parsed
 
 
-def _check_timestamp(value: str, where: str) -> None:
+def _check_timestamp(value: str, where: str, key: str | int | None = None) -> None:
     try:
         parse_timestamp(value)
     except ValueError:
         raise ContractError(
-            "bad_timestamp", f"{where} {value[:40]!r} is not an ISO 8601 date-time with a UTC offset"
+            "bad_timestamp", f"{_path(where, key)} {value[:40]!r} is not an ISO 8601 date-time with a UTC offset"
         ) from None
 
 
@@ -254,7 +294,7 @@ def validate_object(obj: Any, schema: Schema, where: str) -> dict:
             if spec.required:
                 raise ContractError("schema", f"{where}.{name} is missing")
             continue
-        _check_value(obj[name], spec, f"{where}.{name}")
+        _check_value(obj[name], spec, where, name)
     return obj
 
 

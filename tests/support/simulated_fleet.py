@@ -5,8 +5,11 @@ Each simulated device is what a Pi runs: its own SQLite prediction store (device
 Stores are filled fast by copying one template store made through the public `PredictionStore`
 API and giving every copy fresh uuids, so a thousand devices are ready in seconds.
 
-`FleetWorker` runs a share of the fleet in a child process (the GIL would otherwise make one
-Python process the bottleneck of a thousand agents) and is driven over a pipe.
+`FleetWorker` runs a share of the fleet in a child process, driven over a pipe. One process holds
+at most MAX_AGENTS_PER_PROCESS agents: paho's network loop uses select(), which cannot watch a
+descriptor numbered above 1023, and each agent holds about seven (its socket, paho's wake-up pipe,
+the store's database, WAL and shared-memory files, its lock file). Past that, agents quietly fail
+to connect. (A real device runs one agent: this is a limit of simulating many in one process.)
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ import time
 import uuid
 from pathlib import Path
 
-from device.store import PredictionStore
+from device.store import PredictionStore, utc_now
 from device.sync.agent import SyncAgent, SyncSettings
 from shared.mqtt.client import BrokerSettings
 
+MAX_AGENTS_PER_PROCESS = 120
 LABELS = ("Software Engineering", "Data Science")
 POSTING = "Senior data engineer: python, sql, spark and kubernetes; build pipelines for analytics teams. "
 
@@ -57,24 +61,44 @@ def store_path(root: Path, device_id: str) -> Path:
 def build_device_stores(root: Path, ids: list[str], rows_per_device: int) -> dict[str, set[str]]:
     """One store per device holding `rows_per_device` unsynced predictions; returns their uuids."""
     template = Path(root) / "template.db"
-    with PredictionStore(template) as store:
-        for i in range(rows_per_device):
-            store.insert(prediction(i))
-    with sqlite3.connect(template) as db:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
-    sent: dict[str, set[str]] = {}
+    PredictionStore(template).close()  # an empty store at the current schema
     for device_id in ids:
         path = store_path(root, device_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(template, path)
-        with sqlite3.connect(path) as db:
-            rowids = [row[0] for row in db.execute("SELECT rowid FROM predictions")]
-            fresh = [(str(uuid.uuid4()), rowid) for rowid in rowids]
-            db.executemany("UPDATE predictions SET uuid = ? WHERE rowid = ?", fresh)
-        db.close()
-        sent[device_id] = {u for u, _ in fresh}
     template.unlink()
+    return load_rows(root, ids, rows_per_device)
+
+
+def load_rows(root: Path, ids: list[str], rows_per_device: int) -> dict[str, set[str]]:
+    """Add `rows_per_device` new predictions (fresh uuids, created now) to each device's store.
+
+    The rows are made once through the public PredictionStore API, then copied into each store in
+    one transaction with their own uuids: a whole fleet gets a backlog within a second or two, so a
+    bench measures the sync path, not the inserts.
+    """
+    sample = Path(root) / f"sample-{uuid.uuid4().hex[:8]}.db"
+    with PredictionStore(sample) as store:
+        for i in range(rows_per_device):
+            store.insert(prediction(i))
+    with sqlite3.connect(sample) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(predictions)")]
+        rows = db.execute(f"SELECT {', '.join(columns)} FROM predictions ORDER BY rowid").fetchall()
+    db.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{sample}{suffix}").unlink(missing_ok=True)
+    uuid_at, created_at = columns.index("uuid"), columns.index("created_at")
+    insert = f"INSERT INTO predictions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    sent: dict[str, set[str]] = {}
+    for device_id in ids:
+        now = utc_now()
+        fresh = [list(row) for row in rows]
+        for row in fresh:
+            row[uuid_at], row[created_at] = str(uuid.uuid4()), now
+        with sqlite3.connect(store_path(root, device_id), timeout=30) as db:
+            db.executemany(insert, fresh)
+        db.close()
+        sent[device_id] = {row[uuid_at] for row in fresh}
     return sent
 
 
@@ -105,6 +129,10 @@ class DeviceFleet:
         batch_size: int = 200,
         poll_interval_s: float = 1.0,
     ):
+        if len(ids) > MAX_AGENTS_PER_PROCESS:
+            raise ValueError(
+                f"{len(ids)} agents in one process; at most {MAX_AGENTS_PER_PROCESS} (see module docstring)"
+            )
         self.root = Path(root)
         self.ids = list(ids)
         self.agents = [make_agent(self.root, d, broker, batch_size, poll_interval_s) for d in self.ids]
@@ -167,6 +195,8 @@ def _worker_main(root: str, ids: list[str], host: str, port: int, batch_size: in
             pipe.send(fleet.connected())
         elif command == "acked":
             pipe.send(fleet.acked_rows())
+        elif command == "load":
+            pipe.send({d: sorted(u) for d, u in load_rows(Path(root), ids, *args).items()})
         elif command == "made":
             pipe.send(fleet.made)
         elif command == "produce":
@@ -206,9 +236,15 @@ class FleetWorker:
         self.ids = ids
 
     def call(self, *command, timeout: float = 600.0):
+        self.send(*command)
+        return self.receive(command[0], timeout)
+
+    def send(self, *command) -> None:
         self._pipe.send(command)
+
+    def receive(self, command: str, timeout: float = 600.0):
         if not self._pipe.poll(timeout):
-            raise TimeoutError(f"fleet worker did not answer {command[0]!r} within {timeout}s")
+            raise TimeoutError(f"fleet worker did not answer {command!r} within {timeout}s")
         return self._pipe.recv()
 
     @property
