@@ -175,15 +175,7 @@ class Bench:
         storage = open_storage(url)
         storage.open()
         with ExitStack() as stack:
-            broker = stack.enter_context(
-                Mosquitto(self.work / f"broker-{self.run_number}", extra_config=broker_limits())
-            )
-            settings = BrokerSettings(host=broker.host, port=broker.port, reconnect_min_s=1, reconnect_max_s=5)
-            procs = self.start_collectors(url, settings, collectors, stack)
-            workers = self.start_workers(root, ids, settings, stack)
-            for worker in workers:
-                worker.call("start", 0.0)
-            wait_until(lambda: sum(w.call("connected") for w in workers) == devices, 300, "every device connected")
+            broker, procs, workers = self.connected_fleet(url, collectors, root, ids, stack)
             meter = self.meter(broker, procs, workers, engine).start()
             # Every device gets its backlog at once; the clock runs from here to the last row stored.
             loaded_at = datetime.now(UTC)
@@ -237,15 +229,7 @@ class Bench:
         storage = open_storage(url)
         storage.open()
         with ExitStack() as stack:
-            broker = stack.enter_context(
-                Mosquitto(self.work / f"broker-{self.run_number}", extra_config=broker_limits())
-            )
-            settings = BrokerSettings(host=broker.host, port=broker.port, reconnect_min_s=1, reconnect_max_s=5)
-            procs = self.start_collectors(url, settings, collectors, stack)
-            workers = self.start_workers(root, ids, settings, stack)
-            for worker in workers:
-                worker.call("start", 0.0)
-            wait_until(lambda: sum(w.call("connected") for w in workers) == devices, 300, "every device connected")
+            broker, procs, workers = self.connected_fleet(url, collectors, root, ids, stack)
             meter = self.meter(broker, procs, workers, "postgresql").start()
             total_s = steady_s + outage_s + 3600
             for worker in workers:
@@ -294,6 +278,17 @@ class Bench:
         return result
 
     # --- parts ---------------------------------------------------------------------------------------
+
+    def connected_fleet(self, url: str, collectors: int, root: Path, ids: list[str], stack: ExitStack):
+        """A broker, `collectors` collector processes and every device connected (all closed by `stack`)."""
+        broker = stack.enter_context(Mosquitto(self.work / f"broker-{self.run_number}", extra_config=broker_limits()))
+        settings = BrokerSettings(host=broker.host, port=broker.port, reconnect_min_s=1, reconnect_max_s=5)
+        procs = self.start_collectors(url, settings, collectors, stack)
+        workers = self.start_workers(root, ids, settings, stack)
+        for worker in workers:
+            worker.call("start", 0.0)
+        wait_until(lambda: sum(w.call("connected") for w in workers) == len(ids), 300, "every device connected")
+        return broker, procs, workers
 
     def start_collectors(self, url: str, settings: BrokerSettings, count: int, stack: ExitStack) -> list:
         procs = [

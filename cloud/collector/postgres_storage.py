@@ -21,7 +21,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -30,10 +29,10 @@ from cloud.collector import schema
 from cloud.collector.storage_api import (
     PREDICTION_COLUMNS,
     DeadLetter,
+    StorageReads,
     StorageUnavailable,
     StoredBatch,
     UnstorableMessage,
-    iso_utc,
     prediction_values,
     redact_url,
     utc_timestamp,
@@ -90,7 +89,9 @@ ON CONFLICT (reason) DO UPDATE SET count = rejections.count + 1
 _VALUE_ERRORS = (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError, OverflowError)
 
 
-class PostgresStorage:
+class PostgresStorage(StorageReads):
+    DELAY_SQL = "SELECT extract(epoch FROM received_at - created_at)::float8 FROM predictions"
+    SCHEMA_VERSION_SQL = "SELECT coalesce(max(version), 0) FROM schema_migrations"
     engine = "postgresql"
 
     def __init__(
@@ -233,52 +234,6 @@ class PostgresStorage:
         self._ready()
         with self._connection() as conn:
             return conn.execute(sql, params).fetchall()
-
-    def prediction_count(self) -> int:
-        return self._read("SELECT count(*) FROM predictions")[0][0]
-
-    def prediction_uuids(self) -> set[str]:
-        return {row[0] for row in self._read("SELECT uuid FROM predictions")}
-
-    def prediction_keys(self) -> set[tuple[str, str]]:
-        return {tuple(row) for row in self._read("SELECT device_id, uuid FROM predictions")}
-
-    def delivery_delays_s(self) -> list[float]:
-        """created_at -> stored, per prediction, in seconds."""
-        return [
-            row[0] for row in self._read("SELECT extract(epoch FROM received_at - created_at)::float8 FROM predictions")
-        ]
-
-    def received_range(self) -> tuple[int, datetime | None, datetime | None]:
-        """(predictions, first stored, last stored): the store's intake over time."""
-        count, first, last = self._read("SELECT count(*), min(received_at), max(received_at) FROM predictions")[0]
-        return count, first, last
-
-    def committed_batches(self) -> list[tuple[str, str]]:
-        rows = self._read("SELECT device_id, batch_id FROM batches ORDER BY received_at, device_id, batch_id")
-        return [tuple(row) for row in rows]
-
-    def rows_dropped_on_devices(self) -> dict[str, int]:
-        return dict(self._read("SELECT device_id, rows FROM dropped_on_device ORDER BY device_id"))
-
-    def rejection_counts(self) -> dict[str, int]:
-        return dict(self._read("SELECT reason, count FROM rejections ORDER BY reason"))
-
-    def dead_letters(self) -> list[dict]:
-        rows = self._read(
-            "SELECT topic, reason, detail, payload_bytes, payload_sha256, payload, collector FROM dead_letters"
-            " ORDER BY id"
-        )
-        names = ("topic", "reason", "detail", "payload_bytes", "payload_sha256", "payload", "collector")
-        return [dict(zip(names, (*row[:5], bytes(row[5]), row[6]))) for row in rows]
-
-    def ota_events(self) -> list[dict]:
-        names = ("device_id", "event", "channel", "sequence", "version", "sha256", "reason", "detail", "at")
-        rows = self._read(f"SELECT {', '.join(names)} FROM ota_events ORDER BY id")
-        return [{**dict(zip(names, row)), "at": iso_utc(row[-1])} for row in rows]
-
-    def schema_version(self) -> int:
-        return self._read("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0]
 
     def close(self) -> None:
         with self._lock:

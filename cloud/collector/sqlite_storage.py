@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from datetime import datetime
 from pathlib import Path
 
 from cloud.collector import schema
 from cloud.collector.storage_api import (
     PREDICTION_COLUMNS,
     DeadLetter,
+    StorageReads,
     StorageUnavailable,
     StoredBatch,
     UnstorableMessage,
@@ -51,7 +51,9 @@ _INSERT_PREDICTION = (
 )
 
 
-class SqliteStorage:
+class SqliteStorage(StorageReads):
+    DELAY_SQL = "SELECT (julianday(received_at) - julianday(created_at)) * 86400.0 FROM predictions"
+    SCHEMA_VERSION_SQL = "PRAGMA user_version"
     engine = "sqlite"
 
     def __init__(self, path: Path, busy_timeout_s: float = 30.0, open_now: bool = True):
@@ -180,50 +182,6 @@ class SqliteStorage:
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise StorageUnavailable(f"{self.description}: {exc}") from exc
-
-    def prediction_count(self) -> int:
-        return self._read("SELECT COUNT(*) FROM predictions")[0][0]
-
-    def prediction_uuids(self) -> set[str]:
-        return {row[0] for row in self._read("SELECT uuid FROM predictions")}
-
-    def prediction_keys(self) -> set[tuple[str, str]]:
-        return set(self._read("SELECT device_id, uuid FROM predictions"))
-
-    def delivery_delays_s(self) -> list[float]:
-        """created_at -> stored, per prediction, in seconds."""
-        rows = self._read("SELECT (julianday(received_at) - julianday(created_at)) * 86400.0 FROM predictions")
-        return [row[0] for row in rows]
-
-    def received_range(self) -> tuple[int, datetime | None, datetime | None]:
-        """(predictions, first stored, last stored): the store's intake over time."""
-        count, first, last = self._read("SELECT count(*), min(received_at), max(received_at) FROM predictions")[0]
-        return count, first and utc_timestamp(first), last and utc_timestamp(last)
-
-    def committed_batches(self) -> list[tuple[str, str]]:
-        return self._read("SELECT device_id, batch_id FROM batches ORDER BY received_at, device_id, batch_id")
-
-    def rows_dropped_on_devices(self) -> dict[str, int]:
-        return dict(self._read("SELECT device_id, rows FROM dropped_on_device ORDER BY device_id"))
-
-    def rejection_counts(self) -> dict[str, int]:
-        return dict(self._read("SELECT reason, count FROM rejections ORDER BY reason"))
-
-    def dead_letters(self) -> list[dict]:
-        rows = self._read(
-            "SELECT topic, reason, detail, payload_bytes, payload_sha256, payload, collector FROM dead_letters"
-            " ORDER BY id"
-        )
-        names = ("topic", "reason", "detail", "payload_bytes", "payload_sha256", "payload", "collector")
-        return [dict(zip(names, row)) for row in rows]
-
-    def ota_events(self) -> list[dict]:
-        names = ("device_id", "event", "channel", "sequence", "version", "sha256", "reason", "detail", "at")
-        rows = self._read(f"SELECT {', '.join(names)} FROM ota_events ORDER BY id")
-        return [dict(zip(names, row)) for row in rows]
-
-    def schema_version(self) -> int:
-        return self._read("PRAGMA user_version")[0][0]
 
     def close(self) -> None:
         with self._lock:

@@ -106,6 +106,59 @@ class CollectorStorage(Protocol):
     def close(self) -> None: ...
 
 
+class StorageReads:
+    """The read side both engines share (CLI summaries, the demo, tests, the bench): the same SQL,
+    values normalised to the same Python types. Not part of the write interface."""
+
+    # Engine-specific SQL for what differs: seconds from created_at to stored, the schema version.
+    DELAY_SQL: str
+    SCHEMA_VERSION_SQL: str
+
+    def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def prediction_count(self) -> int:
+        return self._read("SELECT count(*) FROM predictions")[0][0]
+
+    def prediction_uuids(self) -> set[str]:
+        return {row[0] for row in self._read("SELECT uuid FROM predictions")}
+
+    def prediction_keys(self) -> set[tuple[str, str]]:
+        return {(row[0], row[1]) for row in self._read("SELECT device_id, uuid FROM predictions")}
+
+    def delivery_delays_s(self) -> list[float]:
+        """created_at -> stored, per prediction, in seconds."""
+        return [row[0] for row in self._read(self.DELAY_SQL)]
+
+    def received_range(self) -> tuple[int, datetime | None, datetime | None]:
+        """(predictions, first stored, last stored): the store's intake over time."""
+        count, first, last = self._read("SELECT count(*), min(received_at), max(received_at) FROM predictions")[0]
+        return count, first and utc_timestamp(first), last and utc_timestamp(last)
+
+    def committed_batches(self) -> list[tuple[str, str]]:
+        rows = self._read("SELECT device_id, batch_id FROM batches ORDER BY received_at, device_id, batch_id")
+        return [(row[0], row[1]) for row in rows]
+
+    def rows_dropped_on_devices(self) -> dict[str, int]:
+        return dict(self._read("SELECT device_id, rows FROM dropped_on_device ORDER BY device_id"))
+
+    def rejection_counts(self) -> dict[str, int]:
+        return dict(self._read("SELECT reason, count FROM rejections ORDER BY reason"))
+
+    def dead_letters(self) -> list[dict]:
+        names = ("topic", "reason", "detail", "payload_bytes", "payload_sha256", "payload", "collector")
+        rows = self._read(f"SELECT {', '.join(names)} FROM dead_letters ORDER BY id")
+        return [{**dict(zip(names, row)), "payload": bytes(row[5])} for row in rows]
+
+    def ota_events(self) -> list[dict]:
+        names = ("device_id", "event", "channel", "sequence", "version", "sha256", "reason", "detail", "at")
+        rows = self._read(f"SELECT {', '.join(names)} FROM ota_events ORDER BY id")
+        return [{**dict(zip(names, row)), "at": iso_utc(utc_timestamp(row[-1]))} for row in rows]
+
+    def schema_version(self) -> int:
+        return self._read(self.SCHEMA_VERSION_SQL)[0][0]
+
+
 # --- shared by the engines ------------------------------------------------------------------------
 
 

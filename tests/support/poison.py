@@ -7,35 +7,17 @@ from __future__ import annotations
 import json
 import uuid
 
-from shared.mqtt.contract import OTA_EVENT, PREDICTION_BATCH, Topics
+from shared.mqtt.contract import OTA_EVENT, Topics
+from tests.sync.test_contract import valid_batch
 
 
 def good_batch(device_id: str, records: int = 1, **record_fields) -> dict:
-    return {
-        "schema": PREDICTION_BATCH.schema_id,
-        "device_id": device_id,
-        "batch_id": str(uuid.uuid4()),
-        "sent_at": "2026-05-01T08:00:00.000Z",
-        "dropped_rows": 0,
-        "records": [
-            {
-                "uuid": str(uuid.uuid4()),
-                "created_at": "2026-05-01T07:59:58.001Z",
-                "source": "web",
-                "model_name": "model_a_v1",
-                "model_version": "1",
-                "text_sha256": "a" * 64,
-                "text": "hello",
-                "snippet": "hello",
-                "label": 1,
-                "label_name": "Data Science",
-                "probabilities": [0.2, 0.8],
-                "latency_ms": 4.0,
-                **record_fields,
-            }
-            for _ in range(records)
-        ],
-    }
+    """A valid batch with fresh batch id and uuids; `record_fields` override every record's values."""
+    batch = valid_batch(records)
+    batch.update(device_id=device_id, batch_id=str(uuid.uuid4()))
+    for record in batch["records"]:
+        record.update(uuid=str(uuid.uuid4()), **record_fields)
+    return batch
 
 
 def encoded(payload: dict) -> bytes:
