@@ -57,6 +57,7 @@ from tests.support.simulated_fleet import (  # noqa: E402
     FleetWorker,
     build_device_stores,
     device_ids,
+    load_rows,
 )
 
 BROKER_CONFIG = REPO_ROOT / "systemd" / "mosquitto-fleet.conf"
@@ -178,12 +179,9 @@ class Bench:
             broker, procs, workers = self.connected_fleet(url, collectors, root, ids, stack)
             meter = self.meter(broker, procs, workers, engine).start()
             # Every device gets its backlog at once; the clock runs from here to the last row stored.
+            # (Loaded from this process: the workers' GIL belongs to their agents.)
             loaded_at = datetime.now(UTC)
-            for worker in workers:
-                worker.send("load", rows_per_device)
-            sent: dict[str, set] = {}
-            for worker in workers:
-                sent.update({d: set(u) for d, u in worker.receive("load").items()})
+            sent = load_rows(root, ids, rows_per_device)
             load_s = (datetime.now(UTC) - loaded_at).total_seconds()
             killed_at = None
             if kill9_at is not None:

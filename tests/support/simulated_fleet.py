@@ -10,6 +10,12 @@ at most MAX_AGENTS_PER_PROCESS agents: paho's network loop uses select(), which 
 descriptor numbered above 1023, and each agent holds about seven (its socket, paho's wake-up pipe,
 the store's database, WAL and shared-memory files, its lock file). Past that, agents quietly fail
 to connect. (A real device runs one agent: this is a limit of simulating many in one process.)
+
+In those worker processes the agent's housekeeping runs every 30 s instead of every 2 s (status
+file) and 5 s (buffer-cap check): on a real fleet each device pays for that on its own CPU, while
+here a thousand of them would take a core of the machine whose server side is being measured.
+Everything on the sync path (reading the store, encoding and validating batches, publishing,
+marking rows synced on PUBACK) is the device code as shipped.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from device.sync.agent import SyncAgent, SyncSettings
 from shared.mqtt.client import BrokerSettings
 
 MAX_AGENTS_PER_PROCESS = 120
+SIMULATED_HOUSEKEEPING_S = 30.0
 LABELS = ("Software Engineering", "Data Science")
 POSTING = "Senior data engineer: python, sql, spark and kubernetes; build pipelines for analytics teams. "
 
@@ -181,6 +188,9 @@ class DeviceFleet:
 
 
 def _worker_main(root: str, ids: list[str], host: str, port: int, batch_size: int, poll_s: float, pipe) -> None:
+    from device.sync import agent as agent_module
+
+    agent_module.STATE_WRITE_INTERVAL_S = agent_module.CAP_CHECK_INTERVAL_S = SIMULATED_HOUSEKEEPING_S
     broker = BrokerSettings(host=host, port=port, reconnect_min_s=1, reconnect_max_s=5)
     fleet = DeviceFleet(Path(root), ids, broker, batch_size, poll_s)
     producing: list[threading.Thread] = []
@@ -195,8 +205,6 @@ def _worker_main(root: str, ids: list[str], host: str, port: int, batch_size: in
             pipe.send(fleet.connected())
         elif command == "acked":
             pipe.send(fleet.acked_rows())
-        elif command == "load":
-            pipe.send({d: sorted(u) for d, u in load_rows(Path(root), ids, *args).items()})
         elif command == "made":
             pipe.send(fleet.made)
         elif command == "produce":
