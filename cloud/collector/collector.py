@@ -18,7 +18,8 @@ What happens to a message, by what went wrong:
 
 Messages are stored by one writer thread in arrival order, so acknowledgements leave in the order
 the messages came (MQTT's rule), and paho's network thread stays free to answer keepalives while a
-write waits for the store.
+write waits for the store. The writer commits whatever has queued up meanwhile (up to MAX_GROUP
+messages) in one transaction: idle, each batch is written alone; under load one commit serves many.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from shared.mqtt.contract import OTA_EVENT, PREDICTION_BATCH, ContractError, Top
 log = logging.getLogger("careeredge.collector")
 
 MAX_DETAIL_CHARS = 1000
+MAX_GROUP = 64  # messages committed in one transaction at most
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class Collector:
         self._writer: threading.Thread | None = None
         self._availability = AvailabilityLog(log, settings.address)
 
-    # --- one message, no MQTT: what the tests and the writer thread both use ----------------------
+    # --- messages, no MQTT: what the tests and the writer thread both use -------------------------
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Process one message; return "stored", "duplicate", "ota_event" or "rejected:<reason>".
@@ -144,14 +146,50 @@ class Collector:
         Raises StorageUnavailable when the store cannot take the write: the message must not be
         acknowledged. Everything else ends in storage or in the dead letters.
         """
-        try:
-            kind, message = decode(topic, payload)
-        except ContractError as exc:
-            return self._dead_letter(topic, payload, exc.reason, exc.message)
-        try:
+        outcomes: list[str | None] = [None]
+        self.handle_all([(topic, payload)], outcomes)
+        return outcomes[0]
+
+    def handle_all(self, messages: list[tuple[str, bytes]], outcomes: list[str | None]) -> None:
+        """Process the messages whose outcome is still None, filling it in.
+
+        The valid prediction batches among them are committed together (one transaction, one
+        round trip); if the store refuses that group, each is retried alone so only the refused
+        one is dead-lettered. StorageUnavailable can interrupt it: call again with the same
+        `outcomes` and only what is still undecided is redone (no dead letter is written twice).
+        """
+        batches: list[tuple[int, dict]] = []
+        for i, (topic, payload) in enumerate(messages):
+            if outcomes[i] is not None:
+                continue
+            try:
+                kind, message = decode(topic, payload)
+            except ContractError as exc:
+                outcomes[i] = self._dead_letter(topic, payload, exc.reason, exc.message)
+                continue
             if kind == "predictions":
-                return self._store_batch(message)
-            self.storage.store_ota_event(message)
+                batches.append((i, message))
+            else:
+                outcomes[i] = self._guarded(topic, payload, lambda m=message: self._store_ota_event(m))
+        if len(batches) > 1:
+            try:
+                committed = self.storage.store_prediction_batches([batch for _, batch in batches])
+            except UnstorableMessage:
+                pass  # one of them: find it below
+            else:
+                for (i, _), result in zip(batches, committed):
+                    outcomes[i] = self._count_committed(result)
+                return
+        for i, batch in batches:
+            topic, payload = messages[i]
+            outcomes[i] = self._guarded(topic, payload, lambda b=batch: self._count_committed(self._store_one(b)))
+
+    def _store_one(self, batch: dict) -> StoredBatch:
+        return self.storage.store_prediction_batches([batch])[0]
+
+    def _guarded(self, topic: str, payload: bytes, store: Callable[[], str]) -> str:
+        try:
+            return store()
         except StorageUnavailable:
             raise
         except UnstorableMessage as exc:
@@ -161,19 +199,17 @@ class Collector:
                 "storing a message on %s failed unexpectedly; keeping it as a dead letter", topic, exc_info=True
             )
             return self._dead_letter(topic, payload, "store_error", f"{type(exc).__name__}: {exc}")
+
+    def _store_ota_event(self, event: dict) -> str:
+        self.storage.store_ota_event(event)
         with self._stats_lock:
             self.stats.ota_events += 1
         log.info(
-            "OTA %s from %s: %s %s",
-            message["event"],
-            message["device_id"],
-            message.get("version"),
-            message.get("reason") or "",
+            "OTA %s from %s: %s %s", event["event"], event["device_id"], event.get("version"), event.get("reason") or ""
         )
         return "ota_event"
 
-    def _store_batch(self, batch: dict) -> str:
-        committed = self.storage.store_predictions(batch)
+    def _count_committed(self, committed: StoredBatch) -> str:
         with self._stats_lock:
             self.stats.received += committed.records
             self.stats.stored += committed.stored
@@ -194,13 +230,14 @@ class Collector:
         log.debug("dead letter from %s: %s: %s", topic, reason, detail)
         return f"rejected:{reason}"
 
-    def handle_until_stored(self, topic: str, payload: bytes) -> str | None:
-        """`handle`, waiting out a store outage with backoff. None: gave up (or stopping), do not ack."""
+    def handle_until_stored(self, messages: list[tuple[str, bytes]]) -> list[str] | None:
+        """`handle_all`, waiting out a store outage with backoff. None: gave up (or stopping), do not ack."""
+        outcomes: list[str | None] = [None] * len(messages)
         outage_started = None
         delays = self.retry.delays()
         while True:
             try:
-                outcome = self.handle(topic, payload)
+                self.handle_all(messages, outcomes)
             except StorageUnavailable as exc:
                 now = time.monotonic()
                 if outage_started is None:
@@ -228,7 +265,7 @@ class Collector:
                     self.storage.description,
                     time.monotonic() - outage_started,
                 )
-            return outcome
+            return outcomes
 
     def snapshot(self) -> dict:
         with self._stats_lock:
@@ -287,13 +324,21 @@ class Collector:
     def _write_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                message = self._inbox.get(timeout=0.2)
+                group = [self._inbox.get(timeout=0.2)]
             except queue.Empty:
                 continue
-            if self.handle_until_stored(message.topic, message.payload) is None:
+            # Whatever else is already waiting goes into the same transaction: under load one
+            # commit (one fsync) serves many batches; when idle a batch is written on its own.
+            while len(group) < MAX_GROUP:
+                try:
+                    group.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            if self.handle_until_stored([(m.topic, m.payload) for m in group]) is None:
                 if not self._stop.is_set():
                     self.storage_failed.set()
                 return
             client = self._client
             if client is not None:
-                client.ack(message.mid, message.qos)
+                for message in group:  # in arrival order, as MQTT requires
+                    client.ack(message.mid, message.qos)

@@ -182,14 +182,25 @@ class PostgresStorage(StorageReads):
     # --- writes ----------------------------------------------------------------------------------
 
     def store_predictions(self, batch: dict) -> StoredBatch:
+        return self.store_prediction_batches([batch])[0]
+
+    def store_prediction_batches(self, batches: list[dict]) -> list[StoredBatch]:
+        """One transaction; several batches go out in one pipeline (still one round trip)."""
         self._ready()
-        rows = prediction_values(batch)
-        params = {name: [row[i] for row in rows] for i, name in _ARRAY_COLUMNS}
-        dropped = int(batch.get("dropped_rows") or 0)
-        params.update(device_id=batch["device_id"], batch_id=batch["batch_id"], records=len(rows), dropped=dropped)
+        params = [_batch_params(batch) for batch in batches]
+        stored = []
         with self._connection() as conn:
-            stored = conn.execute(_INSERT_BATCH, params).fetchone()[0]
-        return StoredBatch(batch["device_id"], batch["batch_id"], len(rows), stored)
+            if len(params) == 1:
+                stored.append(conn.execute(_INSERT_BATCH, params[0]).fetchone()[0])
+            else:
+                with conn.transaction():
+                    cursor = conn.cursor()
+                    cursor.executemany(_INSERT_BATCH, params, returning=True)
+                    while True:
+                        stored.append(cursor.fetchone()[0])
+                        if not cursor.nextset():
+                            break
+        return [StoredBatch(b["device_id"], b["batch_id"], len(b["records"]), n) for b, n in zip(batches, stored)]
 
     def store_ota_event(self, event: dict) -> None:
         self._ready()
@@ -241,6 +252,18 @@ class PostgresStorage(StorageReads):
                 self._pool.close()
                 self._pool = None
             self._schema_ready = False
+
+
+def _batch_params(batch: dict) -> dict:
+    rows = prediction_values(batch)
+    params = {name: [row[i] for row in rows] for i, name in _ARRAY_COLUMNS}
+    params.update(
+        device_id=batch["device_id"],
+        batch_id=batch["batch_id"],
+        records=len(rows),
+        dropped=int(batch.get("dropped_rows") or 0),
+    )
+    return params
 
 
 def _first_line(exc: BaseException) -> str:

@@ -114,24 +114,33 @@ class SqliteStorage(StorageReads):
     # --- writes ----------------------------------------------------------------------------------
 
     def store_predictions(self, batch: dict) -> StoredBatch:
+        return self.store_prediction_batches([batch])[0]
+
+    def store_prediction_batches(self, batches: list[dict]) -> list[StoredBatch]:
         received_at = iso_utc(now_utc())
-        rows = [(*row[:3], received_at, iso_utc(row[4]), *row[5:]) for row in prediction_values(batch)]
-        dropped = int(batch.get("dropped_rows") or 0)
+        prepared = [
+            (batch, [(*row[:3], received_at, iso_utc(row[4]), *row[5:]) for row in prediction_values(batch)])
+            for batch in batches
+        ]
+        results = []
         with self._write() as db:
-            before = db.total_changes
-            db.executemany(_INSERT_PREDICTION, rows)
-            stored = db.total_changes - before
-            new_batch = db.execute(
-                "INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-                (batch["device_id"], batch["batch_id"], received_at, len(rows), stored, dropped),
-            ).rowcount
-            if new_batch and dropped:  # a redelivered batch must not count its dropped rows twice
-                db.execute(
-                    "INSERT INTO dropped_on_device VALUES (?, ?) "
-                    "ON CONFLICT(device_id) DO UPDATE SET rows = rows + excluded.rows",
-                    (batch["device_id"], dropped),
-                )
-        return StoredBatch(batch["device_id"], batch["batch_id"], len(rows), stored)
+            for batch, rows in prepared:
+                dropped = int(batch.get("dropped_rows") or 0)
+                before = db.total_changes
+                db.executemany(_INSERT_PREDICTION, rows)
+                stored = db.total_changes - before
+                new_batch = db.execute(
+                    "INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?, ?)",
+                    (batch["device_id"], batch["batch_id"], received_at, len(rows), stored, dropped),
+                ).rowcount
+                if new_batch and dropped:  # a redelivered batch must not count its dropped rows twice
+                    db.execute(
+                        "INSERT INTO dropped_on_device VALUES (?, ?) "
+                        "ON CONFLICT(device_id) DO UPDATE SET rows = rows + excluded.rows",
+                        (batch["device_id"], dropped),
+                    )
+                results.append(StoredBatch(batch["device_id"], batch["batch_id"], len(rows), stored))
+        return results
 
     def store_ota_event(self, event: dict) -> None:
         values = (

@@ -98,6 +98,9 @@ class CollectorStorage(Protocol):
     def store_predictions(self, batch: dict) -> StoredBatch:
         """Store a validated prediction batch. Idempotent per (device_id, uuid) and per batch id."""
 
+    def store_prediction_batches(self, batches: list[dict]) -> list[StoredBatch]:
+        """Several batches in one transaction: all committed, or none (UnstorableMessage or StorageUnavailable)."""
+
     def store_ota_event(self, event: dict) -> None: ...
 
     def store_dead_letter(self, letter: DeadLetter) -> None:

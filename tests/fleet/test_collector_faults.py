@@ -56,17 +56,28 @@ def test_poison_messages_are_dead_lettered_and_the_collector_keeps_collecting(br
     storage.close()
 
 
-def test_values_the_store_refuses_are_dead_lettered_not_retried(tmp_path):
-    """A store-side rule (here a trigger a DBA added) refuses one batch: that batch only is set aside."""
-    path = tmp_path / "collector.sqlite"
-    storage = open_storage(str(path))
+def refuse_model_x(store_url: str, engine: str) -> None:
+    """A rule a DBA might add: the store itself refuses rows of model "model-x" (integrity error)."""
+    if engine == "sqlite":
+        with sqlite3.connect(store_url) as db:
+            db.execute(
+                "CREATE TRIGGER refuse_model_x BEFORE INSERT ON predictions WHEN NEW.model_name = 'model-x'"
+                " BEGIN SELECT RAISE(ABORT, 'model-x is not accepted here'); END"
+            )
+        db.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(store_url, autocommit=True) as conn:
+            conn.execute(
+                "ALTER TABLE predictions ADD CONSTRAINT model_x_is_not_accepted_here CHECK (model_name <> 'model-x')"
+            )
+
+
+def test_values_the_store_refuses_are_dead_lettered_not_retried(store_url):
+    storage = open_storage(store_url)
     storage.open()
-    with sqlite3.connect(path) as db:
-        db.execute(
-            "CREATE TRIGGER refuse_model_x BEFORE INSERT ON predictions WHEN NEW.model_name = 'model-x'"
-            " BEGIN SELECT RAISE(ABORT, 'model-x is not accepted here'); END"
-        )
-    db.close()
+    refuse_model_x(store_url, storage.engine)
     collector = Collector(storage, BrokerSettings(), client_id="c-test")
     outcomes = [
         collector.handle(TOPIC, raw_batch("batch-000000000001", model_name="model-x")),
@@ -74,7 +85,7 @@ def test_values_the_store_refuses_are_dead_lettered_not_retried(tmp_path):
     ]
     assert outcomes == ["rejected:unstorable", "stored"]
     (letter,) = storage.dead_letters()
-    assert "model-x is not accepted here" in letter["detail"]
+    assert "accepted here" in letter["detail"].replace("_", " ")
     storage.close()
 
 
@@ -173,3 +184,18 @@ def test_collect_refuses_a_newer_schema_with_one_line_and_exit_2(tmp_path):
 def test_collect_with_a_bad_store_url_exits_2(bad):
     result = run_collect("--store", bad)
     assert result.returncode == 2 and "Error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_group_with_one_refused_batch_stores_the_others(store_url):
+    """Under load queued batches are committed together; one the store refuses is set aside alone."""
+    storage = open_storage(store_url)
+    storage.open()
+    refuse_model_x(store_url, storage.engine)
+    collector = Collector(storage, BrokerSettings(), client_id="c-group")
+    messages = [(TOPIC, raw_batch(f"batch-00000000000{i}", model_name="model-x" if i == 2 else "m")) for i in range(4)]
+    outcomes: list = [None] * len(messages)
+    collector.handle_all(messages, outcomes)
+    assert outcomes == ["stored", "stored", "rejected:unstorable", "stored"]
+    assert storage.prediction_count() == 3
+    assert [d["payload"] for d in storage.dead_letters()] == [messages[2][1]]
+    storage.close()

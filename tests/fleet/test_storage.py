@@ -214,3 +214,19 @@ def test_an_unknown_store_scheme_is_a_clear_error():
 
     with pytest.raises(UserError, match="unsupported scheme 'mysql'"):
         open_storage("mysql://root:pw@db/x")
+
+
+def test_several_batches_commit_together_or_not_at_all(storage):
+    first, again, other = batch("pi-1", "batch-a"), batch("pi-1", "batch-a"), batch("pi-2", "batch-b", records=2)
+    results = storage.store_prediction_batches([first, again, other])  # a redelivery inside the group too
+    assert [(r.batch_id, r.stored, r.duplicates) for r in results] == [
+        ("batch-a", 3, 0),
+        ("batch-a", 0, 3),
+        ("batch-b", 2, 0),
+    ]
+    poisoned = batch("pi-3", "batch-c")
+    poisoned["records"][1]["text"] = "lone \ud800"
+    with pytest.raises(UnstorableMessage):
+        storage.store_prediction_batches([batch("pi-3", "batch-d"), poisoned])
+    assert storage.prediction_count() == 5
+    assert sorted(storage.committed_batches()) == [("pi-1", "batch-a"), ("pi-2", "batch-b")]
