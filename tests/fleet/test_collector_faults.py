@@ -199,3 +199,21 @@ def test_a_group_with_one_refused_batch_stores_the_others(store_url):
     assert storage.prediction_count() == 3
     assert [d["payload"] for d in storage.dead_letters()] == [messages[2][1]]
     storage.close()
+
+
+def test_each_commit_reports_which_batch_ids_are_stored(tmp_path):
+    """What an end-to-end acknowledgement to the device needs: the batch ids committed, as they commit."""
+    storage = open_storage(str(tmp_path / "collector.sqlite"))
+    storage.open()
+    committed = []
+    collector = Collector(storage, BrokerSettings(), client_id="c-ack", on_committed=committed.append)
+    messages = [(TOPIC, raw_batch(f"batch-00000000000{i}")) for i in range(3)]
+    collector.handle_all([*messages, messages[0]], [None] * 4)  # the last one is a redelivery
+    assert [(c.device_id, c.batch_id, c.stored) for c in committed] == [
+        ("pi-1", "batch-000000000000", 1),
+        ("pi-1", "batch-000000000001", 1),
+        ("pi-1", "batch-000000000002", 1),
+        ("pi-1", "batch-000000000000", 0),
+    ]
+    assert storage.committed_batches() == [("pi-1", f"batch-00000000000{i}") for i in range(3)]
+    storage.close()
