@@ -76,12 +76,20 @@ def broker_limits() -> str:
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.25) -> float:
+    reached = wait_for(condition, timeout, interval)
+    if reached is None:
+        raise SystemExit(f"bench: timed out after {timeout:.0f}s waiting for {what}")
+    return reached
+
+
+def wait_for(condition, timeout: float, interval: float = 0.25) -> float | None:
+    """The monotonic time the condition held, or None when it did not within `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return time.monotonic()
         time.sleep(interval)
-    raise SystemExit(f"bench: timed out after {timeout:.0f}s waiting for {what}")
+    return None
 
 
 class ResourceMeter:
@@ -243,16 +251,17 @@ class Bench:
             restarted = time.monotonic()
             for proc in procs:
                 proc.start()
-            drained = wait_until(
-                lambda: storage.prediction_count() >= made_before_restart, 3600, "the backlog to drain", 0.5
-            )
-            log(f"outage: {made_before_restart} rows drained in {drained - restarted:.1f}s; stopping production")
+            # Not fatal: a row that never arrives is reported as lost, with the figures around it.
+            patience = max(600.0, 2 * outage_s)
+            drained = wait_for(lambda: storage.prediction_count() >= made_before_restart, patience, 0.5)
+            drain_s = None if drained is None else drained - restarted
+            log(f"outage: {made_before_restart} rows made before the restart, drained in {drain_s}s")
             time.sleep(10)
             made: dict[str, list] = {}
             for worker in workers:
                 made.update(worker.call("produced"))
             total = sum(len(u) for u in made.values())
-            wait_until(lambda: storage.prediction_count() >= total, 600, "the last rows")
+            wait_for(lambda: storage.prediction_count() >= total, 300, 0.5)
             resources = meter.stop()
         sent = {d: set(u) for d, u in made.items()}
         result = {
@@ -264,8 +273,8 @@ class Bench:
             "steady_delay_p50_s": round(statistics.median(steady_delays), 3) if steady_delays else None,
             "steady_delay_p95_s": round(percentile(steady_delays, 95), 3) if steady_delays else None,
             "backlog_rows": made_before_restart - steady_stored,
-            "drain_s": round(drained - restarted, 1),
-            "drain_records_per_s": round((made_before_restart - steady_stored) / (drained - restarted), 1),
+            "drain_s": None if drain_s is None else round(drain_s, 1),
+            "drain_records_per_s": None if not drain_s else round((made_before_restart - steady_stored) / drain_s, 1),
             **self.check(storage, sent, procs),
             "broker_peak_rss_mb": resources.get("broker", {}).get("peak_rss_mb"),
             "resources": resources,
@@ -422,19 +431,26 @@ def main() -> None:
     parser.add_argument("--collectors", default="1,2,4", help="collector counts of the capacity matrix")
     parser.add_argument("--rows", type=int, default=100_000, help="records per capacity run")
     parser.add_argument("--outage-s", type=float, default=300.0)
-    parser.add_argument("--outage-rate", type=float, default=1000.0, help="predictions/s across the fleet")
+    # 200/s across 1,000 devices: one prediction every 5 s on each, far busier than a real branch's
+    # Pi. Each device then sends small batches at its own pace, so the outage queues ~60,000 messages.
+    parser.add_argument("--outage-rate", type=float, default=200.0, help="predictions/s across the fleet")
     parser.add_argument("--skip", default="", help="comma list of parts to skip: matrix,kill9,outage,poison,sqlite")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     headline_devices = 50 if args.quick else args.fleet
     if args.quick:
         args.devices, args.collectors, args.rows, args.outage_s, args.repeats = "10,50", "1,2", 10_000, 20.0, 1
-        args.outage_rate = 100.0
+        args.outage_rate = 50.0
 
     work = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     shm = Path("/dev/shm")
     device_root = Path(tempfile.mkdtemp(prefix="bench-fleet-devices-", dir=shm if shm.is_dir() else None))
     results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def save() -> None:  # after every part: a long run interrupted late keeps what it measured
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
     # Durable PostgreSQL: what a production server runs (fsync, synchronous_commit on).
     postgres = Postgres(settings={"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"})
     try:
@@ -446,6 +462,7 @@ def main() -> None:
             results["lost"] = sum(r["lost"] for r in headline)
             results["duplicates"] = sum(r["duplicates"] for r in headline)
             results["headline"] = f"{headline_devices} devices, 2 collectors, PostgreSQL; median of {len(headline)}"
+            save()
             if "sqlite" not in skip:
                 pg = [bench.fleet_run(headline_devices, 1, "postgresql", args.rows) for _ in range(args.repeats)]
                 lite = [bench.fleet_run(headline_devices, 1, "sqlite", args.rows) for _ in range(args.repeats)]
@@ -456,6 +473,7 @@ def main() -> None:
                     "postgresql_to_sqlite_ratio": round(pg_rate / lite_rate, 2) if pg_rate and lite_rate else None,
                     "runs": {"postgresql": pg, "sqlite": lite},
                 }
+                save()
             if "kill9" not in skip:
                 kills = [
                     bench.fleet_run(headline_devices, 2, kill9_at=0.3, rows_total=args.rows)
@@ -467,15 +485,18 @@ def main() -> None:
                     "records_per_s": median_of(kills, "records_per_s"),
                     "runs": kills,
                 }
+                save()
             if "matrix" not in skip:
                 matrix = {}
                 for devices in map(int, args.devices.split(",")):
                     for collectors in map(int, args.collectors.split(",")):
                         matrix[f"{devices}x{collectors}"] = bench.fleet_run(devices, collectors, rows_total=args.rows)
-                results["capacity"] = matrix
+                        results["capacity"] = matrix
+                        save()
             if "poison" not in skip:
                 log("poison: 1,000 poison messages among 10,000 good ones")
                 results["poison"] = run_poison_mix(bench.store_url("postgresql"), work)
+                save()
             if "outage" not in skip:
                 results["outage"] = bench.outage_run(headline_devices, 2, args.outage_rate, 30.0, args.outage_s)
     finally:
@@ -489,8 +510,7 @@ def main() -> None:
         "kill9": "0 lost, 0 duplicated",
         "outage": "0 lost after 5 minutes down; drain time reported",
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    save()
     print_table(results)
 
 

@@ -211,7 +211,7 @@ def _worker_main(root: str, ids: list[str], host: str, port: int, batch_size: in
             rate, duration = args
             stop_producing.clear()
             thread = threading.Thread(
-                target=lambda r=rate, d=duration: produced.update(fleet.produce(r, d, stop_producing))
+                target=lambda r=rate, d=duration: produced.update(fleet.produce(r, d, stop_producing)), daemon=True
             )
             thread.start()
             producing.append(thread)
@@ -224,6 +224,9 @@ def _worker_main(root: str, ids: list[str], host: str, port: int, batch_size: in
             pipe.send({d: sorted(u) for d, u in produced.items()})
             produced.clear()
         elif command == "stop":
+            stop_producing.set()
+            for thread in producing:
+                thread.join()
             fleet.stop()
             pipe.send("stopped")
             return
