@@ -26,6 +26,11 @@ COMMANDS = {
     "push-hub": "cloud.training.hub:push_hub_command",
     "publish": "cloud.publisher.command:publish_command",
     "keygen": "cloud.publisher.command:keygen_command",
+    "replay-weeks": "cloud.monitoring.replay:replay_weeks_command",
+    "monitor": "cloud.monitoring.job:monitor_command",
+    "report": "cloud.monitoring.report:report_command",
+    "dashboard": "cloud.dashboard.command:dashboard_command",
+    "vertex-export": "cloud.monitoring.vertex:vertex_export_command",
 }
 
 
