@@ -61,6 +61,13 @@ class ModelConfig:
     bundle: Path = EMBEDDED_BUNDLE
     backend: str = "onnxruntime"
     threads: int | None = _bounded(None, 1, 64)
+    shadow: Path | None = None  # a second bundle scored off the request path (device.shadow)
+
+
+@dataclass
+class MonitoringConfig:
+    window: int = _bounded(500, 20)  # recent predictions the device's own skew is computed over
+    interval_s: int = _bounded(600, 10)  # how often it is recomputed
 
 
 @dataclass
@@ -114,6 +121,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     source: Path | None = None  # the user file that was read, if any
 
     def override(self, section: str, **values: Any) -> Config:
@@ -146,6 +154,7 @@ SECTIONS: dict[str, type] = {
     "admin": AdminConfig,
     "profile": ProfileConfig,
     "sync": SyncConfig,
+    "monitoring": MonitoringConfig,
 }
 SECRET_KEYS = {"token", "password"}
 

@@ -96,14 +96,18 @@ class Daemon:
         self.model_fix: str | None = None
         self.store: PredictionStore | None = None
         self.store_error: str | None = None
-        self.demand = DemandTable.load(config.profile.trends_file)
+        self.demand = DemandTable.load(config.profile.trends_file, self.bundle_dir)
         self.status_providers: dict[str, Callable[[], dict]] = {"sync": self._sync_state}
+        self.shadow = None  # device.shadow.ShadowRunner when [model] shadow is set
+        self.skew = None  # device.monitoring.SkewMonitor once the store is open
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._model_lock = threading.Lock()
         if load_model:
             self.load_model(self.bundle_dir)
         if open_store:
             self._open_store()
+        if load_model and self.store is not None and config.model.shadow is not None:
+            self._load_shadow(config.model.shadow)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def load_model(self, bundle_dir: Path) -> bool:
@@ -129,6 +133,7 @@ class Daemon:
             previous = (self.backend, self.batcher)
             self.backend, self.batcher = backend, batcher
             self.bundle_dir, self.model_error, self.model_fix = Path(bundle_dir), None, None
+        self.demand = DemandTable.load(self.config.profile.trends_file, bundle_dir)  # a new bundle may bring trends
         if previous[1] is not None:
             previous[1].close()  # drains what was queued on the old model first
         if previous[0] is not None:
@@ -157,6 +162,31 @@ class Daemon:
             # Predictions still work without a store (they come back `stored: false`).
             self.store_error = str(exc)
             log.error("store.unavailable", extra={"fields": {"error": str(exc)}})
+
+    def _load_shadow(self, bundle_dir: Path) -> None:
+        """Load the [model] shadow bundle; a bad one is logged and skipped (serving never depends on it)."""
+        from device.runtime import load_backend
+        from device.shadow import ShadowRunner
+
+        try:
+            backend = load_backend(bundle_dir, self.config.model.backend, self.config.model.threads)
+        except UserError as exc:
+            log.error("shadow.unavailable", extra={"fields": {"bundle": str(bundle_dir), "error": exc.format_message()}})
+            return
+        self.shadow = ShadowRunner(backend, self.store)
+        self.status_providers["shadow"] = lambda: {"bundle": str(bundle_dir), **self.shadow.model,
+                                                   **self.shadow.stats.to_json()}  # fmt: skip
+        self.on_shutdown(self.shadow.close)
+
+    def start_skew_monitor(self) -> None:
+        """Compute the device's own skew now and every [monitoring] interval_s (device.monitoring)."""
+        if self.store is None:
+            return
+        from device.monitoring import SkewMonitor
+
+        self.skew = SkewMonitor(self.store, self.config.monitoring.window)
+        self.status_providers["monitoring"] = self.skew.status
+        self.on_shutdown(self.skew.start(self.config.monitoring.interval_s).set)
 
     def start_retention(self, interval_s: float = PRUNE_INTERVAL_S) -> None:
         """Prune synced rows older than [store] retention_days now and then every `interval_s`."""
@@ -216,11 +246,15 @@ class Daemon:
         if backend is None:
             raise ModelUnavailable(self.model_error or "no model loaded", self.model_fix or "")
         prepared = prepare_text(raw_text, source="text")
-        prediction = batcher.predict(model_input(prepared.text, backend.preprocessing))
+        served_input = model_input(prepared.text, backend.preprocessing)
+        prediction = batcher.predict(served_input)
         result = Classification(
             prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text, notes=list(prepared.notes)
         )
         self._store(result, backend, source)
+        if self.shadow is not None and result.stored:
+            # Queued only: the shadow scores it in its own thread, after this answer is on its way.
+            self.shadow.submit(result.uuid, model_input(prepared.text, self.shadow.backend.preprocessing))
         if explain or with_advice:
             result.skill_matches = find_skills(result.cleaned_text)
         if explain:

@@ -91,6 +91,8 @@ def start_sync_agent(daemon: Daemon) -> None:
         store_factory=lambda: daemon.store,
         on_model_activated=daemon.load_model,
     )
+    if daemon.skew is not None:
+        agent.skew_summary = daemon.skew.unsent_summary
     agent.start()
     daemon.add_status_provider("sync", lambda: {"enabled": True, **agent.state()})
     daemon.on_shutdown(agent.stop)
@@ -106,6 +108,7 @@ def run_server(config: Config, pinned_bundle: bool = False, ready: Callable[[str
 
     daemon = Daemon(config, bundle_dir=resolve_bundle(config, pinned=pinned_bundle))
     daemon.start_retention()
+    daemon.start_skew_monitor()
     if config.sync.enabled:
         try:
             start_sync_agent(daemon)

@@ -30,9 +30,7 @@ from cloud.monitoring.windows import class_counts, window_reports
 from cloud.params import load_params
 from shared.errors import UserError
 from shared.monitoring.features import FeatureTable, project
-from shared.monitoring.trends import build_trends
-
-TRENDS_IN_BUNDLE = "trends.json"
+from shared.monitoring.trends import TRENDS_IN_BUNDLE, build_trends
 
 
 def stream_table(normalized: Path) -> FeatureTable:

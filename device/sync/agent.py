@@ -96,6 +96,7 @@ class SyncAgent:
             on_acknowledged=self._wake.set,
         )
         self.pipeline: UploadPipeline | None = None  # built by the upload thread, on its store
+        self.skew_summary = None  # callable -> the device's skew summary to send, or None (device.monitoring)
         self._upload_thread: threading.Thread | None = None
         self._lock_fd: int | None = None
         self.ota = self._make_updater(enable_ota, on_model_activated, health_check)
@@ -175,6 +176,7 @@ class SyncAgent:
             buffer_cap_rows=self.settings.buffer_cap_rows,
             counters=self.counters,
         )
+        pipeline.skew_summary = self.skew_summary
         last_state_write = 0.0
         try:
             while not self._stop.is_set():

@@ -12,6 +12,8 @@ The alert threshold is Vertex's default, 0.3, for every feature unless overridde
 drift** compares a window with the previous window. Both are `compare(reference, window)`.
 
 Empty sides never divide by zero: the feature is reported with `value=None` and a note saying why.
+Comparisons run on `Profile`s (counts per value or bucket), so the device can compare its own window
+with the shipped 2025 profile without the 2025 rows.
 """
 
 from __future__ import annotations
@@ -88,33 +90,75 @@ def psi(p, q, floor: float = PSI_FLOOR) -> float:
 
 
 # --- distributions ------------------------------------------------------------------------------
-def category_distribution(values: np.ndarray, categories: int) -> np.ndarray | None:
-    """Shares of the values 0..categories-1 (negative = missing, ignored); None when nothing is left."""
-    values = np.asarray(values)
-    values = values[values >= 0]
-    if values.size == 0:
-        return None
-    counts = np.bincount(values.astype(np.int64), minlength=categories)[:categories]
-    return counts / counts.sum()
-
-
-def bucket_edges(reference: np.ndarray, window: np.ndarray, buckets: int = NUMERIC_BUCKETS) -> np.ndarray:
-    """Inner bucket edges from the reference's quantiles (both sides when the reference is constant)."""
+def bucket_edges(reference: np.ndarray, buckets: int = NUMERIC_BUCKETS) -> np.ndarray:
+    """Inner bucket edges: the reference's quantiles (deduplicated; a constant reference gives one edge)."""
     reference = reference[np.isfinite(reference)]
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, buckets + 1)[1:-1])) if reference.size else []
-    if len(edges) == 0:
-        both = np.concatenate([reference, window[np.isfinite(window)]])
-        edges = np.unique(np.linspace(both.min(), both.max(), buckets + 1)[1:-1]) if both.size else np.array([])
-    return np.asarray(edges, dtype=np.float64)
+    if reference.size == 0:
+        return np.zeros(0)
+    return np.unique(np.quantile(reference, np.linspace(0, 1, buckets + 1)[1:-1]))
+
+
+def bucket_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts per bucket (-inf, e0], (e0, e1], ..., (ek, inf); NaN ignored."""
+    values = values[np.isfinite(values)]
+    return np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
 
 
 def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray | None:
-    """Shares per bucket (-inf, e0], (e0, e1], ..., (ek, inf); NaN ignored; None when empty."""
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return None
-    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
-    return counts / counts.sum()
+    """Shares per bucket (see `bucket_counts`); None when there is no value."""
+    counts = bucket_counts(values, edges)
+    return counts / counts.sum() if counts.sum() else None
+
+
+# --- profiles: the counts a comparison needs ------------------------------------------------------
+@dataclass
+class Profile:
+    """What `compare` needs from a set of rows: counts, not rows. Small enough to ship to a device
+    (the 2025 baseline, shared/monitoring/baseline_2025.json) and to send back in a summary."""
+
+    documents: int
+    flag_counts: np.ndarray  # int (skills + categories,): rows with the flag set
+    class_counts: np.ndarray  # int (2,): rows per predicted class (unknown class not counted)
+    numeric: dict[str, tuple[np.ndarray, np.ndarray]]  # feature -> (inner edges, counts per bucket)
+
+    @classmethod
+    def of(cls, table: FeatureTable, edges_from: Profile | None = None, buckets: int = NUMERIC_BUCKETS) -> Profile:
+        """The profile of `table`; numeric buckets are `edges_from`'s (a window is bucketed like its
+        reference), else this table's own deciles."""
+        numeric = {}
+        for feature in NUMERIC_FEATURES:
+            values = table.numeric(feature)
+            edges = edges_from.numeric[feature][0] if edges_from is not None else bucket_edges(values, buckets)
+            numeric[feature] = (edges, bucket_counts(values, edges))
+        known = table.predicted_class[table.predicted_class >= 0].astype(np.int64)
+        return cls(
+            documents=len(table),
+            flag_counts=_flag_columns(table).sum(axis=0).astype(np.int64),
+            class_counts=np.bincount(known, minlength=2)[:2],
+            numeric=numeric,
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "documents": self.documents,
+            "flags": dict(zip(categorical_features()[:-1], self.flag_counts.tolist())),
+            "class_counts": self.class_counts.tolist(),
+            "numeric": {f: {"edges": e.tolist(), "counts": c.tolist()} for f, (e, c) in self.numeric.items()},
+        }
+
+    @classmethod
+    def from_json(cls, payload: dict) -> Profile:
+        """A profile read back; a flag it does not list (a skill added since) counts as never set."""
+        flags = payload["flags"]
+        return cls(
+            documents=int(payload["documents"]),
+            flag_counts=np.asarray([int(flags.get(f, 0)) for f in categorical_features()[:-1]], dtype=np.int64),
+            class_counts=np.asarray(payload["class_counts"], dtype=np.int64),
+            numeric={
+                f: (np.asarray(v["edges"], dtype=np.float64), np.asarray(v["counts"], dtype=np.int64))
+                for f, v in payload["numeric"].items()
+            },
+        )
 
 
 # --- comparing two tables -----------------------------------------------------------------------
@@ -138,30 +182,37 @@ class FeatureDrift:
         return body
 
 
-def _categorical_drift(feature, reference, window, categories, thresholds, n_ref, n_win) -> FeatureDrift:
-    p, q = category_distribution(reference, categories), category_distribution(window, categories)
+def _drift(feature, kind, p_counts, q_counts, thresholds, n_ref, n_win) -> FeatureDrift:
+    metric = "l_infinity" if kind == "categorical" else "jensen_shannon_divergence"
     threshold = thresholds.for_feature(feature)
-    if p is None or q is None:
-        side = "reference" if p is None else "window"
-        return FeatureDrift(feature, "categorical", "l_infinity", None, None, threshold, False, n_ref, n_win,
-                            f"no values in the {side}")  # fmt: skip
-    value = l_infinity(p, q)
-    return FeatureDrift(feature, "categorical", "l_infinity", value, psi(p, q), threshold, value >= threshold,
-                        n_ref, n_win)  # fmt: skip
+    empty = "reference" if not p_counts.sum() else "window" if not q_counts.sum() else None
+    if empty:
+        return FeatureDrift(feature, kind, metric, None, None, threshold, False, n_ref, n_win, f"no values in the {empty}")
+    p, q = p_counts / p_counts.sum(), q_counts / q_counts.sum()
+    value = l_infinity(p, q) if kind == "categorical" else jensen_shannon(p, q)
+    return FeatureDrift(feature, kind, metric, value, psi(p, q), threshold, value >= threshold, n_ref, n_win)
 
 
-def _numeric_drift(feature, reference, window, thresholds, buckets) -> FeatureDrift:
-    edges = bucket_edges(reference, window, buckets)
-    p, q = histogram(reference, edges), histogram(window, edges)
-    threshold = thresholds.for_feature(feature)
-    n_ref, n_win = int(np.isfinite(reference).sum()), int(np.isfinite(window).sum())
-    if p is None or q is None:
-        side = "reference" if p is None else "window"
-        return FeatureDrift(feature, "numeric", "jensen_shannon_divergence", None, None, threshold, False, n_ref,
-                            n_win, f"no values in the {side}")  # fmt: skip
-    value = jensen_shannon(p, q)
-    return FeatureDrift(feature, "numeric", "jensen_shannon_divergence", value, psi(p, q), threshold,
-                        value >= threshold, n_ref, n_win)  # fmt: skip
+def compare_profiles(reference: Profile, window: Profile, thresholds: Thresholds | None = None) -> list[FeatureDrift]:
+    """Every feature's distance from `reference` to `window` (bucketed with the reference's edges):
+    `categorical_features()` in order, then the numeric ones."""
+    thresholds = thresholds or Thresholds()
+    n_ref, n_win = reference.documents, window.documents
+    results = []
+    for i, feature in enumerate(categorical_features()[:-1]):
+        p = np.array([n_ref - reference.flag_counts[i], reference.flag_counts[i]])
+        q = np.array([n_win - window.flag_counts[i], window.flag_counts[i]])
+        results.append(_drift(feature, "categorical", p, q, thresholds, n_ref, n_win))
+    results.append(
+        _drift(CLASS_FEATURE, "categorical", reference.class_counts, window.class_counts, thresholds, n_ref, n_win)
+    )
+    for feature in NUMERIC_FEATURES:
+        ref_edges, ref_counts = reference.numeric[feature]
+        win_edges, win_counts = window.numeric[feature]
+        if not np.array_equal(ref_edges, win_edges):
+            raise ValueError(f"{feature}: the window was bucketed with other edges than the reference")
+        results.append(_drift(feature, "numeric", ref_counts, win_counts, thresholds, n_ref, n_win))
+    return results
 
 
 def compare(
@@ -170,24 +221,9 @@ def compare(
     thresholds: Thresholds | None = None,
     buckets: int = NUMERIC_BUCKETS,
 ) -> list[FeatureDrift]:
-    """Every feature's distance between `reference` and `window`, in `categorical_features()` order,
-    then the numeric ones. Skill and category flags are counted once per side (vectorised)."""
-    thresholds = thresholds or Thresholds()
-    n_ref, n_win = len(reference), len(window)
-    ref_skills, win_skills = _flag_columns(reference), _flag_columns(window)
-    results = []
-    for i, feature in enumerate(categorical_features()[:-1]):
-        results.append(_categorical_drift(feature, ref_skills[:, i], win_skills[:, i], 2, thresholds, n_ref, n_win))
-    results.append(
-        _categorical_drift(
-            CLASS_FEATURE, reference.predicted_class, window.predicted_class, 2, thresholds, n_ref, n_win
-        )
-    )
-    for feature in NUMERIC_FEATURES:
-        results.append(
-            _numeric_drift(feature, reference.numeric(feature), window.numeric(feature), thresholds, buckets)
-        )
-    return results
+    """`compare_profiles` of two tables: the window bucketed by the reference's deciles."""
+    ref_profile = Profile.of(reference, buckets=buckets)
+    return compare_profiles(ref_profile, Profile.of(window, edges_from=ref_profile), thresholds)
 
 
 _CATEGORY_MATRIX = np.array([[s.category == c for c in CATEGORIES] for s in SKILLS], dtype=bool)

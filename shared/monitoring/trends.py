@@ -19,6 +19,7 @@ import numpy as np
 from shared.monitoring.features import SKILL_INDEX, SKILL_NAMES, FeatureTable
 
 TRENDS_FORMAT = 1
+TRENDS_IN_BUNDLE = "trends.json"  # a model bundle may carry the trends file (its signed manifest covers it)
 MIN_COUNT = 5
 
 

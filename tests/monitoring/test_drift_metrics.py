@@ -7,9 +7,10 @@ import pytest
 
 from shared.monitoring.drift import (
     Thresholds,
+    Profile,
     bucket_edges,
-    category_distribution,
     compare,
+    compare_profiles,
     histogram,
     jensen_shannon,
     l_infinity,
@@ -75,11 +76,11 @@ def test_bad_distributions_are_refused_with_a_reason():
 
 def test_histogram_buckets_by_reference_quantiles():
     reference = np.arange(100, dtype=float)
-    edges = bucket_edges(reference, reference)
+    edges = bucket_edges(reference)
     assert len(edges) == 9
     assert histogram(reference, edges) == pytest.approx(np.full(10, 0.1))
     assert histogram(np.array([np.nan]), edges) is None
-    assert category_distribution(np.array([-1, -1]), 2) is None
+    assert len(bucket_edges(np.full(20, 7.0))) == 1  # a constant reference: at or below it, above it
 
 
 def _table(texts, labels, confidence=None) -> FeatureTable:
@@ -119,3 +120,14 @@ def test_thresholds_per_feature_and_per_family():
     assert thresholds.for_feature("skill:LangChain") == 0.5
     with pytest.raises(ValueError, match="skill:Rust"):
         Thresholds(0.3, {"skill:Rust": 2})
+
+
+def test_a_profile_survives_json_and_compares_like_the_rows():
+    import json
+
+    reference = _table(["Python, SQL and Tableau dashboards"] * 30 + ["Java microservices on AWS"] * 30, [1] * 30 + [0] * 30)
+    window = _table(["LLM agents with LangChain"] * 20 + ["Java on AWS"] * 10, [0] * 25 + [1] * 5, [0.9] * 30)
+    shipped = Profile.from_json(json.loads(json.dumps(Profile.of(reference).to_json())))
+    from_profile = compare_profiles(shipped, Profile.of(window, edges_from=shipped))
+    from_rows = compare(reference, window)
+    assert [(d.feature, d.value) for d in from_profile] == [(d.feature, d.value) for d in from_rows]
