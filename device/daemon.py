@@ -171,7 +171,9 @@ class Daemon:
         try:
             backend = load_backend(bundle_dir, self.config.model.backend, self.config.model.threads)
         except UserError as exc:
-            log.error("shadow.unavailable", extra={"fields": {"bundle": str(bundle_dir), "error": exc.format_message()}})
+            log.error(
+                "shadow.unavailable", extra={"fields": {"bundle": str(bundle_dir), "error": exc.format_message()}}
+            )
             return
         self.shadow = ShadowRunner(backend, self.store)
         self.status_providers["shadow"] = lambda: {"bundle": str(bundle_dir), **self.shadow.model,

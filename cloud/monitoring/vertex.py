@@ -38,9 +38,13 @@ SERVING_TABLE = "serving"
 INSTALL_HINT = "the vertex extra is not installed: pip install 'careeredge[vertex]'"
 
 
+_SPELLED = {"+": "plus", "#": "sharp", "&": "and"}  # so "C", "C++" and "C#" stay three columns
+
+
 def column_name(feature: str) -> str:
-    """A feature name as a BigQuery column: "skill:Node.js" -> "skill_node_js"."""
-    return re.sub(r"[^0-9a-z]+", "_", feature.lower()).strip("_")
+    """A feature name as a BigQuery column: "skill:Node.js" -> "skill_node_js", "skill:C++" -> "skill_cplusplus"."""
+    spelled = "".join(_SPELLED.get(char, char) for char in feature.lower())
+    return re.sub(r"[^0-9a-z]+", "_", spelled).strip("_")
 
 
 def feature_columns() -> dict[str, str]:
@@ -49,7 +53,7 @@ def feature_columns() -> dict[str, str]:
     columns.update({column_name(f"category:{c}"): "categorical" for c in CATEGORIES})
     columns.update({"confidence": "float", "text_length": "integer"})
     if len(columns) != len(SKILL_NAMES) + len(CATEGORIES) + len(NUMERIC_FEATURES):
-        raise AssertionError("two features map to one BigQuery column")
+        raise ValueError("two features map to one BigQuery column; extend column_name's spellings")
     return columns
 
 
@@ -93,7 +97,9 @@ class VertexSettings:
         return cls(**section)
 
     def missing(self) -> list[str]:
-        return [f"vertex.{key}" for key in ("project", "region", "dataset", "bucket", "model") if not getattr(self, key)]
+        return [
+            f"vertex.{key}" for key in ("project", "region", "dataset", "bucket", "model") if not getattr(self, key)
+        ]
 
     def table_uri(self, table: str) -> str:
         return f"bq://{self.project or '<project>'}.{self.dataset}.{table}"
@@ -211,7 +217,9 @@ def export(settings: VertexSettings, objects: dict, baseline: list[dict], servin
 @click.command("vertex-export")
 @click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
 @click.option("--store", "store_url", default=None, help="The collector's store (logged predictions).")
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True)
+@click.option(
+    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
+)
 @click.option("--dry-run", is_flag=True, help="Print the spec and sample rows; send nothing.")
 @click.option("--sample", type=int, default=2, show_default=True, help="Rows of each table printed by --dry-run.")
 def vertex_export_command(splits, store_url, params_path, dry_run, sample) -> None:

@@ -187,7 +187,9 @@ def _drift(feature, kind, p_counts, q_counts, thresholds, n_ref, n_win) -> Featu
     threshold = thresholds.for_feature(feature)
     empty = "reference" if not p_counts.sum() else "window" if not q_counts.sum() else None
     if empty:
-        return FeatureDrift(feature, kind, metric, None, None, threshold, False, n_ref, n_win, f"no values in the {empty}")
+        return FeatureDrift(
+            feature, kind, metric, None, None, threshold, False, n_ref, n_win, f"no values in the {empty}"
+        )
     p, q = p_counts / p_counts.sum(), q_counts / q_counts.sum()
     value = l_infinity(p, q) if kind == "categorical" else jensen_shannon(p, q)
     return FeatureDrift(feature, kind, metric, value, psi(p, q), threshold, value >= threshold, n_ref, n_win)

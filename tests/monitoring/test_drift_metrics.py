@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from shared.monitoring.drift import (
-    Thresholds,
     Profile,
+    Thresholds,
     bucket_edges,
     compare,
     compare_profiles,
@@ -125,7 +125,9 @@ def test_thresholds_per_feature_and_per_family():
 def test_a_profile_survives_json_and_compares_like_the_rows():
     import json
 
-    reference = _table(["Python, SQL and Tableau dashboards"] * 30 + ["Java microservices on AWS"] * 30, [1] * 30 + [0] * 30)
+    reference = _table(
+        ["Python, SQL and Tableau dashboards"] * 30 + ["Java microservices on AWS"] * 30, [1] * 30 + [0] * 30
+    )
     window = _table(["LLM agents with LangChain"] * 20 + ["Java on AWS"] * 10, [0] * 25 + [1] * 5, [0.9] * 30)
     shipped = Profile.from_json(json.loads(json.dumps(Profile.of(reference).to_json())))
     from_profile = compare_profiles(shipped, Profile.of(window, edges_from=shipped))
