@@ -42,6 +42,8 @@ class ShadowRunner:
         self.store = store
         self.stats = ShadowStats()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._pending = 0  # submitted, not yet scored
+        self._idle = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="careeredge-shadow", daemon=True)
         self._thread.start()
@@ -52,10 +54,13 @@ class ShadowRunner:
 
     def submit(self, uuid: str, model_input: str) -> None:
         """Queue one served text for the shadow; never blocks."""
-        try:
-            self._queue.put_nowait((uuid, model_input))
-        except queue.Full:
-            self.stats.dropped += 1
+        with self._idle:
+            try:
+                self._queue.put_nowait((uuid, model_input))
+            except queue.Full:
+                self.stats.dropped += 1
+                return
+            self._pending += 1
 
     def _run(self) -> None:
         try:
@@ -86,19 +91,15 @@ class ShadowRunner:
         except Exception as exc:  # a failing shadow must never affect serving
             self.stats.failed += len(items)
             log.error("shadow.failed", extra={"fields": {"error": str(exc), "rows": len(items)}})
+        finally:
+            with self._idle:
+                self._pending -= len(items)
+                self._idle.notify_all()
 
     def drain(self, timeout_s: float = 10.0) -> bool:
-        """Wait until the queue is empty (tests, shutdown). Returns whether it emptied in time."""
-        import time
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._queue.empty() and self._queue.unfinished_tasks <= self._queue.qsize():
-                time.sleep(0.05)
-                if self._queue.empty():
-                    return True
-            time.sleep(0.02)
-        return False
+        """Wait until every submitted text is scored (or failed). Returns whether that happened in time."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout_s)
 
     def close(self) -> None:
         self._stop.set()

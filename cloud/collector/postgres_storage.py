@@ -94,6 +94,7 @@ _VALUE_ERRORS = (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError, 
 class PostgresStorage(StorageReads):
     DELAY_SQL = "SELECT extract(epoch FROM received_at - created_at)::float8 FROM predictions"
     SCHEMA_VERSION_SQL = "SELECT coalesce(max(version), 0) FROM schema_migrations"
+    PARAM = "%s"
     engine = "postgresql"
 
     def __init__(

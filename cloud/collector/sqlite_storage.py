@@ -56,6 +56,7 @@ _INSERT_PREDICTION = (
 class SqliteStorage(StorageReads):
     DELAY_SQL = "SELECT (julianday(received_at) - julianday(created_at)) * 86400.0 FROM predictions"
     SCHEMA_VERSION_SQL = "PRAGMA user_version"
+    PARAM = "?"
     engine = "sqlite"
 
     def __init__(self, path: Path, busy_timeout_s: float = 30.0, open_now: bool = True):

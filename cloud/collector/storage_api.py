@@ -51,6 +51,7 @@ LOGGED_COLUMNS = (
     "device_id",
     "uuid",
     "created_at",
+    "received_at",
     "source",
     "model_name",
     "text",
@@ -133,9 +134,11 @@ class StorageReads:
     """The read side both engines share (CLI summaries, the demo, tests, the bench): the same SQL,
     values normalised to the same Python types. Not part of the write interface."""
 
-    # Engine-specific SQL for what differs: seconds from created_at to stored, the schema version.
+    # Engine-specific SQL for what differs: seconds from created_at to stored, the schema version,
+    # the driver's parameter mark.
     DELAY_SQL: str
     SCHEMA_VERSION_SQL: str
+    PARAM: str
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         raise NotImplementedError
@@ -181,14 +184,29 @@ class StorageReads:
     def schema_version(self) -> int:
         return self._read(self.SCHEMA_VERSION_SQL)[0][0]
 
-    def logged_predictions(self) -> list[dict]:
-        """Every stored prediction with its shadow (if any), oldest first: what the monitoring job reads."""
-        rows = self._read(
-            "SELECT p.device_id, p.uuid, p.created_at, p.source, p.model_name, p.text, p.snippet, p.label, p.p1,"
-            " s.model_name, s.p1 FROM predictions p LEFT JOIN prediction_shadows s"
+    def logged_predictions(self, texts_from: str | None = None) -> list[dict]:
+        """Every stored prediction with its shadow (if any), oldest first: what the monitoring job reads.
+
+        `texts_from` (an ISO timestamp): text and snippet only for rows received at or after it (the
+        job has projected the older ones already); None: for every row."""
+        text_columns = "p.text, p.snippet" if texts_from is None else (
+            "CASE WHEN p.received_at >= %s THEN p.text END, CASE WHEN p.received_at >= %s THEN p.snippet END"
+        )  # fmt: skip
+        sql = (
+            f"SELECT p.device_id, p.uuid, p.created_at, p.received_at, p.source, p.model_name, {text_columns},"
+            " p.label, p.p1, s.model_name, s.p1 FROM predictions p LEFT JOIN prediction_shadows s"
             " ON s.device_id = p.device_id AND s.uuid = p.uuid ORDER BY p.created_at, p.device_id, p.uuid"
         )
-        return [dict(zip(LOGGED_COLUMNS, (*row[:2], iso_utc(utc_timestamp(row[2])), *row[3:]))) for row in rows]
+        params = () if texts_from is None else (texts_from, texts_from)
+        rows = self._read(sql.replace("%s", self.PARAM) if texts_from is not None else sql, params)
+        return [
+            dict(
+                zip(
+                    LOGGED_COLUMNS, (*row[:2], iso_utc(utc_timestamp(row[2])), iso_utc(utc_timestamp(row[3])), *row[4:])
+                )
+            )
+            for row in rows
+        ]
 
     def device_skew(self) -> list[dict]:
         """The latest skew summary each device sent, per window."""

@@ -30,6 +30,7 @@ class LoggedPredictions:
     model: list[str]
     source: list[str]
     created_at: list[str]
+    received_at: list[str]
     shadow_model: list[str | None]
     shadow_p1: np.ndarray  # float, NaN when the row has no shadow prediction
 
@@ -47,6 +48,7 @@ class LoggedPredictions:
             model=[r.get("model_name") or "" for r in rows],
             source=[r.get("source") or "" for r in rows],
             created_at=[r["created_at"] for r in rows],
+            received_at=[r["received_at"] for r in rows],
             shadow_model=[r.get("shadow_model") for r in rows],
             shadow_p1=np.asarray([shadow_p1(r) for r in rows], dtype=np.float64),
         )
@@ -59,18 +61,31 @@ class ProjectionCache:
         self.path = Path(path) if path else None
         self.keys: list[str] = []
         self.table = FeatureTable.empty()
+        self.received_through: str | None = None  # every row received before this is projected
         if self.path and self.path.is_file():
             try:
                 self.table = FeatureTable.load(self.path)
                 with np.load(self.path, allow_pickle=False) as data:
                     self.keys = data["keys"].tolist()
+                    self.received_through = str(data["received_through"]) or None
             except (OSError, ValueError, KeyError):
                 self.keys, self.table = [], FeatureTable.empty()  # stale or unreadable: project again
+
+    @property
+    def texts_from(self) -> str | None:
+        """Rows received from this moment on need their text (None: every row)."""
+        return self.received_through
 
     def features(self, logged: LoggedPredictions, progress=None) -> tuple[FeatureTable, int]:
         """Feature rows for `logged`, in its order; returns (table, rows projected now)."""
         known = {key: i for i, key in enumerate(self.keys)}
         missing = [i for i, key in enumerate(logged.keys) if key not in known]
+        if self.received_through is not None and any(
+            logged.received_at[i] < self.received_through for i in missing
+        ):  # cannot happen with the store's clock moving forward; refuse rather than project empty text
+            raise ValueError("rows older than the projection cache are missing from it; delete the cache file")
+        if logged.received_at:
+            self.received_through = max(logged.received_at)
         if missing:
             fresh = project(
                 [logged.texts[i] for i in missing],
@@ -94,7 +109,11 @@ class ProjectionCache:
 
         buffer = io.BytesIO()
         np.savez_compressed(
-            buffer, skill_names=np.asarray(SKILL_NAMES), keys=np.asarray(self.keys, dtype=str), **self.table.__dict__
+            buffer,
+            skill_names=np.asarray(SKILL_NAMES),
+            keys=np.asarray(self.keys, dtype=str),
+            received_through=np.asarray(self.received_through or ""),
+            **self.table.__dict__,
         )
         atomic_write_bytes(self.path, buffer.getvalue())
 

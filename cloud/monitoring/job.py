@@ -142,15 +142,18 @@ def monitor_command(splits, store_url, normalized, params_path, out_file, trends
 def field_report(store_url: str, baseline: FeatureTable, settings: MonitoringSettings, cache_path: Path):
     from cloud.collector.storage import open_storage
 
+    cache = ProjectionCache(cache_path)
     storage = open_storage(store_url, collector="monitor")
     storage.open()
     try:
-        rows, device_skew = storage.logged_predictions(), storage.device_skew()
+        rows, device_skew = storage.logged_predictions(cache.texts_from), storage.device_skew()
     finally:
         storage.close()
     logged = LoggedPredictions.from_rows(rows)
-    cache = ProjectionCache(cache_path)
-    table, projected = cache.features(logged)
+    try:
+        table, projected = cache.features(logged)
+    except ValueError as exc:
+        raise UserError(f"{cache_path}: {exc}") from None
     cache.save()
     report = {
         "predictions": len(table),

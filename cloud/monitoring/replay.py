@@ -131,7 +131,9 @@ class Replay:
     arms: list[str]
 
 
-def prepare(params_path: Path, model_a: Path, splits: Path, eval_normalized: Path, arms, threads) -> Replay:
+def prepare(
+    params_path: Path, model_a: Path, splits: Path, eval_normalized: Path, arms, threads, overrides: dict | None = None
+) -> Replay:
     from cloud.data.prepare import read_split
     from cloud.training.calibration import calibrate
     from cloud.training.model_io import load_classifier, recorded_config
@@ -141,7 +143,7 @@ def prepare(params_path: Path, model_a: Path, splits: Path, eval_normalized: Pat
 
     params = load_params(params_path)
     settings = MonitoringSettings.from_params(params)
-    train_b = TrainBSettings.from_params(params)
+    train_b = TrainBSettings.from_params(params, **(overrides or {}))
     if train_b.init != "model_a":
         raise UserError("replay-weeks shares A's frozen bottom with every B: it needs train_b.init = model_a")
     set_threads(threads)
@@ -377,7 +379,13 @@ def replay_document(replay: Replay, entries_extras: list[tuple[dict, dict]], str
             "class_counts": class_counts(replay.baseline),
         },
         "settings": replay.settings.to_json(),
-        "train_b": {"arms": replay.arms, "epochs": replay.config.epochs, "freeze_layers": replay.config.freeze_layers},
+        "train_b": {
+            "arms": replay.arms,
+            "epochs": replay.config.epochs,
+            "freeze_layers": replay.config.freeze_layers,
+            "max_rows_per_arm": replay.train_b.max_rows_per_arm,
+            "replay_2025": replay.train_b.replay_2025,
+        },
         "weeks": [entry for entry, _ in entries_extras],
         "movement_2026": movement,
         "skill_weeks": {
@@ -421,9 +429,26 @@ def replay_document(replay: Replay, entries_extras: list[tuple[dict, dict]], str
 )
 @click.option("--weeks", "max_weeks", type=int, default=None, help="Replay only the first N weeks.")
 @click.option("--arm", "arms", multiple=True, help="Train only these pseudo-label arms (default: train_b.arms).")
+@click.option(
+    "--train-b",
+    "train_b_overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a train_b setting for the replay (e.g. max_rows_per_arm=400, replay_2025=200).",
+)
 @click.option("--threads", type=int, default=None, help="torch threads (default: all cores).")
 def replay_weeks_command(
-    stream_file, model_a, splits, eval_normalized, params_path, work, out_file, max_weeks, arms, threads
+    stream_file,
+    model_a,
+    splits,
+    eval_normalized,
+    params_path,
+    work,
+    out_file,
+    max_weeks,
+    arms,
+    train_b_overrides,
+    threads,
 ):
     """Replay the dated 2026 stream week by week: drop, normalize, pseudo-label, train B, evaluate, monitor."""
     stream_file = stream_file or default_stream()
@@ -432,7 +457,18 @@ def replay_weeks_command(
         return
     if max_weeks is not None and max_weeks < 1:
         raise UserError("--weeks must be at least 1")
-    replay = prepare(params_path, model_a, splits, eval_normalized, arms, threads)
+    overrides = {}
+    for item in train_b_overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--train-b {item!r}: expected KEY=VALUE")
+        from cloud.training.train_b import TrainBSettings
+
+        if key.strip() not in TrainBSettings.__dataclass_fields__:
+            known = ", ".join(sorted(TrainBSettings.__dataclass_fields__))
+            raise UserError(f"--train-b {item!r}: unknown train_b setting (known: {known})")
+        overrides[key.strip()] = value.strip()
+    replay = prepare(params_path, model_a, splits, eval_normalized, arms, threads, overrides)
     drops = weekly_drops(stream_file, work / "drops")
     weeks = list(drops)[:max_weeks]
     done, previous = [], None
