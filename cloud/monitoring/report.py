@@ -159,11 +159,13 @@ def render_html(document: dict, monitoring_json: Path) -> str:
     "--monitor", "monitor_file", type=click.Path(path_type=Path), default=Path("artifacts/monitoring/field.json"),
     show_default=True,
 )  # fmt: skip
+@click.option("--without-replay", is_flag=True, help="Leave the weekly replay out (the DVC stage: not in a clone).")
 @click.option("--evaluation", type=click.Path(path_type=Path), default=None, help="A model_b_vN/evaluation.json.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("artifacts/reports"), show_default=True)
-def report_command(weekly, monitor_file, evaluation, out_dir) -> None:
+def report_command(weekly, without_replay, monitor_file, evaluation, out_dir) -> None:
     """Merge the monitoring outputs into monitoring.json, plot them, and write one HTML page."""
-    parts = {"weekly": study.read_optional(weekly), "monitor": study.read_optional(monitor_file)}
+    weekly_part = None if without_replay else study.read_optional(weekly)
+    parts = {"weekly": weekly_part, "monitor": study.read_optional(monitor_file)}
     parts["evaluation"] = study.read_optional(evaluation)
     if not any(parts.values()):
         raise UserError(
