@@ -88,6 +88,7 @@ def create_app(monitoring_json: Path, store_url: str | None = None, omit_text: b
                 "B, week slice": [r["week_slice_model_b"] for r in rows],
             },
             "Accuracy by week: frozen A vs that week's B",
+            y_range=(0.5, 1.0),
         )
         return render(
             "overview",

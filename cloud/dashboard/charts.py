@@ -29,7 +29,8 @@ def line_chart(
     def x(i):
         return left + (i * step if len(x_labels) > 1 else plot_w / 2)
 
-    def y(v):
+    def y(v):  # values outside the range sit on its edge (the tooltip keeps the value)
+        v = min(max(v, lo), hi)
         return top + plot_h * (1 - (v - lo) / ((hi - lo) or 1))
 
     parts = [_svg_open(width, height, title), f'<text x="{left}" y="18" class="chart-title">{escape(title)}</text>']

@@ -134,6 +134,7 @@ def render_html(document: dict, monitoring_json: Path) -> str:
                 "B, week slice": [r["week_slice_model_b"] for r in rows],
             },
             "Accuracy by week: frozen A vs that week's B",
+            y_range=(0.5, 1.0),
         )
         return render_template(
             "overview.html",
