@@ -26,6 +26,8 @@ COMMANDS = {
     "push-hub": "cloud.training.hub:push_hub_command",
     "publish": "cloud.publisher.command:publish_command",
     "keygen": "cloud.publisher.command:keygen_command",
+    "build-device-bundle": "cloud.appliance.command:build_device_bundle_command",
+    "frozen-head": "cloud.training.frozen_head:frozen_head_command",
 }
 
 
