@@ -62,7 +62,7 @@ def build_device_bundle(
         raise UserError(f"build-device-bundle runs from a careeredge source checkout; {REPO_ROOT} is not one")
     manifest = verify_bundle(model_dir)
     version = _project_version()
-    name = f"careeredge-device-{version}-{platform.machine}"
+    name = bundle_name(version, platform.machine)
     with tempfile.TemporaryDirectory(prefix="device-bundle-") as tmp:
         root = Path(tmp) / name
         wheels = root / "wheels"
@@ -95,6 +95,11 @@ def build_device_bundle(
     if size_mb > SIZE_BUDGET_MB:
         raise UserError(f"{tarball} is {size_mb:.1f} MB, over the {SIZE_BUDGET_MB} MB budget")
     return DeviceBundle(tarball, size_mb, len(list(_members(tarball, "wheels/"))), model_name)
+
+
+def bundle_name(version: str, machine: str) -> str:
+    """The tarball's stem (and top directory): the Containerfile and the pi-gen stage look for it."""
+    return f"careeredge-device-{version}-{machine}"
 
 
 def _project_version() -> str:
