@@ -8,6 +8,7 @@ new or changed pins reach the network.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -51,10 +52,7 @@ def download(requirements: list[str], dest: Path, platform: Platform, cache_dir:
     With a `cache_dir` that already resolves everything, nothing is fetched (`--no-index`); otherwise
     pip asks the index, and the cache is refreshed with what it brought."""
     dest.mkdir(parents=True, exist_ok=True)
-    base = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--only-binary=:all:"]
-    base += [f"--platform={tag}" for tag in platform.tags]
-    base += [f"--python-version={platform.python}", "--implementation=cp", f"--abi={platform.abi}", "--abi=abi3"]
-    base += ["--abi=none", "--dest", str(dest)]
+    base = _pip_download(platform, dest)
     if cache_dir is not None and cache_dir.is_dir():
         offline = subprocess.run(
             [*base, "--no-index", "--find-links", str(cache_dir), *requirements], capture_output=True
@@ -69,7 +67,15 @@ def download(requirements: list[str], dest: Path, platform: Platform, cache_dir:
         cache_dir.mkdir(parents=True, exist_ok=True)
         for wheel in dest.glob("*.whl"):
             if not (cache_dir / wheel.name).exists():
-                (cache_dir / wheel.name).write_bytes(wheel.read_bytes())
+                shutil.copy2(wheel, cache_dir / wheel.name)
+
+
+def _pip_download(platform: Platform, dest: Path) -> list[str]:
+    """`pip download` of binary wheels for `platform` (not this machine) into `dest`."""
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--only-binary=:all:"]
+    command += [f"--platform={tag}" for tag in platform.tags]
+    command += [f"--python-version={platform.python}", "--implementation=cp", f"--abi={platform.abi}", "--abi=abi3"]
+    return [*command, "--abi=none", "--dest", str(dest)]
 
 
 def wheel_platforms(filename: str) -> list[str]:
@@ -90,12 +96,8 @@ def foreign_wheels(wheelhouse: Path, platform: Platform) -> list[str]:
 
 def check_resolves_offline(wheelhouse: Path, requirements: list[str], platform: Platform) -> None:
     """The requirements resolve from the wheelhouse alone (no index) for `platform`: nothing is missing."""
-    with_platform = [f"--platform={tag}" for tag in platform.tags]
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-index"]
-    command += ["--find-links", str(wheelhouse), "--only-binary=:all:", *with_platform]
-    command += [f"--python-version={platform.python}", "--implementation=cp", f"--abi={platform.abi}", "--abi=abi3"]
-    command += ["--abi=none", "--dest", str(wheelhouse / ".resolve-check"), *requirements]
-    result = subprocess.run(command, capture_output=True, text=True)
+    command = [*_pip_download(platform, wheelhouse / ".resolve-check"), "--no-index", "--find-links", str(wheelhouse)]
+    result = subprocess.run([*command, *requirements], capture_output=True, text=True)
     for leftover in (wheelhouse / ".resolve-check").glob("*"):
         leftover.unlink()
     if (wheelhouse / ".resolve-check").is_dir():
