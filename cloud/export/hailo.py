@@ -245,11 +245,12 @@ def export_hailo(
     hef: Path | None = None,
     progress=lambda message: None,
 ) -> dict:
-    from cloud.export.reference import load_classifier
+    from transformers import AutoModelForSequenceClassification
 
     if hef is not None and not hef.is_file():
         raise UserError(f"--hef {hef} does not exist")
-    model = load_classifier(model_dir)
+    # eager attention: the exporter traces the additive mask path the cut relies on
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager").eval()
     if not hasattr(model, "bert"):
         raise UserError(f"{model_dir}: the Hailo cut is written for BERT-family encoders (MiniLM, BERT)")
     reference, cut = classifier_reference(model), encoder_cut(model)

@@ -204,13 +204,15 @@ def build_frozen_head(
 @click.option("--threads", type=int, default=None, help="torch threads.")
 def frozen_head_command(splits, normalized, student, out, metrics_path, params_path, threads) -> None:
     """Train a head on frozen MiniLM-L6 features at 128 tokens (Hailo path (a)) and bundle it."""
-    from cloud.data.prepare import read_split
+    from cloud.data.splits import read_split
     from cloud.params import load_params
-    from cloud.training.pseudo_label import set_threads
     from cloud.training.stream_split import load_stream
 
     params = load_params(params_path)
-    set_threads(threads)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     stream = load_stream(normalized, params, "")
     data = {name: read_split(splits / f"{name}.csv") for name in ("train", "val", "test")}
     data = {f"{name}_2025": value for name, value in data.items()}
