@@ -130,6 +130,8 @@ class Daemon:
             previous = (self.backend, self.batcher)
             self.backend, self.batcher = backend, batcher
             self.bundle_dir, self.model_error, self.model_fix = Path(bundle_dir), None, None
+        if backend.fallback_reason:  # an accelerator that could not run it: one line, the CPU serves
+            log.warning("hailo.unavailable", extra={"fields": {"reason": backend.fallback_reason}})
         if previous[1] is not None:
             previous[1].close()  # drains what was queued on the old model first
         if previous[0] is not None:

@@ -55,8 +55,8 @@ def load_backend(
         try:
             return backends["hailo"](bundle_dir, manifest, threads=threads, batch_size=batch_size, hef=hef)
         except HailoUnavailable as exc:
-            fallback_reason = exc.message
-            log.warning("hailo.unavailable", extra={"fields": {"reason": exc.message, "serving_on": CPU_BACKEND}})
+            fallback_reason = exc.message  # the caller says it (the daemon's log, the CLI's stderr)
+            log.info("hailo.unavailable", extra={"fields": {"reason": exc.message, "serving_on": CPU_BACKEND}})
     elif backend != AUTO:
         return backends[backend](bundle_dir, manifest, threads=threads, batch_size=batch_size)
     cpu = backends[CPU_BACKEND](bundle_dir, manifest, threads=threads, batch_size=batch_size)

@@ -196,7 +196,7 @@ def _export_cut_at(model, length: int, path: Path) -> None:
     )
 
 
-def test_daemon_with_a_corrupt_hef_keeps_serving_on_the_cpu_and_says_why(hailo_kit, stand_in, tmp_path):
+def test_daemon_with_a_corrupt_hef_keeps_serving_on_the_cpu_and_says_why(hailo_kit, stand_in, tmp_path, caplog):
     from device.config import load_config
     from device.daemon import Daemon
 
@@ -205,9 +205,12 @@ def test_daemon_with_a_corrupt_hef_keeps_serving_on_the_cpu_and_says_why(hailo_k
     (bundle / "model.hef").write_bytes(b"not a hef")
     config = load_config(env={})
     config.override("store", path=tmp_path / "predictions.db")
-    daemon = Daemon(config, bundle_dir=bundle)
+    with caplog.at_level("WARNING", logger="device.daemon"):
+        daemon = Daemon(config, bundle_dir=bundle)
     try:
         assert not daemon.degraded
+        warnings = [r for r in caplog.records if r.getMessage() == "hailo.unavailable"]
+        assert len(warnings) == 1 and "sha256" in warnings[0].fields["reason"]
         result = daemon.classify("Machine learning engineer: pandas, statistics, experiments", "api")
         assert result.stored and result.prediction.label in (0, 1)
         info = daemon.model_info()
