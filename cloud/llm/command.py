@@ -50,7 +50,9 @@ def read_eval_2026(normalized: Path, eval_fraction: float) -> list[LabelledPosti
     from cloud.training.stream_split import split_stream
 
     stream = split_stream(load_postings(normalized), eval_fraction)
-    return [LabelledPosting(p.source_id, p.description, label) for p, label in zip(stream.evaluation, stream.eval_labels)]
+    return [
+        LabelledPosting(p.source_id, p.description, label) for p, label in zip(stream.evaluation, stream.eval_labels)
+    ]
 
 
 def score_bundle(bundle: Path, splits: dict[str, list[LabelledPosting]], threads: int | None) -> dict:

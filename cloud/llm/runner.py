@@ -122,7 +122,9 @@ def classify_postings(
         raise auth_error
     for index, outcome in enumerate(outcomes):
         if outcome is None:
-            outcomes[index] = PostingOutcome(id=postings[index].id, truth=postings[index].label, outcome="skipped:cost_cap")
+            outcomes[index] = PostingOutcome(
+                id=postings[index].id, truth=postings[index].label, outcome="skipped:cost_cap"
+            )
     finished = [o for o in outcomes if o is not None]
     return finished, summarise(finished)
 

@@ -51,3 +51,10 @@ def write_splits_and_stream(root: Path, test_rows: int = 12, stream_rows: int = 
             record = make_posting("linkedin_uk_2026", id_, title, text).to_record()
             handle.write(json.dumps(record) + "\n")
     return splits, normalized
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    from tests.support.tiny_model import build_tiny_bundle
+
+    return build_tiny_bundle(tmp_path_factory.mktemp("llm") / "tiny_model_v1")
