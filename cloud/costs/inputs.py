@@ -94,21 +94,6 @@ def bench_inputs(inference_json: Path, daemon_json: Path) -> tuple[dict[str, Inp
     return inputs, {"inference": inference, "daemon": daemon}
 
 
-def retrain_input(retrain_json: Path | None, recorded: Input) -> Input:
-    """The weekly chain's compute: a retrain timing file when one was written, else the recorded measurement."""
-    if retrain_json is None or not retrain_json.is_file():
-        return recorded
-    timing = read_json(retrain_json, "run: python scripts/bench_retrain.py --json " + str(retrain_json))
-    stages = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timing.get("stages", {}).items())
-    return Input(
-        "retrain_seconds",
-        float(timing["total_seconds"]),
-        "s per weekly retrain",
-        "measured",
-        f"{retrain_json}: {stages} (load {timing.get('load_average_1min')})",
-    )
-
-
 def directory_bytes(paths: list[Path]) -> Input:
     """What one week adds to the DVC remote: the sizes of the week's DVC-tracked outputs."""
     missing = [str(p) for p in paths if not p.exists()]

@@ -2,8 +2,9 @@
 two plots under `artifacts/reports/slm_llm/`.
 
 It reads what was measured elsewhere and computes nothing it cannot trace: accuracy and token counts from
-`compare-llm`, time per posting and throughput from the benches, the retrain time from a timing file or its
-recorded measurement, snapshot sizes from the files on disk, prices and assumptions from the YAML files.
+`compare-llm`, time per posting and throughput from the benches, snapshot sizes from the files on disk, the
+retrain time (a recorded measurement: the pipeline does not time its stages), prices and assumptions from
+the YAML files.
 An LLM's accuracy appears only when `compare-llm` called that model; otherwise it is "not measured".
 """
 
@@ -25,7 +26,6 @@ from cloud.costs.inputs import (
     load_deployment,
     params_inputs,
     record_bytes,
-    retrain_input,
 )
 from cloud.costs.prices import ModelPrice
 from cloud.params import load_params
@@ -301,9 +301,6 @@ def read_texts(split_csv: Path) -> list[str]:
     "--bench-daemon", type=click.Path(path_type=Path), default=Path("artifacts/bench/daemon.json"), show_default=True
 )
 @click.option(
-    "--retrain", type=click.Path(path_type=Path), default=None, help="Retrain timing JSON (scripts/bench_retrain.py)."
-)
-@click.option(
     "--snapshot",
     "snapshots",
     multiple=True,
@@ -320,14 +317,13 @@ def read_texts(split_csv: Path) -> list[str]:
     default=Path("artifacts/reports/slm_llm"),
     show_default=True,
 )
-def report_command(compare, bench_inference, bench_daemon, retrain, snapshots, splits, deployment, params_path, out):
+def report_command(compare, bench_inference, bench_daemon, snapshots, splits, deployment, params_path, out):
     """Accuracy and cost per 1,000 predictions, small model vs LLMs, with break-even volumes (HTML, PNG, JSON)."""
     settings = load_params(params_path).get("report_slm_llm")
     if not isinstance(settings, dict):
         raise UserError(f"{params_path}: no report_slm_llm section")
     compare_report = read_json(compare, "run `careeredge-cloud compare-llm` first")
     inputs = load_deployment(deployment)
-    inputs["retrain_seconds"] = retrain_input(retrain, inputs["retrain_seconds"])
     inputs.update(params_inputs(settings, params_path))
     measured, _ = bench_inputs(bench_inference, bench_daemon)
     inputs.update(measured)
