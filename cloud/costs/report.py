@@ -110,8 +110,23 @@ def build_report(compare: dict, inputs: dict[str, cost_model.Input], settings: d
                 },
             }
         )
+    rate = inputs["engineer_usd_per_hour"].value
+    hours = inputs["engineer_hours_per_month"].value
+    sensitivity = {
+        f"{h:g}": {
+            row["model"]: {
+                d.name: cost_model.break_even_volume(
+                    d, overhead_total + (h - hours) * rate, llms[row["model"]].mean_usd, llm_overhead
+                )
+                for d in deployments
+            }
+            for row in llm_rows
+        }
+        for h in sorted({0.0, 1.0, hours, 16.0})
+    }
     return {
         "schema": "careeredge.report_slm_llm/1",
+        "break_even_by_engineer_hours": sensitivity,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "headline_volume_per_month": volume,
         "compare": {"created_at": compare["created_at"], "prompt": compare["prompt"], "splits": compare["splits"]},
@@ -262,6 +277,12 @@ def write_html(report: dict, out: Path) -> None:
 
     inputs = [[i["name"], f"{i['value']:.6g}", i["unit"], i["kind"], i["source"]] for i in report["inputs"]]
     overhead = [[k, f"${v:,.2f}"] for k, v in report["overhead_usd_per_month"].items()]
+    names = [d["name"] for d in report["deployments"]]
+    sensitivity = [
+        [hours, model, *("never" if by[n] is None else f"{by[n]:,.0f}" for n in names)]
+        for hours, models in report["break_even_by_engineer_hours"].items()
+        for model, by in models.items()
+    ]
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Small model vs LLM: accuracy and cost</title>
 <style>body{{font-family:sans-serif;max-width:72em;margin:2em auto}}table{{border-collapse:collapse;margin:1em 0}}
@@ -274,6 +295,8 @@ Headline volume: {report["headline_volume_per_month"]:,.0f} predictions per mont
 <h2>Cost vs volume</h2><img src="cost_vs_volume.png" alt="monthly cost against monthly volume">
 <h2>Accuracy vs cost</h2><img src="accuracy_vs_cost.png" alt="accuracy against cost per 1,000 predictions">
 <h2>MLOps overhead of the small model (per month)</h2>{table(["item", "USD"], overhead)}
+<h2>Break-even volume (predictions per month) by the small model's engineer hours per month</h2>
+{table(["engineer hours", "LLM", *names], sensitivity)}
 <h2>Every input</h2>{table(["input", "value", "unit", "kind", "source"], inputs)}
 </body></html>
 """

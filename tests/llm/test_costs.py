@@ -127,6 +127,14 @@ def test_the_report_marks_unmeasured_llms_and_traces_every_cost(pipeline_outputs
     cloud = next(r for r in report["small_model_rows"] if r["deployment"].startswith("cloud"))
     monitoring = report["monitoring_usd_per_prediction"]
     assert cloud["usd_per_1000_compute_at_capacity"] == pytest.approx(1000 * (0.096 / 3600 / 60 + monitoring))
+    by_hours = report["break_even_by_engineer_hours"]
+    pi = "Raspberry Pi 5"
+    assert (
+        by_hours["0"]["claude-haiku-4-5"][pi]
+        < by_hours["4"]["claude-haiku-4-5"][pi]
+        < by_hours["16"]["claude-haiku-4-5"][pi]
+    )
+    assert row["break_even_volume_per_month"][pi] == pytest.approx(by_hours["4"]["gpt-4o-mini"][pi])
     for name in ("cost_vs_volume.png", "accuracy_vs_cost.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "report.html").read_text()
