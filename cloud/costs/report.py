@@ -186,33 +186,39 @@ def plot_costs(report: dict, out: Path) -> None:
 
 
 def plot_accuracy(report: dict, out: Path) -> None:
+    """Each small model twice (filled: all-in at the headline volume; hollow: compute only, devices busy), joined
+    by a line; each LLM at its mean cost, as a point when its accuracy was measured, else a labelled line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
+    markers = {"Raspberry Pi 5": "o", "cloud CPU (2 vCPU)": "s"}
+    colours = {}
     for row in report["small_model_rows"]:
         accuracy = row["accuracy"].get("eval_2026")
-        if isinstance(accuracy, float):
-            ax.plot(row["usd_per_1000_all_in_at_headline_volume"], accuracy, "o")
-            ax.annotate(
-                f"{row['model']}\n{row['deployment']}",
-                (row["usd_per_1000_all_in_at_headline_volume"], accuracy),
-                fontsize=7,
-            )
+        if not isinstance(accuracy, float):
+            continue
+        colour = colours.setdefault(row["model"], f"C{len(colours)}")
+        costs = [row["usd_per_1000_compute_at_capacity"], row["usd_per_1000_all_in_at_headline_volume"]]
+        marker = markers.get(row["deployment"], "o")
+        ax.plot(costs, [accuracy, accuracy], "-", color=colour, alpha=0.4)
+        ax.plot(costs[0], accuracy, marker, color=colour, markerfacecolor="none")
+        ax.plot(costs[1], accuracy, marker, color=colour, label=f"{row['model']} on {row['deployment']}")
     for row in report["llm_rows"]:
         cost, accuracy = row["usd_per_1000"]["mean"], row["accuracy"]["eval_2026"]
         if isinstance(accuracy, float):
-            ax.plot(cost, accuracy, "s")
-            ax.annotate(row["model"], (cost, accuracy), fontsize=7)
+            ax.plot(cost, accuracy, "^", color="black", label=f"{row['model']} (API)")
         else:
             ax.axvline(cost, linestyle=":", color="grey")
-            ax.annotate(f"{row['model']}\naccuracy {NOT_MEASURED}", (cost, 0.5), rotation=90, fontsize=7, va="bottom")
+            ax.text(cost, 0.47, f" {row['model']}: accuracy {NOT_MEASURED}", rotation=90, fontsize=7, va="bottom")
     volume = int(report["headline_volume_per_month"])
-    ax.set(xscale="log", ylim=(0.45, 1.0), xlabel=f"USD per 1,000 predictions (all-in at {volume:,}/month)")
-    ax.set(ylabel="accuracy on the 2026 evaluation split", title="Accuracy vs cost")
-    ax.grid(True, alpha=0.3)
+    ax.set(xscale="log", ylim=(0.45, 1.0), ylabel="accuracy on the 2026 evaluation split")
+    ax.set(xlabel=f"USD per 1,000 predictions (hollow: compute only; filled: all-in at {volume:,}/month)")
+    ax.set_title("Accuracy vs cost")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_cost.png", dpi=120)
     plt.close(fig)
