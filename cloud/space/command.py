@@ -90,7 +90,7 @@ def space_group() -> None:
     "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("artifacts/space"), show_default=True
 )
 def build_command(bundle: Path, out: Path) -> None:
-    """Assemble a ready-to-push Space folder for BUNDLE (Model A's INT8 bundle)."""
+    """Assemble a ready-to-push Space folder around --bundle (Model A's INT8 bundle)."""
     build_space(bundle, out)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     click.echo(f"space build: {out} ({size / 1e6:.1f} MB); try it: cd {out} && python app.py")
