@@ -113,7 +113,7 @@ class ChatClient:
             except requests.Timeout:
                 last = CallFailed("timeout", f"no answer within {endpoint.timeout_s:g} s")
                 continue
-            except requests.ConnectionError as exc:
+            except requests.RequestException as exc:  # refused, reset, truncated body, ...
                 last = CallFailed("connection", str(exc)[:200])
                 continue
             latency_ms = (time.perf_counter() - began) * 1000

@@ -138,3 +138,13 @@ def test_missing_or_broken_usage_is_none_not_zero():
 )
 def test_only_strict_json_is_an_answer(content, label):
     assert parse_label(content) == label
+
+
+def test_an_unreachable_endpoint_is_a_counted_connection_failure():
+    from tests.support.mosquitto import free_loopback_port
+
+    endpoint = Endpoint(f"http://127.0.0.1:{free_loopback_port()}/v1", "m", "k", max_retries=1)
+    sleeps: list[float] = []
+    with pytest.raises(CallFailed) as failure:
+        ChatClient(endpoint, sleep=sleeps.append).complete(MESSAGES)
+    assert failure.value.reason == "connection" and sleeps == [1.0]
