@@ -29,6 +29,8 @@ COMMANDS = {
     "space": "cloud.space.command:space_group",
     "publish": "cloud.publisher.command:publish_command",
     "keygen": "cloud.publisher.command:keygen_command",
+    "build-device-bundle": "cloud.appliance.command:build_device_bundle_command",
+    "frozen-head": "cloud.training.frozen_head:frozen_head_command",
 }
 
 
