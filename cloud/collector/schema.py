@@ -10,15 +10,13 @@ does not understand.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import UserError
+from shared.migrations import Migration, discover
 
 MIGRATIONS_ROOT = Path(__file__).with_name("migrations")
 ENGINES = ("sqlite", "postgresql")
-_MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 class SchemaTooNew(UserError):
@@ -31,27 +29,9 @@ class SchemaTooNew(UserError):
         )
 
 
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    path: Path
-
-    @property
-    def sql(self) -> str:
-        return self.path.read_text(encoding="utf-8")
-
-
 def migrations(engine: str, root: Path = MIGRATIONS_ROOT) -> list[Migration]:
-    """The engine's migrations in order; numbering must run 1..N without gaps."""
-    found = []
-    for path in sorted((root / engine).glob("*.sql")):
-        match = _MIGRATION_FILE.match(path.name)
-        if not match:
-            raise RuntimeError(f"migration file {path} does not match NNNN_description.sql")
-        found.append(Migration(int(match.group(1)), path))
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"migrations in {root / engine} must be numbered 1..N without gaps")
-    return found
+    """The engine's migrations in order."""
+    return discover(root / engine)
 
 
 def pending(engine: str, current: int, where: str) -> list[Migration]:

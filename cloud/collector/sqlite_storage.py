@@ -31,6 +31,7 @@ from cloud.collector.storage_api import (
     skew_values,
     utc_timestamp,
 )
+from shared.migrations import sqlite_statements
 
 log = logging.getLogger("careeredge.collector")
 
@@ -101,7 +102,7 @@ class SqliteStorage(StorageReads):
         try:
             current = db.execute("PRAGMA user_version").fetchone()[0]  # another collector may have migrated
             for migration in schema.pending(self.engine, current, self.description):
-                for statement in _statements(migration.sql):
+                for statement in sqlite_statements(migration.sql):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {migration.version}")
                 log.info("collector store %s migrated to schema version %d", self.path, migration.version)
@@ -257,18 +258,3 @@ class _WriteTransaction:
         if isinstance(exc, sqlite3.Error):
             raise StorageUnavailable(f"{self.storage.description}: {exc}") from exc
         return False
-
-
-def _statements(sql: str) -> list[str]:
-    """A migration file as complete statements (executescript would commit before running them)."""
-    statements, buffer = [], ""
-    for line in sql.splitlines(keepends=True):
-        if line.strip().startswith("--"):
-            continue
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip():
-        raise RuntimeError(f"incomplete SQL statement at the end of a migration: {buffer.strip()[:80]!r}")
-    return statements
