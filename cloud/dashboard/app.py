@@ -21,6 +21,21 @@ PAGES = (("overview", "/", "The answer"), ("skew", "/skew", "Skew"), ("skills", 
          ("hypotheses", "/hypotheses", "Hypotheses"), ("field", "/field", "Field"))  # fmt: skip
 
 
+def accuracy_by_week_chart(rows: list[dict]) -> str:
+    """The overview's chart (SVG): frozen A vs each week's B, on the 2026 split and the week's own slice."""
+    return charts.line_chart(
+        [r["week"] for r in rows],
+        {
+            "A, 2026 eval": [r["eval_2026_model_a"] for r in rows],
+            "B, 2026 eval": [r["eval_2026_model_b"] for r in rows],
+            "A, week slice": [r["week_slice_model_a"] for r in rows],
+            "B, week slice": [r["week_slice_model_b"] for r in rows],
+        },
+        "Accuracy by week: frozen A vs that week's B",
+        y_range=(0.5, 1.0),
+    )
+
+
 class DocumentSource:
     """The monitoring JSON, re-read when the file changes (a new report appears without a restart)."""
 
@@ -78,23 +93,11 @@ def create_app(monitoring_json: Path, store_url: str | None = None, omit_text: b
     def overview():
         document = source.get()
         rows = study.week_rows(document)
-        weeks = [r["week"] for r in rows]
-        accuracy_chart = charts.line_chart(
-            weeks,
-            {
-                "A, 2026 eval": [r["eval_2026_model_a"] for r in rows],
-                "B, 2026 eval": [r["eval_2026_model_b"] for r in rows],
-                "A, week slice": [r["week_slice_model_a"] for r in rows],
-                "B, week slice": [r["week_slice_model_b"] for r in rows],
-            },
-            "Accuracy by week: frozen A vs that week's B",
-            y_range=(0.5, 1.0),
-        )
         return render(
             "overview",
             rows=rows,
             headline=study.headline_accuracy(document),
-            accuracy_chart=accuracy_chart if rows else None,
+            accuracy_chart=accuracy_by_week_chart(rows) if rows else None,
             movement=study.movement(document),
             live_predictions=live_count(),
         )

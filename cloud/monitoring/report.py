@@ -121,21 +121,9 @@ def render_html(document: dict, monitoring_json: Path) -> str:
     with app.test_request_context("/"):
         from flask import render_template
 
-        from cloud.dashboard import charts
-        from cloud.dashboard.app import PAGES
+        from cloud.dashboard.app import PAGES, accuracy_by_week_chart
 
         rows = study.week_rows(document)
-        chart = charts.line_chart(
-            [r["week"] for r in rows],
-            {
-                "A, 2026 eval": [r["eval_2026_model_a"] for r in rows],
-                "B, 2026 eval": [r["eval_2026_model_b"] for r in rows],
-                "A, week slice": [r["week_slice_model_a"] for r in rows],
-                "B, week slice": [r["week_slice_model_b"] for r in rows],
-            },
-            "Accuracy by week: frozen A vs that week's B",
-            y_range=(0.5, 1.0),
-        )
         return render_template(
             "overview.html",
             page="overview",
@@ -146,7 +134,7 @@ def render_html(document: dict, monitoring_json: Path) -> str:
             inline_css=css,
             rows=rows,
             headline=study.headline_accuracy(document),
-            accuracy_chart=chart if rows else None,
+            accuracy_chart=accuracy_by_week_chart(rows) if rows else None,
             movement=study.movement(document),
             live_predictions=None,
         )
