@@ -35,7 +35,7 @@ from shared.monitoring.trends import TRENDS_IN_BUNDLE, build_trends
 
 def stream_table(normalized: Path) -> FeatureTable:
     """A normalized stream as feature rows, dated by arrival (job radar) or posting date."""
-    from cloud.ingest.normalize_command import load_postings
+    from cloud.ingest.normalized import load_postings
 
     postings = load_postings(normalized)
     return project(

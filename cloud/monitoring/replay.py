@@ -134,7 +134,7 @@ class Replay:
 def prepare(
     params_path: Path, model_a: Path, splits: Path, eval_normalized: Path, arms, threads, overrides: dict | None = None
 ) -> Replay:
-    from cloud.data.prepare import read_split
+    from cloud.data.splits import read_split
     from cloud.training.calibration import calibrate
     from cloud.training.model_io import load_classifier, recorded_config
     from cloud.training.pseudo_label import pseudo_label_settings, set_threads
