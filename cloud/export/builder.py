@@ -23,6 +23,7 @@ import numpy as np
 
 from cloud.artifacts import atomic_directory
 from cloud.export import parity
+from cloud.export.encoder_graph import UnsupportedGraph
 from cloud.export.onnx_export import export_onnx
 from cloud.export.optimize import attention_geometry, fuse_transformer
 from cloud.export.prune import prune_embeddings, verify_renumbering
@@ -111,7 +112,7 @@ def export_bundle(
         shared["fusion"] = export_fp32_graphs(model, work_dir, step)
     fusion = shared["fusion"]
     to_quantize, bundle_tokenizer, pruning = work_dir / FUSED_FILE, tokenizer_path, None
-    if prune and scheme not in UNFUSED_SCHEMES:  # per_token/blockwise keep the original graph and tokenizer
+    if prune and scheme not in UNFUSED_SCHEMES:  # blockwise keeps the original graph and tokenizer
         step("pruning unreachable embedding rows")
         pruning = prune_embeddings(
             work_dir / FUSED_FILE, tokenizer_path, work_dir / PRUNED_FILE, work_dir / PRUNED_TOKENIZER_FILE, max_length
@@ -125,8 +126,7 @@ def export_bundle(
             # These rewrite plain MatMul/Gather nodes; the fused graph hides them in Attention and
             # EmbedLayerNormalization. ORT still fuses LayerNorm/GELU when it loads the bundle.
             step(f"quantizing to INT8 ({scheme})")
-            quantize = quantize_blockwise if scheme == "blockwise" else quantize_per_token
-            quantization = quantize(work_dir / FP32_FILE, staging / MODEL_FILE)
+            quantization = quantize_blockwise(work_dir / FP32_FILE, staging / MODEL_FILE)
             bundle_tokenizer, pruning = tokenizer_path, None
         common = dict(
             name=name,
@@ -151,6 +151,9 @@ def export_bundle(
                 to_quantize, staging / MODEL_FILE, sensitivity["node"], per_channel, reduce_range
             )
             quantization["sensitivity"] = sensitivity
+        elif scheme == "per_token":
+            step("quantizing to INT8 (per_token: the fused graph rebuilt)")
+            quantization = quantize_per_token(to_quantize, staging / MODEL_FILE)
         elif scheme == "dynamic":
             step("quantizing to INT8 (dynamic)")
             quantization = quantize_int8(to_quantize, staging / MODEL_FILE, per_channel, reduce_range)
@@ -270,11 +273,16 @@ def export_first_passing(schemes: Sequence[str], *args, export=None, on_fallback
     for i, scheme in enumerate(schemes):
         try:
             return export(*args, scheme=scheme, shared=shared, **kwargs)
-        except parity.ParityError as exc:
+        except (parity.ParityError, UnsupportedGraph) as exc:
             if i == len(schemes) - 1:
                 raise
             if on_fallback:
-                on_fallback(f"{scheme} INT8 fails the parity gate ({str(exc).split(':')[0]}); trying {schemes[i + 1]}")
+                why = (
+                    f"does not fit: {exc}"
+                    if isinstance(exc, UnsupportedGraph)
+                    else f"fails the parity gate ({str(exc).split(':')[0]})"
+                )
+                on_fallback(f"{scheme} INT8 {why}; trying {schemes[i + 1]}")
     raise ValueError("no INT8 scheme to try")
 
 
