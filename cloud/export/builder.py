@@ -29,6 +29,7 @@ from cloud.export.optimize import attention_geometry, fuse_transformer
 from cloud.export.prune import prune_embeddings, verify_renumbering
 from cloud.export.quantize import UNFUSED_SCHEMES, quantize_blockwise, quantize_int8, quantize_mixed, quantize_per_token
 from cloud.export.reference import TorchClassifier, load_classifier
+from device.runtime.onnx_backend import session_settings
 from shared.bundle import GOLDEN_FILE, MODEL_FILE, TOKENIZER_FILE, write_bundle
 from shared.errors import UserError
 
@@ -86,6 +87,7 @@ def export_bundle(
     agreement_set: EvalSet | None = None,
     progress=None,
     shared: dict | None = None,
+    session: dict | None = None,
 ) -> ExportResult:
     """`distillation` (a distilled model's train_log entry: teacher, teacher_accuracy, ...) adds a second
     floor: the INT8 graph's test accuracy against the *teacher's* FP32 accuracy, so that the device's
@@ -94,7 +96,9 @@ def export_bundle(
     `agreement_set` (e.g. the 2026 evaluation split) joins the test split in the parity gate (agreement
     and accuracy drop, `gate_postings`); the teacher floor, the golden set and `parity` stay the test split's.
     `shared` (a dict, empty at first) carries what does not depend on the scheme from one attempt of
-    `export_first_passing` to the next: the FP32 graphs' fusion counts and the FP32 probabilities."""
+    `export_first_passing` to the next: the FP32 graphs' fusion counts and the FP32 probabilities.
+    `session` (params.yaml `export.session`) goes into the manifest: how the device's ONNX Runtime runs the
+    graph (`device.runtime.onnx_backend.SESSION_SETTINGS`); the parity gate already runs with it."""
     step = progress or (lambda message: None)
     model_dir, out_dir, work_dir = Path(model_dir), Path(out_dir), Path(work_dir)
     tokenizer_path = model_dir / TOKENIZER_FILE
@@ -137,6 +141,7 @@ def export_bundle(
             training_data_hash=training_data_hash,
             preprocessing=preprocessing,
             windows=windows,
+            extra={"session": session_settings(session or {}, "params.yaml export.session")} if session else None,
         )
         if scheme == "mixed":
             step(f"finding the most quantization-sensitive MatMul on {len(val_set.texts)} validation postings")

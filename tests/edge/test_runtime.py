@@ -45,6 +45,47 @@ def test_thread_count_reaches_the_session(tiny_bundle):
     assert engine.session.get_session_options().intra_op_num_threads == 2
 
 
+def _with_manifest(bundle, tmp_path, **changes):
+    """A copy of `bundle` whose manifest has `changes` (None deletes a key), rewritten (the manifest lists no hash of itself)."""
+    import shutil
+
+    from shared.bundle import read_manifest, save_manifest
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    manifest = read_manifest(copy)
+    for key, value in changes.items():
+        manifest.pop(key, None) if value is None else manifest.__setitem__(key, value)
+    save_manifest(copy, manifest)
+    return copy
+
+
+def test_session_settings_come_from_the_manifest_and_an_older_bundle_runs_without_them(tiny_bundle, tmp_path):
+    """The export writes params.yaml's `export.session` into the manifest; a bundle exported before that
+    section existed loads, with spinning off, and answers exactly the same."""
+    spinning = load_backend(_with_manifest(tiny_bundle, tmp_path / "a", session={"spin_within_run": True}))
+    options = spinning.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+
+    older = load_backend(_with_manifest(tiny_bundle, tmp_path / "b", session=None))
+    assert older.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    texts = [DS_TEXT, SWE_TEXT]
+    assert [p.probabilities for p in older.predict(texts)] == [p.probabilities for p in spinning.predict(texts)]
+
+
+@pytest.mark.parametrize(
+    "session, message",
+    [({"spin": True}, "unknown session setting 'spin'"), ({"spin_within_run": "yes"}, "must be bool"), ([], "mapping")],
+)
+def test_a_bad_session_setting_is_refused_in_one_line(tiny_bundle, tmp_path, session, message):
+    from shared.bundle import BundleError
+
+    with pytest.raises(BundleError, match=message) as error:
+        load_backend(_with_manifest(tiny_bundle, tmp_path, session=session))
+    assert "\n" not in str(error.value)
+
+
 def test_registry_and_backend_errors(tiny_bundle):
     assert {"onnxruntime", "hailo"} <= set(available_backends())
     with pytest.raises(UserError, match="unknown backend 'tpu'"):
