@@ -211,42 +211,64 @@ def read_fused_encoder(model) -> FusedEncoder:
     )
 
 
-def build_per_token_model(encoder: FusedEncoder):
-    """The per-token INT8 ModelProto for `encoder` (see the module docstring)."""
+def build_per_token_model(encoder: FusedEncoder, int8: bool = True):
+    """The per-token INT8 ModelProto for `encoder` (see the module docstring). `int8=False` writes the same
+    graph with FP32 weights and products: what the graph alone buys, for the inference benchmark."""
     from onnx import helper
 
     graph = GraphWriter()
-    x = _embeddings(graph, encoder.embeddings, {i.name for i in encoder.inputs})
+    products = _Products(graph, int8)
+    x = _embeddings(graph, encoder.embeddings, {i.name for i in encoder.inputs}, int8)
     mask = graph.node("Cast", ["attention_mask"], "attention/key_padding_mask", to=6)  # int32, as MHA reads it
     last = len(encoder.blocks) - 1
     for index, block in enumerate(encoder.blocks):
         query_rows = QUERY_ROWS if index == last and encoder.reads_first_token_only else None
-        x = _block(graph, block, x, mask, f"block{index}", query_rows)
-    _head(graph, encoder, x)
+        x = _block(graph, products, block, x, mask, f"block{index}", query_rows)
+    _head(graph, products, encoder, x)
+    name = "per_token_int8" if int8 else "encoder_fp32"
     model = helper.make_model(
-        helper.make_graph(graph.nodes, "per_token_int8", encoder.inputs, encoder.outputs, graph.initializers),
+        helper.make_graph(graph.nodes, name, encoder.inputs, encoder.outputs, graph.initializers),
         opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)],
     )
     model.ir_version = IR_VERSION
     return model
 
 
-def _embeddings(graph: GraphWriter, embeddings: Embeddings, inputs: set[str]) -> str:
+class _Products:
+    """Activation x weight products: per-token INT8, or plain FP32 MatMuls."""
+
+    def __init__(self, graph: GraphWriter, int8: bool):
+        self.graph, self.int8 = graph, int8
+
+    def prepare(self, x: str, width: int, name: str, rows: str):
+        """`x` made ready for products (quantized once, for every product that reads it)."""
+        return quantize_rows(self.graph, x, width, name, rows) if self.int8 else x
+
+    def first_rows(self, prepared, count: int, name: str, rows: str):
+        if self.int8:
+            return slice_rows(self.graph, prepared, count, name, rows)
+        return first_rows(self.graph, prepared, count, name)
+
+    def times(self, prepared, weight: np.ndarray, name: str) -> str:
+        if self.int8:
+            return int8_matmul(self.graph, prepared, weight, name)
+        return self.graph.node("MatMul", [prepared, self.graph.constant(f"{name}/weight", weight)], f"{name}/matmul")
+
+
+def _embeddings(graph: GraphWriter, embeddings: Embeddings, inputs: set[str], int8: bool) -> str:
     word = embeddings.word
-    row_scale = (np.maximum(np.abs(word).max(1, keepdims=True), 1e-12) / EMBEDDING_LEVELS).astype(np.float32)
-    word8 = np.clip(np.round(word / row_scale), -EMBEDDING_LEVELS, EMBEDDING_LEVELS).astype(np.int8)
-    words = graph.node(
-        "DequantizeLinear",
-        [
-            graph.node("Gather", [graph.constant("embeddings/word_int8", word8), "input_ids"], "embeddings/word_rows"),
-            graph.node(
-                "Gather", [graph.constant("embeddings/word_scale", row_scale), "input_ids"], "embeddings/word_scales"
-            ),
-        ],
-        "embeddings/words",
-        axis=-1,
-        block_size=word.shape[1],
-    )
+    if int8:
+        row_scale = (np.maximum(np.abs(word).max(1, keepdims=True), 1e-12) / EMBEDDING_LEVELS).astype(np.float32)
+        word8 = np.clip(np.round(word / row_scale), -EMBEDDING_LEVELS, EMBEDDING_LEVELS).astype(np.int8)
+        rows = graph.node(
+            "Gather", [graph.constant("embeddings/word_int8", word8), "input_ids"], "embeddings/word_rows"
+        )
+        scales = graph.node(
+            "Gather", [graph.constant("embeddings/word_scale", row_scale), "input_ids"], "embeddings/word_scales"
+        )
+        words = graph.node("DequantizeLinear", [rows, scales], "embeddings/words", axis=-1, block_size=word.shape[1])
+    else:
+        words = graph.node("Gather", [graph.constant("embeddings/word", word), "input_ids"], "embeddings/words")
     sequence = graph.node("Shape", ["input_ids"], "embeddings/sequence_length", start=1, end=2)
     positions = graph.node(
         "Slice",
@@ -269,17 +291,19 @@ def _embeddings(graph: GraphWriter, embeddings: Embeddings, inputs: set[str]) ->
     return _layer_norm(graph, x, embeddings.norm, "embeddings/norm")
 
 
-def _block(graph: GraphWriter, block: Block, x: str, mask: str, scope: str, query_rows: int | None) -> str:
-    hidden = block.qkv_weight.shape[0]
-    tokens = quantize_rows(graph, x, hidden, f"{scope}/input", rows="tokens")
+def _block(
+    graph: GraphWriter, products: _Products, block: Block, x: str, mask: str, scope: str, query_rows: int | None
+) -> str:
+    hidden, width = block.qkv_weight.shape[0], block.ffn_in_weight.shape[1]
+    tokens = products.prepare(x, hidden, f"{scope}/input", rows="tokens")
     if query_rows is None:
-        qkv = int8_matmul(graph, tokens, block.qkv_weight, f"{scope}/qkv")
+        qkv = products.times(tokens, block.qkv_weight, f"{scope}/qkv")
         q, k, v = graph.node("Split", [qkv, _sizes(graph, scope, [hidden] * 3)], f"{scope}/split_qkv", 3, axis=-1)
         residual, rows = x, "tokens"
     else:  # only the first rows go on: the head reads the first token
-        queries = slice_rows(graph, tokens, query_rows, f"{scope}/query_rows", rows="queries")
-        q = int8_matmul(graph, queries, block.qkv_weight[:, :hidden], f"{scope}/q")
-        kv = int8_matmul(graph, tokens, block.qkv_weight[:, hidden:], f"{scope}/kv")
+        queries = products.first_rows(tokens, query_rows, f"{scope}/query_rows", rows="queries")
+        q = products.times(queries, block.qkv_weight[:, :hidden], f"{scope}/q")
+        kv = products.times(tokens, block.qkv_weight[:, hidden:], f"{scope}/kv")
         k, v = graph.node("Split", [kv, _sizes(graph, scope, [hidden] * 2)], f"{scope}/split_kv", 2, axis=-1)
         residual, rows = first_rows(graph, x, query_rows, f"{scope}/residual"), "queries"
     context = graph.node(
@@ -289,50 +313,28 @@ def _block(graph: GraphWriter, block: Block, x: str, mask: str, scope: str, quer
         domain="com.microsoft",
         num_heads=block.num_heads,
     )
+    attention_output = products.times(
+        products.prepare(context, hidden, f"{scope}/context", rows), block.output_weight, f"{scope}/attention_output"
+    )
     attended = _add_norm(
-        graph,
-        int8_matmul(
-            graph,
-            quantize_rows(graph, context, hidden, f"{scope}/context", rows),
-            block.output_weight,
-            f"{scope}/attention_output",
-        ),
-        block.output_bias,
-        residual,
-        block.attention_norm,
-        f"{scope}/attention_norm",
+        graph, attention_output, block.output_bias, residual, block.attention_norm, f"{scope}/attention_norm"
+    )
+    ffn_in = products.times(
+        products.prepare(attended, hidden, f"{scope}/ffn_input", rows), block.ffn_in_weight, f"{scope}/ffn_in"
     )
     inner = graph.node(
         "BiasGelu",
-        [
-            int8_matmul(
-                graph,
-                quantize_rows(graph, attended, hidden, f"{scope}/ffn_input", rows),
-                block.ffn_in_weight,
-                f"{scope}/ffn_in",
-            ),
-            graph.constant(f"{scope}/ffn_in_bias", block.ffn_in_bias),
-        ],
+        [ffn_in, graph.constant(f"{scope}/ffn_in_bias", block.ffn_in_bias)],
         f"{scope}/gelu",
         domain="com.microsoft",
     )
-    width = block.ffn_in_weight.shape[1]
-    return _add_norm(
-        graph,
-        int8_matmul(
-            graph,
-            quantize_rows(graph, inner, width, f"{scope}/ffn_inner", rows),
-            block.ffn_out_weight,
-            f"{scope}/ffn_out",
-        ),
-        block.ffn_out_bias,
-        attended,
-        block.output_norm,
-        f"{scope}/output_norm",
+    ffn_out = products.times(
+        products.prepare(inner, width, f"{scope}/ffn_inner", rows), block.ffn_out_weight, f"{scope}/ffn_out"
     )
+    return _add_norm(graph, ffn_out, block.ffn_out_bias, attended, block.output_norm, f"{scope}/output_norm")
 
 
-def _head(graph: GraphWriter, encoder: FusedEncoder, x: str) -> None:
+def _head(graph: GraphWriter, products: _Products, encoder: FusedEncoder, x: str) -> None:
     """The fused graph's head, reading `x`; its hidden-wide dense layers become per-token INT8."""
     from onnx import helper
 
@@ -340,12 +342,10 @@ def _head(graph: GraphWriter, encoder: FusedEncoder, x: str) -> None:
     for node in encoder.head:
         inputs = [renamed.get(name, name) for name in node.input]
         dense = _dense_weight(node, encoder.constants)
-        if dense is not None and dense[0].shape == (encoder.hidden, encoder.hidden):
+        if products.int8 and dense is not None and dense[0].shape == (encoder.hidden, encoder.hidden):
             weight, bias = dense
             scope = f"head/{node.name.strip('/').replace('/', '_') or 'dense'}"
-            product = int8_matmul(
-                graph, quantize_rows(graph, inputs[0], encoder.hidden, scope, "postings"), weight, scope
-            )
+            product = products.times(products.prepare(inputs[0], encoder.hidden, scope, "postings"), weight, scope)
             renamed[node.output[0]] = graph.node(
                 "Add", [product, graph.constant(f"{scope}/bias", bias)], f"{scope}/bias"
             )
