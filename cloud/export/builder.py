@@ -307,6 +307,7 @@ def bundle_around(directory: Path, graph: Path, tokenizer: Path, like: dict, nam
         max_length=like["max_length"],
         preprocessing=like.get("preprocessing", "clean"),
         windows=like.get("windows", 1),
+        extra={"session": like["session"]} if like.get("session") else None,  # run as the bundle runs
     )
     return directory
 
