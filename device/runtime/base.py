@@ -101,7 +101,11 @@ class InferenceBackend(ABC):
         """Raw class scores, shape (batch, num_labels)."""
 
     def encode(self, cleaned_texts: Sequence[str]) -> EncodedBatch:
-        """Each text's first `windows` windows of max_length word pieces, padded only to the longest row.
+        """Each text's first `windows` windows of max_length word pieces, padded only to the longest row."""
+        return self.pad(self.tokenize(cleaned_texts))
+
+    def tokenize(self, cleaned_texts: Sequence[str]) -> list:
+        """Each text's tokenizers `Encoding` (max_length word pieces, its overflow holding the next windows).
 
         A posting is ~5,000 characters but the model reads max_length word pieces (~1,000 characters) per
         window, and tokenizing the rest just to drop it cost more than the cleaning. So each text is first
@@ -121,6 +125,10 @@ class InferenceBackend(ABC):
                 if len(prefix) < len(texts[i]) and len(encoding.overflowing) < self.windows:
                     short.append(i)
             pending, limit = short, limit * 2
+        return encodings
+
+    def pad(self, encodings: Sequence) -> EncodedBatch:
+        """Tokenized texts (`tokenize`) as one batch: their windows, padded to the longest row."""
         owners = None
         if self.windows > 1:
             encodings, owners = window_encodings(encodings, self.windows)
@@ -148,14 +156,24 @@ class InferenceBackend(ABC):
         return self.predict_model_inputs([model_input(t, self.preprocessing) for t in texts])
 
     def predict_model_inputs(self, cleaned: Sequence[str]) -> list[Prediction]:
-        """`predict` for texts already through `model_input(text, self.preprocessing)`: the daemon prepares
-        them in its request threads, so this Python work overlaps the model instead of queueing before it."""
+        """`predict` for texts already through `model_input(text, self.preprocessing)`."""
         order = sorted(range(len(cleaned)), key=lambda i: len(cleaned[i]))
-        results: list[Prediction | None] = [None] * len(cleaned)
+        return self._predict_batches(order, lambda indices: self.encode([cleaned[i] for i in indices]))
+
+    def predict_tokenized(self, encodings: Sequence) -> list[Prediction]:
+        """`predict` for texts already through `model_input` and `tokenize`: the daemon does both in its
+        request threads, so that Python work overlaps the model instead of queueing in front of it, and
+        its one inference thread only pads and runs the model. `latency_ms` is then the model's share."""
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        return self._predict_batches(order, lambda indices: self.pad([encodings[i] for i in indices]))
+
+    def _predict_batches(self, order: list[int], batch_of) -> list[Prediction]:
+        """Run `order` (indices sorted by length) in batches of `batch_size`; results in index order."""
+        results: list[Prediction | None] = [None] * len(order)
         for start in range(0, len(order), self.batch_size):
             indices = order[start : start + self.batch_size]
             began = time.perf_counter()
-            scores = self.posting_logits(self.encode([cleaned[i] for i in indices]), len(indices))
+            scores = self.posting_logits(batch_of(indices), len(indices))
             probabilities = softmax(scores)
             per_item_ms = (time.perf_counter() - began) * 1000 / len(indices)
             for index, row in zip(indices, probabilities):

@@ -29,6 +29,18 @@ def test_batching_matches_one_by_one_despite_padding(backend):
         assert prediction.probabilities == pytest.approx(alone.probabilities, abs=2e-3)
 
 
+def test_the_daemons_pre_tokenized_path_answers_like_predict(backend):
+    """The daemon runs model_input and tokenization in its request threads and hands the inference thread
+    encodings (`predict_tokenized`): the answers are predict's."""
+    from shared.text import model_input
+
+    texts = [DS_TEXT, "sql", SWE_TEXT * 3, "pandas and java"]
+    encodings = backend.tokenize([model_input(t, backend.preprocessing) for t in texts])
+    for direct, tokenized in zip(backend.predict(texts), backend.predict_tokenized(encodings)):
+        assert tokenized.label == direct.label
+        assert tokenized.probabilities == pytest.approx(direct.probabilities, abs=1e-6)
+
+
 def test_pads_only_to_the_longest_text_in_the_batch(backend):
     batch = backend.encode(["short text", "a slightly longer text than that"])
     assert batch.input_ids.shape[1] < backend.max_length
