@@ -7,8 +7,8 @@ that. `build_per_token_model` writes it again, op by op, as the bundle's model.o
 
 * every weight MatMul is per-token INT8 (`cloud.export.per_token`), Q, K and V as one merged MatMul whose
   output is split for ORT's `MultiHeadAttention`, which takes the attention bias and the padding mask;
-* the word embedding is int8 with one scale per row, gathered as int8 and dequantized per row
-  (`DequantizeLinear`); the position and token-type tables stay FP32;
+* the word embedding is int8 with one scale per row, gathered as int8 and dequantized per row; the
+  position and token-type tables stay FP32;
 * residual + LayerNorm are plain `Add`, `Add`, `LayerNormalization`: on the x86 build box ORT's fused
   SkipLayerNormalization measured three times slower than the three ops it replaces;
 * the head reads only the first token ([CLS]), so the last block computes its queries, attention output
@@ -266,7 +266,10 @@ def _embeddings(graph: GraphWriter, embeddings: Embeddings, inputs: set[str], in
         scales = graph.node(
             "Gather", [graph.constant("embeddings/word_scale", row_scale), "input_ids"], "embeddings/word_scales"
         )
-        words = graph.node("DequantizeLinear", [rows, scales], "embeddings/words", axis=-1, block_size=word.shape[1])
+        # Cast + Mul, not a blocked DequantizeLinear: the same floats, 2.5x faster in ORT 1.32 on this box.
+        words = graph.node(
+            "Mul", [graph.node("Cast", [rows], "embeddings/word_floats", to=1), scales], "embeddings/words"
+        )
     else:
         words = graph.node("Gather", [graph.constant("embeddings/word", word), "input_ids"], "embeddings/words")
     sequence = graph.node("Shape", ["input_ids"], "embeddings/sequence_length", start=1, end=2)
