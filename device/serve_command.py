@@ -8,6 +8,7 @@ under waitress with structured logs until SIGTERM/SIGINT, and drains in-flight r
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WAITRESS_THREADS = 8  # request threads; inference itself is serialised through the MicroBatcher
+# A model call running this long counts as hung (watchdog pings stop) even under a short WatchdogSec:
+# a batch of 4 long postings on a busy Pi takes well under a second.
+MIN_STALL_S = 10.0
 
 
 @click.command("serve")
@@ -144,13 +148,28 @@ def run_server(config: Config, pinned_bundle: bool = False, ready: Callable[[str
     )
     if ready is not None:
         ready(url)
+    watchdog = notify_systemd_ready(daemon, url)
     try:
         server.run()
     finally:
+        watchdog.notifier.notify("STOPPING=1")
+        watchdog.stop()
         _flush_responses(server)
         server.close()
         daemon.close()
         log.info("daemon.stopped", extra={"fields": {"uptime_s": round(daemon.uptime_s(), 1)}})
+
+
+def notify_systemd_ready(daemon: Daemon, url: str):
+    """Under systemd (`Type=notify`): READY=1 now that the socket listens, then watchdog pings for as
+    long as the inference worker is alive (no model call stuck for longer than half `WatchdogSec`)."""
+    from device.systemd_notify import SystemdNotifier, Watchdog
+
+    notifier = SystemdNotifier()
+    state = "degraded: " + (daemon.model_error or "no model") if daemon.degraded else "serving"
+    notifier.notify("READY=1", f"STATUS={state} on {url}", f"MAINPID={os.getpid()}")
+    max_call_s = max((notifier.watchdog_s or 0) / 2, MIN_STALL_S)
+    return Watchdog(notifier, lambda: daemon.inference_alive(max_call_s)).start()
 
 
 def _flush_responses(server, seconds: float = 1.0) -> None:
