@@ -26,12 +26,13 @@ alike; figures are medians. Every runtime is timed end to end: model_input + tok
 * the device path split: `preprocess_p50_ms` (model_input + tokenize), `int8_model_p50_ms` (the session
   alone, batch 1), `end_to_end_p50_ms` (text to label through the backend's public `predict`) and the
   preprocessing share of it; model-only p50 of the student's FP32 graphs, as exported (fused) and rebuilt
-  like the INT8 graph (`encoder_graph`, int8=False), so that INT8's own gain is separate from the graph's.
+  like the INT8 graph (`encoder_graph`, int8=False), so that INT8's own gain is separate from the graph's;
+* agreement of the INT8 bundle with its FP32 graph on every labelled 2025 posting (train + val + test) and
+  batch invariance (batch 16 vs batch 1).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -42,9 +43,12 @@ from pathlib import Path
 
 import click
 import numpy as np
+from tqdm import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+
+from cloud.data.splits import read_split  # noqa: E402
 
 WARMUP = 3
 BATCH = 16
@@ -90,7 +94,7 @@ def main(
     distilled = "distillation" in manifest.get("metrics", {})
     load_before = os.getloadavg()[0]
     fp32_onnx = fp32_onnx or Path("artifacts/export") / manifest["name"] / FUSED_FILE
-    texts, labels = read_test_split(splits / "test.csv")
+    texts, labels = read_split(splits / "test.csv")
     torch.set_num_threads(threads)
     # Model A reads its own window (256); a student may read a shorter one (the manifest's max_length).
     model_a_manifest = {**manifest, "max_length": teacher_max_length(model_dir, manifest)}
@@ -136,6 +140,9 @@ def main(
             }
             device_path = measure_device_path(sessions, timed, threads, manifest, ffn_shape)
 
+        reference = runtimes["ort_fp32_student" if distilled else "ort_fp32"]
+        agreement = measure_agreement(reference, runtimes["ort_int8"], labelled_2025(splits))
+
         batches = [texts[i : i + BATCH] for i in range(0, len(texts), BATCH)]
         seconds, outputs = interleaved(runtimes, batches, f"batch {BATCH} throughput", "batch")
         throughput = {name: len(texts) / sum(seconds[name]) for name in runtimes}
@@ -156,6 +163,7 @@ def main(
     )
     figures["model_a_max_length"] = model_a_manifest["max_length"]
     figures.update(device_path)
+    figures.update(agreement)
     # The box is shared: PyTorch's OpenMP threads degrade far more than ORT's under contention, so
     # the ratios only mean something next to how busy the machine was.
     figures["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
@@ -184,7 +192,6 @@ def measure_device_path(
     """Preprocessing, model-only and end-to-end p50 at batch 1 (the sessions interleaved posting by
     posting), the INT8 graph's multiply-accumulates, this machine's kernel peaks and the floor."""
     from compute_floor import graph_macs, kernel_peak
-    from tqdm import tqdm
 
     from shared.bundle import MODEL_FILE
     from shared.text import model_input
@@ -241,12 +248,34 @@ def measure_device_path(
     }
 
 
+def measure_agreement(fp32, int8, texts: list[str]) -> dict:
+    """The INT8 bundle against the FP32 graph it was quantized from, on every labelled 2025 posting: the
+    labels they agree on (batches of 16) and the largest gap in P(class 1) between batch 16 and batch 1
+    (0 when the graph is batch-invariant: padding never changes a posting's result)."""
+    batched = {name: [] for name in ("fp32", "int8_16", "int8_1")}
+    for start in tqdm(range(0, len(texts), BATCH), desc="agreement with FP32", unit="batch"):
+        chunk = texts[start : start + BATCH]
+        batched["fp32"].append(fp32.probabilities(chunk))
+        batched["int8_16"].append(int8.probabilities(chunk))
+        batched["int8_1"].extend(int8.probabilities([text]) for text in chunk)
+    p = {name: np.concatenate(rows) for name, rows in batched.items()}
+    return {
+        "agreement_postings": len(texts),
+        "agreement_with_fp32": int((p["fp32"].argmax(1) == p["int8_16"].argmax(1)).sum()),
+        "agreement_max_p1_gap": round(float(np.abs(p["fp32"][:, 1] - p["int8_16"][:, 1]).max()), 4),
+        "batch_invariance_max_p1_gap": float(np.abs(p["int8_16"][:, 1] - p["int8_1"][:, 1]).max()),
+    }
+
+
+def labelled_2025(splits: Path) -> list[str]:
+    """Every labelled 2025 posting: the train, validation and test splits together."""
+    return [text for split in ("train", "val", "test") for text in read_split(splits / f"{split}.csv")[0]]
+
+
 def interleaved(runtimes: dict, inputs: list, desc: str, unit: str) -> tuple[dict, dict]:
     """Each input through every runtime's `probabilities` in turn, rotating who goes first: PyTorch's
     OpenMP workers keep spinning after a call and slow whichever runtime runs right after it, so a fixed
     order would bias the comparison. Returns, per runtime, the seconds and the output of every call."""
-    from tqdm import tqdm
-
     names = list(runtimes)
     seconds = {name: [] for name in names}
     outputs = {name: [] for name in names}
@@ -266,13 +295,6 @@ class OrtRuntime:
 
     def probabilities(self, texts):
         return np.array([p.probabilities for p in self.backend.predict(texts)])
-
-
-def read_test_split(path: Path) -> tuple[list[str], list[int]]:
-    csv.field_size_limit(sys.maxsize)
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    return [r["text"] for r in rows], [int(r["label"]) for r in rows]
 
 
 # The CLI is started from a tiny launcher process, not from this one: a child forked from a process
