@@ -22,11 +22,12 @@ alike; figures are medians. Every runtime is timed end to end: model_input + tok
   (counted from ORT's profile of one run, so the last block's first-rows-only products count as run),
   the best int8 and FP32 rates of ORT's own kernels on this machine at a bundle-sized product and the same
   threads (`int8_peak_gmacs`, `fp32_peak_gmacs`), `floor_ms` = MACs / int8 peak, and `int8_vs_floor` =
-  the INT8 graph's model-only p50 / floor_ms;
-* the device path split: `preprocess_p50_ms` (model_input + tokenize; `model_input_p50_ms` alone), `int8_model_p50_ms` (the session
-  alone, batch 1), `end_to_end_p50_ms` (text to label through the backend's public `predict`) and the
-  preprocessing share of it; model-only p50 of the student's FP32 graphs, as exported (fused) and rebuilt
-  like the INT8 graph (`encoder_graph`, int8=False), so that INT8's own gain is separate from the graph's;
+  the INT8 graph's model-only p50 / floor_ms (`int8_best_vs_floor`: its best run, a best-of like the peak);
+* the device path split: `preprocess_p50_ms` (model_input + tokenize; `model_input_p50_ms` alone),
+  `int8_model_p50_ms` (the session alone, batch 1), `end_to_end_p50_ms` (text to label through the backend's
+  public `predict`, timed in the same rotation, away from PyTorch's spinning workers) and `preprocess_share`
+  of it; model-only p50 of the student's FP32 graphs, as exported (fused) and rebuilt like the INT8 graph
+  (`encoder_graph`, int8=False), so that INT8's own gain is separate from the graph's;
 * agreement of the INT8 bundle with its FP32 graph on every labelled 2025 posting (train + val + test) and
   batch invariance (batch 16 vs batch 1).
 """
@@ -197,7 +198,7 @@ def measure_device_path(
     from shared.text import model_input
 
     int8 = backends["int8"]
-    cleaning, preprocess = [], []
+    cleaning, preprocess, end_to_end = [], [], []
     model, cpu = {name: [] for name in backends}, {name: [] for name in backends}
     for index, text in enumerate(tqdm(texts, desc="device path", unit="posting")):
         began = time.perf_counter()
@@ -205,8 +206,13 @@ def measure_device_path(
         cleaning.append(time.perf_counter() - began)
         batch = int8.encode([cleaned])
         preprocess.append(time.perf_counter() - began)
-        names = list(backends)
+        names = [*backends, "end_to_end"]
         for name in names[index % len(names) :] + names[: index % len(names)]:
+            if name == "end_to_end":  # text -> label through the public path, as the CLI and daemon call it
+                began = time.perf_counter()
+                int8.predict([text])
+                end_to_end.append(time.perf_counter() - began)
+                continue
             encoded = batch if name == "int8" else backends[name].encode([model_input(text, int8.preprocessing)])
             began, began_cpu = time.perf_counter(), time.process_time()
             backends[name].logits(encoded)
@@ -220,7 +226,7 @@ def measure_device_path(
     macs = graph_macs(str(int8.bundle_dir / MODEL_FILE), full_window(int8))
     full = graph_macs(str(backends["student_fp32"].bundle_dir / MODEL_FILE), full_window(backends["student_fp32"]))
     product = (int(manifest["max_length"]), *ffn_shape)  # the feed-forward's first product: the largest
-    peaks = {kind: kernel_peak(kind, *product, threads) for kind in ("int8", "fp32")}
+    peaks = {kind: kernel_peak(kind, *product, threads, seconds=3.0) for kind in ("int8", "fp32")}
     p50 = {name: float(np.median(values)) * 1000 for name, values in model.items()}
     # CPU time of the process (every intra-op thread): what the run costs, whatever else the box runs.
     cpu_p50 = {name: float(np.median(values)) * 1000 for name, values in cpu.items()}
@@ -239,12 +245,17 @@ def measure_device_path(
         ),
         "int8_model_p50_ms": round(p50["int8"], 3),
         "int8_vs_floor": round(p50["int8"] / floor_ms, 2),
+        # The peak is a best-of; on a loaded box the fairer ratio sets the model's best run against it.
+        "int8_model_best_ms": round(min(model["int8"]) * 1000, 3),
+        "int8_best_vs_floor": round(min(model["int8"]) * 1000 / floor_ms, 2),
         "student_fp32_model_p50_ms": round(p50["student_fp32"], 3),
         "student_fp32_same_graph_model_p50_ms": round(p50["student_fp32_same_graph"], 3),
         "speedup_int8_vs_student_fp32_model": round(p50["student_fp32"] / p50["int8"], 2),
         "speedup_int8_vs_student_fp32_same_graph_model": round(p50["student_fp32_same_graph"] / p50["int8"], 2),
         "model_input_p50_ms": round(float(np.median(cleaning)) * 1000, 3),
         "preprocess_p50_ms": round(float(np.median(preprocess)) * 1000, 3),
+        "end_to_end_p50_ms": round(float(np.median(end_to_end)) * 1000, 3),
+        "preprocess_share": round(float(np.median(preprocess) / np.median(end_to_end)), 3),
         "int8_model_cpu_p50_ms": round(cpu_p50["int8"], 3),
         "student_fp32_model_cpu_p50_ms": round(cpu_p50["student_fp32"], 3),
         "student_fp32_same_graph_model_cpu_p50_ms": round(cpu_p50["student_fp32_same_graph"], 3),
@@ -375,7 +386,7 @@ def summarize(latencies, throughput, accuracy, sizes, cold_start_s, peak_rss_mb,
         figures["accuracy_ort_fp32_student"] = round(accuracy["ort_fp32_student"], 4)
         figures["speedup_student_fp32_vs_pytorch_fp32"] = round(p50["pytorch_fp32"] / p50["ort_fp32_student"], 2)
         figures["speedup_int8_vs_student_fp32"] = round(p50["ort_fp32_student"] / p50["ort_int8"], 2)
-    figures["end_to_end_p50_ms"] = figures["ort_int8_p50_ms"]  # text -> label through the public predict
+    figures["end_to_end_p50_ms"] = figures["ort_int8_p50_ms"]  # replaced by the device path's own, when measured
     figures["accuracy_drop_int8_pt"] = round((accuracy["pytorch_fp32"] - accuracy["ort_int8"]) * 100, 2)
     figures["speedup_ort_fp32_vs_pytorch_fp32"] = round(p50["pytorch_fp32"] / p50["ort_fp32"], 2)
     figures["speedup_int8_vs_pytorch_fp32"] = round(p50["pytorch_fp32"] / p50["ort_int8"], 2)
@@ -412,11 +423,12 @@ def print_table(f: dict) -> None:
         f"load average {f['load_average_1m'][0]} -> {f['load_average_1m'][1]} on {f['cpu_count']} CPUs"
     )
     if "floor_ms" in f:
-        share = f["preprocess_p50_ms"] / f["end_to_end_p50_ms"]
+        share = f["preprocess_share"]
         print(
             f"floor: {f['macs_per_posting'] / 1e6:.0f} M MACs/posting (full encoder {f['macs_per_posting_full_encoder'] / 1e6:.0f} M) "
             f"at {f['int8_peak_gmacs']} G int8 MAC/s = {f['floor_ms']:.2f} ms; INT8 model {f['int8_model_p50_ms']:.2f} ms "
-            f"= {f['int8_vs_floor']:.2f}x the floor; vs student FP32 model {f['speedup_int8_vs_student_fp32_model']:.2f}x "
+            f"= {f['int8_vs_floor']:.2f}x the floor (best run {f['int8_best_vs_floor']:.2f}x); "
+            f"vs student FP32 model {f['speedup_int8_vs_student_fp32_model']:.2f}x "
             f"(same graph in FP32: {f['speedup_int8_vs_student_fp32_same_graph_model']:.2f}x); preprocessing "
             f"{f['preprocess_p50_ms']:.2f} ms = {share:.0%} of end to end {f['end_to_end_p50_ms']:.2f} ms"
         )
