@@ -129,7 +129,7 @@ class Daemon:
                 )
             log.error("model.unavailable", extra={"fields": {"bundle": str(bundle_dir), "error": exc.format_message()}})
             return False
-        batcher = MicroBatcher(backend.predict_model_inputs, max_batch=MAX_BATCH)
+        batcher = MicroBatcher(backend.predict_tokenized, max_batch=MAX_BATCH)
         with self._model_lock:
             previous = (self.backend, self.batcher)
             self.backend, self.batcher = backend, batcher
@@ -258,8 +258,7 @@ class Daemon:
         if backend is None:
             raise ModelUnavailable(self.model_error or "no model loaded", self.model_fix or "")
         prepared = prepare_text(raw_text, source="text")
-        served_input = model_input(prepared.text, backend.preprocessing)
-        prediction = batcher.predict(served_input)
+        prediction = batcher.predict(backend.tokenize([model_input(prepared.text, backend.preprocessing)])[0])
         result = Classification(
             prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text, notes=list(prepared.notes)
         )
