@@ -33,7 +33,15 @@ def test_the_current_runtime_passes_every_golden_example():
 def test_predict_uses_the_embedded_bundle_without_a_model_flag(tmp_path):
     """Run from anywhere with no config and no over-the-air slot: the shipped bundle answers."""
     result = subprocess.run(
-        [sys.executable, "-m", "device.cli", "predict", "--json", "--no-store", "We need a data scientist: pandas, SQL."],
+        [
+            sys.executable,
+            "-m",
+            "device.cli",
+            "predict",
+            "--json",
+            "--no-store",
+            "We need a data scientist: pandas, SQL.",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
