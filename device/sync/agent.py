@@ -107,14 +107,14 @@ class SyncAgent:
             log.warning("no [sync] public_key configured: over-the-air model updates are disabled")
             return None
         from device.sync.ota import OtaUpdater
-        from shared.signing import load_public_key
+        from shared.signing import Keyring, load_public_keys
 
         kwargs = {"health_check": health_check} if health_check else {}
         return OtaUpdater(
             self.settings.device_id,
             self.settings.channel,
             self.settings.models_dir,
-            load_public_key(self.settings.public_key),
+            Keyring(load_public_keys(self.settings.public_key)),
             transport=self.transport,
             on_activated=on_model_activated,
             fallback_bundle=self.settings.fallback_bundle,

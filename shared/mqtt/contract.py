@@ -315,10 +315,14 @@ OTA_MANIFEST = MessageType(
         "metrics": Field(dict, required=False, nullable=True),
         "key_id": Field(str, pattern=_HEX16),
         "signature": Field(str, max_len=200),
+        # Rotation records (shared.signing) leading from an older trusted key to `key_id`.
+        "key_rotations": Field(list, required=False, max_len=8, items=Field(dict)),
     },
 )
 
-OTA_EVENTS = frozenset({"download_started", "download_resumed", "activated", "rejected", "rolled_back"})
+OTA_EVENTS = frozenset(
+    {"download_started", "download_resumed", "download_paused", "activated", "rejected", "rolled_back"}
+)
 
 OTA_EVENT = MessageType(
     schema_id="careeredge.ota.event/1",
