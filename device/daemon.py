@@ -283,15 +283,40 @@ class Daemon:
     def health(self) -> tuple[dict, bool]:
         model, database = self.model_info(), self.database_info()
         healthy = model["loaded"]
+        sync = self._sync_health()
         body = {
-            "status": "ok" if healthy and database["ok"] else "degraded",
+            "status": "ok" if healthy and database["ok"] and sync.get("ok", True) else "degraded",
             "model": {k: model.get(k) for k in ("loaded", "version", "bundle", "error", "fix")},
             "database": {
                 k: database.get(k) for k in ("ok", "path", "rows", "unsynced", "schema_version", "size_bytes", "error")
             },
             "uptime_s": round(self.uptime_s(), 1),
         }
+        if sync:
+            body["sync"] = sync
         return body, healthy
+
+    def _sync_health(self) -> dict:
+        """The in-process sync agent's liveness and last upload error ({} when sync is off)."""
+        if not self.config.sync.enabled:
+            return {}
+        try:
+            state = self.status_providers["sync"]()
+        except Exception as exc:
+            return {"ok": False, "error": str(exc)}
+        upload = state.get("upload") or {}
+        ota = state.get("ota") or {}
+        alive = bool(state.get("running")) and upload.get("alive", state.get("running"))
+        return {
+            "ok": bool(alive) and not upload.get("failing") and not ota.get("alarm"),
+            "running": bool(state.get("running")),
+            "broker_connected": bool(state.get("broker_connected")),
+            "upload_alive": bool(alive),
+            "upload_failing": bool(upload.get("failing")),
+            "last_error": upload.get("last_error"),
+            "last_error_at": upload.get("last_error_at"),
+            "ota_alarm": ota.get("alarm"),
+        }
 
     def status(self) -> dict:
         sections = {}

@@ -11,7 +11,8 @@ Guarantee: at least once, exactly once after the collector's uuid de-duplication
   duplicate by uuid.
 
 Buffer cap (`buffer_cap_rows`): when more rows than the cap wait for upload, the oldest unsynced rows
-are deleted (device.sync.buffer_cap), counted, and reported in the next batch's `dropped_rows`.
+are deleted (device.sync.buffer_cap), counted in a ledger kept on disk (`ledger_path`), and reported
+in the next batch's `dropped_rows` until one such batch is confirmed.
 
 No MQTT here: the pipeline speaks to a `BatchTransport`, so it runs against a real store and an
 in-memory transport in the tests. It is single-threaded: the sync agent calls `step()`, `confirm()`
@@ -27,9 +28,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
-from device.sync.buffer_cap import drop_oldest_unsynced
+from device.sync.buffer_cap import DropLedger, drop_oldest_unsynced
 from shared.mqtt.contract import (
     MAX_RECORDS_PER_BATCH,
     MAX_SNIPPET_CHARS,
@@ -118,6 +120,7 @@ class UploadPipeline:
         max_inflight: int = MAX_INFLIGHT_BATCHES,
         ack_timeout_s: float = ACK_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
+        ledger_path: Path | None = None,
     ):
         self.store = store
         self.transport = transport
@@ -133,7 +136,8 @@ class UploadPipeline:
         self._pending: deque[dict] = deque()  # read-ahead of unsynced rows, dropped on any doubt
         self._invalid_uuids: set[str] = set()
         self._hold_until = 0.0
-        self._dropped_unreported = 0
+        self.drops = DropLedger(ledger_path)
+        self.counters.dropped_rows = self.drops.total
         self._last_cap_check: float | None = None
 
     @property
@@ -165,7 +169,7 @@ class UploadPipeline:
             rows = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
             for batch_id, uuids, payload, dropped in self._encode(rows):
                 if not self.transport.publish_batch(batch_id, payload):
-                    self._dropped_unreported += dropped
+                    self.drops.give_back(dropped)
                     self._pending.clear()  # the transport refused to queue it; the rows stay unsynced
                     return published
                 self._inflight[batch_id] = _Inflight(uuids, self.clock(), dropped)
@@ -183,7 +187,12 @@ class UploadPipeline:
         entry = self._forget(batch_id)
         if entry is None:
             return
-        self.store.mark_synced(entry.uuids)
+        try:
+            self.store.mark_synced(entry.uuids)
+        except Exception:
+            self.drops.give_back(entry.dropped_rows)  # the rows stay unsynced and go again, with the count
+            raise
+        self.drops.acknowledged(entry.dropped_rows)
         self.counters.acked_rows += len(entry.uuids)
         self.counters.last_ack_at = now_iso()
 
@@ -192,7 +201,7 @@ class UploadPipeline:
         entry = self._forget(batch_id)
         if entry is None:
             return
-        self._dropped_unreported += entry.dropped_rows
+        self.drops.give_back(entry.dropped_rows)
         self._hold_until = self.clock() + REFUSED_BACKOFF_S
         log.warning("%s; keeping %d rows and retrying in %.0fs", reason, len(entry.uuids), REFUSED_BACKOFF_S)
 
@@ -208,7 +217,7 @@ class UploadPipeline:
             if now - max(entry.sent_at, connected_since) > self.ack_timeout_s
         ]
         for batch_id in expired:
-            self._dropped_unreported += self._forget(batch_id).dropped_rows
+            self.drops.give_back(self._forget(batch_id).dropped_rows)
         if expired:
             log.warning(
                 "%d batches were not acknowledged within %.0fs; they will be re-sent", len(expired), self.ack_timeout_s
@@ -230,8 +239,8 @@ class UploadPipeline:
         if overflow <= 0:
             return 0
         dropped = drop_oldest_unsynced(self.store, overflow)
-        self.counters.dropped_rows += dropped
-        self._dropped_unreported += dropped
+        self.drops.dropped(dropped)
+        self.counters.dropped_rows = self.drops.total
         self.counters.buffer_rows = waiting - dropped
         log.warning(
             "offline buffer over its cap of %d rows: dropped the %d oldest unsynced predictions",
@@ -243,6 +252,10 @@ class UploadPipeline:
     def refresh_buffer_rows(self) -> int:
         self.counters.buffer_rows = self.store.count_unsynced()
         return self.counters.buffer_rows
+
+    def forget_read_ahead(self) -> None:
+        """After an error: read the store again rather than trust rows read before it."""
+        self._pending.clear()
 
     def _refill_pending(self) -> None:
         """Read the next page of unsynced rows once, rather than once per batch."""
@@ -281,7 +294,7 @@ class UploadPipeline:
         self.counters.invalid_rows += 1
 
     def _split_to_fit(self, records: list[dict]) -> list[tuple[str, list[str], bytes, int]]:
-        dropped, self._dropped_unreported = self._dropped_unreported, 0
+        dropped = self.drops.take()
         batch = {
             "schema": PREDICTION_BATCH.schema_id,
             "device_id": self.device_id,
@@ -293,7 +306,7 @@ class UploadPipeline:
         try:
             return [(batch["batch_id"], [r["uuid"] for r in records], PREDICTION_BATCH.encode(batch), dropped)]
         except ContractError as exc:
-            self._dropped_unreported += dropped
+            self.drops.give_back(dropped)
             if exc.reason != "oversized" or len(records) == 1:
                 raise
         half = len(records) // 2

@@ -29,6 +29,8 @@ def test_a_prediction_served_over_http_reaches_the_collector(broker, tmp_path, t
         assert sync["enabled"] and sync["running"] and sync["broker_connected"]
         assert sync["device_id"] == "pi-serve" and sync["acked_rows"] == 1
         wait_until(lambda: sync_buffer(daemon.url) == 0, 10, "the buffer to show the row as synced")
+        health = requests.get(daemon.url + "healthz", timeout=10).json()
+        assert health["status"] == "ok" and health["sync"]["upload_alive"] and health["sync"]["last_error"] is None
 
         probe.subscribe(Topics.device_status("pi-serve"))
         assert daemon.stop(signal.SIGTERM) == 0
