@@ -14,13 +14,11 @@ import uuid
 from collections import deque
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from tqdm import tqdm
 
 from cloud.publisher.packing import PackedBundle, build_ota_manifest
 from shared.errors import UserError
-from shared.mqtt.client import BrokerSettings, make_client
+from shared.mqtt.client import BrokerSettings, connect_properties, make_client
 from shared.mqtt.contract import OTA_MANIFEST, ContractError, Topics, bundle_id
 from shared.signing import Keyring, SignatureError, public_key_from_raw, verify_manifest
 
@@ -39,8 +37,7 @@ class ChannelPublisher:
         self._subscribed = threading.Event()
 
     def __enter__(self) -> ChannelPublisher:
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = 0
+        properties = connect_properties(self.settings, session_expiry_s=0)
         try:
             self._client.connect(
                 self.settings.host, self.settings.port, keepalive=30, clean_start=True, properties=properties

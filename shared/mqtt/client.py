@@ -1,7 +1,8 @@
 """One way to build a paho MQTT v5 client, for the device agent and the cloud tools alike.
 
 Every client: MQTT v5, a persistent session (clean_start=False + Session Expiry Interval, so QoS 1
-messages queued while a client is away are delivered when it comes back), optional TLS (CA, client
+messages queued while a client is away are delivered when it comes back), a Maximum Packet Size (the
+broker drops anything bigger instead of making the client receive it), optional TLS (CA, client
 certificate) and username/password, and paho's own reconnect loop with exponential backoff.
 """
 
@@ -17,6 +18,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from shared.errors import UserError
+from shared.mqtt.contract import MAX_PACKET_BYTES
 
 DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600  # a week: fleets may be offline for days
 
@@ -34,6 +36,7 @@ class BrokerSettings:
     session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
     reconnect_min_s: int = 1
     reconnect_max_s: int = 30
+    max_packet_bytes: int = MAX_PACKET_BYTES
 
     @property
     def address(self) -> str:
@@ -69,12 +72,18 @@ def make_client(client_id: str, settings: BrokerSettings, *, manual_ack: bool = 
 
 def connect_in_background(client: mqtt.Client, settings: BrokerSettings) -> None:
     """Start paho's network thread; it keeps (re)connecting with backoff until `client.disconnect()`."""
-    properties = Properties(PacketTypes.CONNECT)
-    properties.SessionExpiryInterval = settings.session_expiry_s
+    properties = connect_properties(settings, settings.session_expiry_s)
     client.connect_async(
         settings.host, settings.port, keepalive=settings.keepalive_s, clean_start=False, properties=properties
     )
     client.loop_start()
+
+
+def connect_properties(settings: BrokerSettings, session_expiry_s: int) -> Properties:
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = session_expiry_s
+    properties.MaximumPacketSize = settings.max_packet_bytes
+    return properties
 
 
 class AvailabilityLog:

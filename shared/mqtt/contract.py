@@ -41,6 +41,10 @@ MAX_CHUNK_BYTES = 1 * MIB
 MAX_BUNDLE_BYTES = 1024 * MIB
 MAX_OTA_EVENT_BYTES = 8 * KIB
 MAX_MODEL_STATE_BYTES = 8 * KIB
+# The MQTT Maximum Packet Size every client sets in CONNECT (and the broker's `max_packet_size`): the
+# largest payload above plus room for the topic and properties. A bigger packet is dropped by the
+# broker before it reaches the client, rather than received whole and then refused.
+MAX_PACKET_BYTES = max(MAX_CHUNK_BYTES, MAX_PREDICTION_BATCH_BYTES) + 64 * KIB
 
 # Identifiers end up inside topic names, so they must never contain MQTT wildcards or separators.
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
