@@ -100,6 +100,7 @@ class SyncConfig:
     tls_key: Path | None = None
     username: str | None = None
     password: str | None = None
+    allow_plaintext_password: bool = False
     public_key: Path | None = None
     models_dir: Path = field(default_factory=lambda: _default_data_dir() / "models")
     buffer_cap_rows: int = _bounded(100_000, 1)

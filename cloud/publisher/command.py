@@ -50,6 +50,9 @@ from shared.signing import (
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--username", envvar="CAREEREDGE_MQTT_USERNAME", default=None)
 @click.option("--password", envvar="CAREEREDGE_MQTT_PASSWORD", default=None)
+@click.option(
+    "--allow-plaintext-password", is_flag=True, help="Send --password without TLS (refused otherwise; insecure)."
+)
 @click.option("--chunk-size", default=DEFAULT_CHUNK_SIZE, show_default=True, type=int, help="Bytes per chunk.")
 @click.option(
     "--sequence",
@@ -82,6 +85,7 @@ def publish_command(
     tls_key,
     username,
     password,
+    allow_plaintext_password,
     chunk_size,
     sequence,
     out_path,
@@ -103,6 +107,7 @@ def publish_command(
         tls_key=tls_key,
         username=username,
         password=password,
+        allow_plaintext_password=allow_plaintext_password,
     )
     with tempfile.TemporaryDirectory(prefix="careeredge-publish-") as tmp:
         packed = pack_bundle(bundle, out_path or Path(tmp) / "bundle.tar", private_key, chunk_size)

@@ -73,6 +73,7 @@ class SyncSettings:
             tls_key=str(sync.tls_key) if sync.tls_key else None,
             username=sync.username,
             password=sync.password,
+            allow_plaintext_password=sync.allow_plaintext_password,
         )
         return cls(
             device_id=sync.device_id,
