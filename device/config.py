@@ -73,7 +73,7 @@ class WebConfig:
 @dataclass
 class StoreConfig:
     path: Path = field(default_factory=lambda: _default_data_dir() / "predictions.db")
-    retention_days: int = _bounded(90, 0)
+    retention_days: int = _bounded(90, 0, 36_500)
     privacy: str = _one_of("full", PRIVACY_MODES)
 
 

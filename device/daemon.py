@@ -113,7 +113,8 @@ class Daemon:
         began = time.perf_counter()
         try:
             backend = load_backend(bundle_dir, self.config.model.backend, self.config.model.threads)
-        except UserError as exc:  # BundleError is a UserError: missing / corrupt / tampered
+        except (UserError, OSError, ValueError) as exc:  # BundleError is a UserError: missing / corrupt / tampered
+            exc = exc if isinstance(exc, UserError) else UserError(f"cannot read bundle {bundle_dir}: {exc}")
             if self.backend is None:
                 self.model_error = exc.format_message()
                 self.model_fix = (

@@ -46,6 +46,10 @@ class StoreWriteError(StoreError):
     """A write failed (disk full, read-only file, I/O error). The prediction itself is still valid."""
 
 
+class IdConflict(StoreError):
+    """A client reused a prediction id for a different text: the stored row keeps the first one."""
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -84,7 +88,8 @@ class PredictionStore:
 
     # --- writing -----------------------------------------------------------------------------
     def insert(self, record: dict[str, Any]) -> str:
-        """Store one prediction. Returns its uuid; an existing uuid is left as it is (idempotent).
+        """Store one prediction. Returns its uuid. A uuid stored before with the same text is left as it
+        is (a retry: idempotent); with a different text it raises IdConflict.
 
         `record` holds: text, source, model_name, model_version, label, label_name, latency_ms,
         p0/p1 (or probabilities=[p0, p1]); optional uuid, created_at, input_notes.
@@ -94,9 +99,16 @@ class PredictionStore:
         marks = ", ".join("?" * len(row))
         try:
             with self._lock:
-                self._conn.execute(f"INSERT OR IGNORE INTO {TABLE} ({columns}) VALUES ({marks})", list(row.values()))
-        except sqlite3.Error as exc:
+                cursor = self._conn.execute(
+                    f"INSERT OR IGNORE INTO {TABLE} ({columns}) VALUES ({marks})", list(row.values())
+                )
+                if cursor.rowcount == 0:
+                    stored = self._conn.execute(f"SELECT text_sha256 FROM {TABLE} WHERE uuid = ?", [row["uuid"]])
+                    existing = stored.fetchone()
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
             raise StoreWriteError(f"could not store prediction {row['uuid']} in {self.path}: {exc}") from exc
+        if cursor.rowcount == 0 and existing is not None and existing[0] != row["text_sha256"]:
+            raise IdConflict(f"id {row['uuid']} was already used for a different text; use a new id")
         return row["uuid"]
 
     def insert_prediction(

@@ -9,7 +9,7 @@ import math
 from flask import Blueprint, render_template, request
 
 from device.daemon import Classification, ModelUnavailable
-from device.web.api import label_filter
+from device.web.api import MAX_OFFSET, label_filter, parse_bounded_int
 from device.web.context import config, daemon
 from device.web.errors import ApiError
 from shared.errors import UserError
@@ -71,8 +71,9 @@ def history():
         label = label_filter(request.args.get("label"))
     except ApiError as exc:
         return render_template("error.html", status=400, message=exc.message), 400
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and int(page) > 0 else 1
+    page = parse_bounded_int(request.args.get("page") or "1", 1, MAX_OFFSET)
+    if page is None:
+        return render_template("error.html", status=400, message="page must be a positive integer"), 400
     if store is None:
         return render_template(
             "history.html", rows=[], total=0, page=1, pages=1, label=label, error=daemon().store_error
