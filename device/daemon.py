@@ -13,6 +13,7 @@ Which bundle is active: `--model` when given; else the over-the-air slot the syn
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -40,6 +41,12 @@ log = logging.getLogger(__name__)
 # the activation memory of 8 (ONNX Runtime's arena keeps the peak a batch reached).
 MAX_BATCH = 4
 PRUNE_INTERVAL_S = 6 * 3600
+# An explanation is up to 17 inferences. They go through the same inference worker as every
+# prediction (so memory stays at one MAX_BATCH activation set), and at most this many explanations
+# are in the queue at once, so they cannot starve plain predictions; the rest wait up to
+# EXPLAIN_WAIT_S for a turn, then get "busy, retry" (429).
+MAX_CONCURRENT_EXPLAINS = 2
+EXPLAIN_WAIT_S = 10.0
 
 
 @dataclass
@@ -75,6 +82,14 @@ class Classification:
         return body
 
 
+class Busy(RuntimeError):
+    """Too much expensive work queued already: the client should retry after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: int = 5):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ModelUnavailable(RuntimeError):
     """Raised by `classify` in degraded mode; carries the fix for the user."""
 
@@ -100,6 +115,7 @@ class Daemon:
         self.status_providers: dict[str, Callable[[], dict]] = {"sync": self._sync_state}
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._model_lock = threading.Lock()
+        self._explain_slots = threading.BoundedSemaphore(MAX_CONCURRENT_EXPLAINS)
         if load_model:
             self.load_model(self.bundle_dir)
         if open_store:
@@ -217,17 +233,16 @@ class Daemon:
         if backend is None:
             raise ModelUnavailable(self.model_error or "no model loaded", self.model_fix or "")
         prepared = prepare_text(raw_text, source="text")
-        prediction = batcher.predict(model_input(prepared.text, backend.preprocessing))
-        result = Classification(
-            prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text, notes=list(prepared.notes)
-        )
-        self._store(result, backend, source)
-        if explain or with_advice:
-            result.skill_matches = find_skills(result.cleaned_text)
-        if explain:
-            from device.explain import driving_terms
-
-            result.driving_terms = driving_terms(backend, prepared.text, top_k=5)
+        with self._explain_turn() if explain else contextlib.nullcontext():  # before anything is stored
+            prediction = batcher.predict(model_input(prepared.text, backend.preprocessing))
+            result = Classification(
+                prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text, notes=list(prepared.notes)
+            )
+            self._store(result, backend, source)
+            if explain or with_advice:
+                result.skill_matches = find_skills(result.cleaned_text)
+            if explain:
+                result.driving_terms = self._explain(backend, batcher, prepared.text)
         if with_advice:
             skills = self.config.profile.skills if profile_skills is None else profile_skills
             result.advice = advise(
@@ -239,6 +254,26 @@ class Daemon:
                 matches=result.skill_matches,
             )
         return result
+
+    @contextlib.contextmanager
+    def _explain_turn(self):
+        if not self._explain_slots.acquire(timeout=EXPLAIN_WAIT_S):
+            raise Busy(f"{MAX_CONCURRENT_EXPLAINS} explanations are running already; retry in a few seconds")
+        try:
+            yield
+        finally:
+            self._explain_slots.release()
+
+    @staticmethod
+    def _explain(backend, batcher: MicroBatcher, text: str) -> list[tuple[str, float]]:
+        from device.explain import driving_terms
+
+        return driving_terms(
+            backend,
+            text,
+            top_k=5,
+            predict=lambda texts: batcher.predict_many([model_input(t, backend.preprocessing) for t in texts]),
+        )
 
     def _store(self, result: Classification, backend, source: str) -> None:
         result.uuid = result.uuid or str(uuid_module.uuid4())

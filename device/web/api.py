@@ -20,7 +20,7 @@ from pathlib import Path
 
 from flask import Blueprint, jsonify, request
 
-from device.daemon import ModelUnavailable
+from device.daemon import Busy, ModelUnavailable
 from device.store import IdConflict, StoreWriteError
 from device.web.context import config, daemon
 from device.web.errors import ApiError
@@ -107,6 +107,8 @@ def predict():
         raise ApiError(400, exc.format_message()) from None
     except ModelUnavailable as exc:
         raise ApiError(503, f"model not loaded: {exc.reason}", fix=exc.fix) from None
+    except Busy as exc:
+        raise ApiError(429, str(exc), retry_after_s=exc.retry_after_s) from None
     return jsonify(result.to_json())
 
 

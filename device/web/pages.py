@@ -8,7 +8,7 @@ import math
 
 from flask import Blueprint, render_template, request
 
-from device.daemon import Classification, ModelUnavailable
+from device.daemon import Busy, Classification, ModelUnavailable
 from device.web.api import MAX_OFFSET, label_filter, parse_bounded_int
 from device.web.context import config, daemon
 from device.web.errors import ApiError
@@ -59,6 +59,8 @@ def classify():
         return render_template("classify.html", text=text, skills=skills, error=exc.format_message()), 400
     except ModelUnavailable as exc:
         return render_template("classify.html", text=text, skills=skills, error=f"No model loaded: {exc.reason}"), 503
+    except Busy as exc:
+        return render_template("classify.html", text=text, skills=skills, error=f"Busy: {exc}"), 429
     return render_template(
         "classify.html", text=text, skills=skills, result=result, segments=highlighted_segments(result)
     )
