@@ -134,3 +134,12 @@ def daemon_factory(tmp_path):
 
 def post_json(url: str, body, timeout: float = 10) -> requests.Response:
     return requests.post(url, json=body, timeout=timeout)
+
+
+def post_form(client, data: dict, path: str = "/"):
+    """Submit the classify form as a browser does: load the page (CSRF cookie + token), then post."""
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    return client.post(path, data={**data, "csrf_token": token})

@@ -14,7 +14,7 @@ import requests
 import device.daemon as daemon_module
 from device.daemon import MAX_BATCH, Daemon
 from device.web import create_app
-from tests.daemon.conftest import make_config
+from tests.daemon.conftest import make_config, post_form
 
 SKILL_DENSE = (
     "We need Python, SQL, Kubernetes, Docker, AWS, PyTorch, TensorFlow, Spark, Airflow, React, Java, Go, "
@@ -76,7 +76,7 @@ def test_explanations_beyond_the_limit_are_told_to_retry_and_store_nothing(daemo
     client = create_app(daemon).test_client()
     busy = client.post("/api/v1/predict", json={"text": SKILL_DENSE, "explain": True})
     assert busy.status_code == 429 and busy.headers["Retry-After"] and "retry" in busy.get_json()["error"]
-    assert client.post("/", data={"text": SKILL_DENSE}).status_code == 429
+    assert post_form(client, {"text": SKILL_DENSE}).status_code == 429
     assert client.post("/api/v1/predict", json={"text": SKILL_DENSE}).status_code == 200  # plain ones still run
     assert daemon.store.count() == 1
 
