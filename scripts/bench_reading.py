@@ -53,7 +53,7 @@ WARMUP = 3
 @click.option("--threads", default=2, show_default=True)
 @click.option("--limit", default=0, help="Only the first N postings for latency (0 = all).")
 def main(bundles, json_out, normalized, params_path, window_counts, threads, limit) -> None:
-    from cloud.ingest.normalize_command import load_postings
+    from cloud.ingest.normalized import load_postings
     from cloud.params import load_params
     from cloud.training.pseudo_label import pseudo_label_settings
     from cloud.training.stream_split import split_stream

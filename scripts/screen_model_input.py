@@ -23,7 +23,7 @@ def main() -> None:
     from tqdm.auto import tqdm
     from transformers import AutoModel
 
-    from cloud.data.prepare import read_split
+    from cloud.data.splits import read_split
     from shared.text import PREPROCESSING_STYLES, load_tokenizer, model_input
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Diagnostic: how far above Model A can *any* model trained on 2026 postings get on the 2026 task?
 
-    python scripts/study_ceiling.py --json artifacts/study_b/ceiling.json --plot docs/figures/ceiling.png
+    python scripts/study_ceiling.py --json artifacts/study_b/ceiling.json --plot docs/studies/figures/ceiling.png
 
 Model B's target is >= +10 pt over A on the 2026 evaluation split (`evaluate_b.TARGETS`), whose labels
 come from the title taxonomy (`shared.labels`). Pseudo-labels are at best those very labels, so the most any pseudo-labelling
@@ -146,7 +146,7 @@ def plot(figures: dict, out: Path) -> None:
 def main(json_out, plot_out, folds, repeats, model_a, model_b, splits, normalized, params_path) -> None:
     from tqdm.auto import tqdm
 
-    from cloud.data.prepare import read_split
+    from cloud.data.splits import read_split
     from cloud.params import load_params
     from cloud.training.model_io import load_classifier
     from cloud.training.stream_split import load_stream

@@ -40,8 +40,8 @@ sys.path.insert(0, str(REPO_ROOT))
     "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
 )
 def main(json_out, cuts, splits, pseudo_dir, normalized, params_path) -> None:
-    from cloud.data.prepare import read_split
-    from cloud.ingest.normalize_command import load_postings
+    from cloud.data.splits import read_split
+    from cloud.ingest.normalized import load_postings
     from cloud.params import load_params
     from cloud.training.baseline import fit_predict_window
     from cloud.training.pseudo_label import pseudo_label_settings

@@ -10,7 +10,7 @@
 # it with the reports; a self-hosted trainer commits it) and `dvc checkout ingest` / `dvc pull ingest`
 # with it restores exactly those raw files. DVC_REMOTE_URL (optional) points the push at shared storage
 # (s3://, gs://, ssh://, a path), set in .dvc/config.local so the tracked config is untouched; without it
-# the default remote is `.dvc-storage/` in the checkout (README, "Model A": DVC remotes).
+# the default remote is `.dvc-storage/` in the checkout (docs/pipeline.md, "Data").
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

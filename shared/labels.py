@@ -1,7 +1,7 @@
 """Job title -> class taxonomy: 0 = Software Engineering, 1 = Data Science, None = neither.
 
 The rules are data: an ordered table, first match wins. Each rule carries the reason a reviewer
-needs to agree or argue with it. Decisions on the contested titles (see README, "Taxonomy"):
+needs to agree or argue with it. Decisions on the contested titles (docs/pipeline.md, "The title taxonomy"):
 
 * Data Scientist, Data/BI Analyst, Statistician, Decision/Applied/Research/ML Scientist,
   AI/ML Researcher, Quant -> Data Science: the deliverable is an analysis or a model studied

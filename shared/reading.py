@@ -8,8 +8,8 @@ its windows' logits. A posting shorter than one window is read exactly as with `
 Why: most 2026 postings are longer than one window, and a model trained on first windows (A and B are)
 might decide better reading more. The network and the weights are unchanged: only how many windows it is
 run on, recorded as `windows` in the train log and the bundle manifest. Trainer, export and device all
-read through this module, so they cut the same windows. Measured for Model B (README, "Model B vs Model
-A"): three windows won on the 2026 evaluation split but tied on the data B's settings are chosen on, at
+read through this module, so they cut the same windows. Measured for Model B
+(docs/studies/2026-11-27-reading-windows.md): three windows won on the 2026 evaluation split but tied on the data B's settings are chosen on, at
 2.9x the cost per posting, so B ships reading one (`train_b.windows: 1`).
 
 Light: the tokenizers wheel's `Encoding` objects and numpy (imported where used, so that the

@@ -111,7 +111,7 @@ def load_tokenizer(path: str | Path, max_length: int):
 # the head of a posting is mostly the company blurb. Moving the lines that name skills to the front (in
 # their original order) and dropping EEO/benefits/pay boilerplate puts the requirements in the window.
 # Measured on the 2025 rows with frozen MiniLM features + logistic regression, 5-fold CV: head of the
-# clean text 0.859, stop words removed 0.875, skills_first 0.898 (README, "Model A").
+# clean text 0.859, stop words removed 0.875, skills_first 0.898 (docs/studies/2026-11-27-model-input-screen.md).
 PREPROCESSING_STYLES = ("clean", "clean_no_stopwords", "skills_first", "skills_first_no_stopwords")
 
 _BOILERPLATE_LINE = re.compile(

@@ -1,26 +1,69 @@
 """The collector: shared-subscribes to the fleet's topics, validates, de-duplicates, stores.
 
 Delivery is at least once end to end: the collector acknowledges a QoS 1 message (manual ack) only
-after storage committed it, and storage is idempotent per prediction uuid, so redeliveries and
-device retries become counted duplicates, never double rows. A payload that breaks the contract is
-counted under its reason, acknowledged (so the broker stops redelivering it) and dropped.
+after storage committed it, and storage is idempotent per `(device_id, uuid)`, so redeliveries and
+device retries become counted duplicates, never double rows.
+
+What happens to a message, by what went wrong:
+- nothing: stored, then acknowledged;
+- it breaks the contract (malformed, oversized, wrong types or ranges, bad text or timestamps), or
+  the store refuses its values: acknowledged (the broker must stop redelivering it), counted by
+  reason and kept in the `dead_letters` table with its payload. One poison message never stops
+  the collector;
+- the store is unavailable (server down, login refused, lock timeout, disk full): NOT
+  acknowledged. The writer retries the same message with exponential backoff, logging once when
+  the store goes away and once when it is back; after `give_up_after_s` of outage it stops, still
+  without acknowledging, and the broker redelivers the message to the next run (systemd restarts
+  the unit).
+
+Messages are stored by one writer thread in arrival order, so acknowledgements leave in the order
+the messages came (MQTT's rule), and paho's network thread stays free to answer keepalives while a
+write waits for the store. The writer commits whatever has queued up meanwhile (up to MAX_GROUP
+messages) in one transaction: idle, each batch is written alone; under load one commit serves many.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from cloud.collector.storage import CollectorStorage
+from cloud.collector.storage_api import (
+    CollectorStorage,
+    DeadLetter,
+    StorageUnavailable,
+    StoredBatch,
+    UnstorableMessage,
+)
 from shared.mqtt.client import AvailabilityLog, BrokerSettings, connect_in_background, make_client
 from shared.mqtt.contract import OTA_EVENT, PREDICTION_BATCH, ContractError, Topics
 
 log = logging.getLogger("careeredge.collector")
+
+MAX_DETAIL_CHARS = 1000
+MAX_GROUP = 64  # messages committed in one transaction at most
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a store outage is waited out before the collector stops (without acknowledging)."""
+
+    initial_s: float = 0.5
+    max_s: float = 30.0
+    give_up_after_s: float = 600.0
+
+    def delays(self):
+        delay = self.initial_s
+        while True:
+            yield delay
+            delay = min(self.max_s, delay * 2)
 
 
 @dataclass
@@ -28,17 +71,43 @@ class CollectorStats:
     received: int = 0
     stored: int = 0
     duplicates: int = 0
+    batches: int = 0
     ota_events: int = 0
     rejected: Counter = field(default_factory=Counter)
+    store_outages: int = 0
 
     def as_dict(self) -> dict:
         return {
             "received": self.received,
             "stored": self.stored,
             "duplicates": self.duplicates,
+            "batches": self.batches,
             "ota_events": self.ota_events,
             "rejected": dict(self.rejected),
+            "dead_lettered": sum(self.rejected.values()),
+            "store_outages": self.store_outages,
         }
+
+
+def decode(topic: str, payload: bytes) -> tuple[str, dict]:
+    """(kind, message) for a device topic; ContractError for anything the contract refuses."""
+    device_id = Topics.device_id_of(topic)
+    kind = topic.rsplit("/", 1)[-1]
+    if kind == "predictions":
+        message = PREDICTION_BATCH.decode(payload)
+    elif kind == "ota":
+        message = OTA_EVENT.decode(payload)
+    else:
+        raise ContractError("unknown_topic", topic)
+    # The broker ACL pins each device to its own topics; the payload must agree with the topic.
+    if message["device_id"] != device_id:
+        raise ContractError("device_mismatch", f"payload device_id {message['device_id']!r} on {device_id!r}'s topic")
+    return kind, message
+
+
+def _printable(text: str) -> str:
+    """A detail line any store can hold: no NUL, no lone surrogates, bounded."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_DETAIL_CHARS]
 
 
 class Collector:
@@ -48,63 +117,155 @@ class Collector:
         settings: BrokerSettings,
         group: str = "collectors",
         client_id: str = "careeredge-collector",
+        retry: RetryPolicy = RetryPolicy(),
+        on_committed: Callable[[StoredBatch], None] | None = None,
     ):
         self.storage = storage
         self.settings = settings
         self.group = group
         self.client_id = client_id
+        self.retry = retry
+        # Called after a prediction batch is committed and before its MQTT ack: the hook an
+        # end-to-end acknowledgement to the device hangs on (which batch ids are safely stored).
+        self.on_committed = on_committed
         self.stats = CollectorStats()
         self.storage_failed = threading.Event()
         self.subscribed = threading.Event()
         self._stats_lock = threading.Lock()
         self._client: mqtt.Client | None = None
-        self._stopping = False
+        self._inbox: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
         self._availability = AvailabilityLog(log, settings.address)
 
-    # --- pure message handling (no MQTT): what the tests and the MQTT callback both use ----------
+    # --- messages, no MQTT: what the tests and the writer thread both use -------------------------
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Process one message; return "stored", "duplicate", "ota_event" or "rejected:<reason>".
 
-        Storage errors propagate: they are not the sender's fault and must not be acknowledged.
+        Raises StorageUnavailable when the store cannot take the write: the message must not be
+        acknowledged. Everything else ends in storage or in the dead letters.
         """
-        try:
-            device_id = Topics.device_id_of(topic)
-            kind = topic.rsplit("/", 1)[-1]
-            if kind == "predictions":
-                batch = PREDICTION_BATCH.decode(payload)
-                self._check_sender(batch, device_id)
-                stored, duplicates = self.storage.store_predictions(batch)
-                with self._stats_lock:
-                    self.stats.received += len(batch["records"])
-                    self.stats.stored += stored
-                    self.stats.duplicates += duplicates
-                return "stored" if duplicates == 0 else "duplicate"
-            if kind == "ota":
-                event = OTA_EVENT.decode(payload)
-                self._check_sender(event, device_id)
-                self.storage.store_ota_event(event)
-                with self._stats_lock:
-                    self.stats.ota_events += 1
-                log.info(
-                    "OTA %s from %s: %s %s", event["event"], device_id, event.get("version"), event.get("reason") or ""
-                )
-                return "ota_event"
-            raise ContractError("unknown_topic", topic)
-        except ContractError as exc:
-            with self._stats_lock:
-                self.stats.rejected[exc.reason] += 1
-            self.storage.count_rejection(exc.reason)
-            log.debug("rejected message on %s: %s", topic, exc)
-            return f"rejected:{exc.reason}"
+        outcomes: list[str | None] = [None]
+        self.handle_all([(topic, payload)], outcomes)
+        return outcomes[0]
 
-    @staticmethod
-    def _check_sender(payload: dict, topic_device_id: str) -> None:
-        # The broker ACL pins each device to its own topics; the payload must agree with the topic.
-        if payload["device_id"] != topic_device_id:
-            raise ContractError(
-                "device_mismatch", f"payload device_id {payload['device_id']!r} on {topic_device_id!r}'s topic"
+    def handle_all(self, messages: list[tuple[str, bytes]], outcomes: list[str | None]) -> None:
+        """Process the messages whose outcome is still None, filling it in.
+
+        The valid prediction batches among them are committed together (one transaction, one
+        round trip); if the store refuses that group, each is retried alone so only the refused
+        one is dead-lettered. StorageUnavailable can interrupt it: call again with the same
+        `outcomes` and only what is still undecided is redone (no dead letter is written twice).
+        """
+        batches: list[tuple[int, dict]] = []
+        for i, (topic, payload) in enumerate(messages):
+            if outcomes[i] is not None:
+                continue
+            try:
+                kind, message = decode(topic, payload)
+            except ContractError as exc:
+                outcomes[i] = self._dead_letter(topic, payload, exc.reason, exc.message)
+                continue
+            if kind == "predictions":
+                batches.append((i, message))
+            else:
+                outcomes[i] = self._guarded(topic, payload, lambda m=message: self._store_ota_event(m))
+        if len(batches) > 1:
+            try:
+                committed = self.storage.store_prediction_batches([batch for _, batch in batches])
+            except UnstorableMessage:
+                pass  # one of them: find it below
+            else:
+                for (i, _), result in zip(batches, committed):
+                    outcomes[i] = self._count_committed(result)
+                return
+        for i, batch in batches:
+            topic, payload = messages[i]
+            outcomes[i] = self._guarded(topic, payload, lambda b=batch: self._count_committed(self._store_one(b)))
+
+    def _store_one(self, batch: dict) -> StoredBatch:
+        return self.storage.store_prediction_batches([batch])[0]
+
+    def _guarded(self, topic: str, payload: bytes, store: Callable[[], str]) -> str:
+        try:
+            return store()
+        except StorageUnavailable:
+            raise
+        except UnstorableMessage as exc:
+            return self._dead_letter(topic, payload, exc.reason, str(exc))
+        except Exception as exc:  # an unforeseen error must not become a crash loop on redelivery
+            log.warning(
+                "storing a message on %s failed unexpectedly; keeping it as a dead letter", topic, exc_info=True
             )
+            return self._dead_letter(topic, payload, "store_error", f"{type(exc).__name__}: {exc}")
+
+    def _store_ota_event(self, event: dict) -> str:
+        self.storage.store_ota_event(event)
+        with self._stats_lock:
+            self.stats.ota_events += 1
+        log.info(
+            "OTA %s from %s: %s %s", event["event"], event["device_id"], event.get("version"), event.get("reason") or ""
+        )
+        return "ota_event"
+
+    def _count_committed(self, committed: StoredBatch) -> str:
+        with self._stats_lock:
+            self.stats.received += committed.records
+            self.stats.stored += committed.stored
+            self.stats.duplicates += committed.duplicates
+            self.stats.batches += 1
+        if self.on_committed is not None:
+            self.on_committed(committed)
+        return "stored" if committed.duplicates == 0 else "duplicate"
+
+    def _dead_letter(self, topic: str, payload: bytes, reason: str, detail: str) -> str:
+        letter = DeadLetter(_printable(topic), bytes(payload), reason, _printable(detail), self.client_id)
+        try:
+            self.storage.store_dead_letter(letter)
+        except UnstorableMessage as exc:  # cannot happen with a sanitised letter; never block the queue on it
+            log.error("dead letter from %s (%s, sha256 %s) not kept: %s", topic, reason, letter.payload_sha256, exc)
+        with self._stats_lock:
+            self.stats.rejected[reason] += 1
+        log.debug("dead letter from %s: %s: %s", topic, reason, detail)
+        return f"rejected:{reason}"
+
+    def handle_until_stored(self, messages: list[tuple[str, bytes]]) -> list[str] | None:
+        """`handle_all`, waiting out a store outage with backoff. None: gave up (or stopping), do not ack."""
+        outcomes: list[str | None] = [None] * len(messages)
+        outage_started = None
+        delays = self.retry.delays()
+        while True:
+            try:
+                self.handle_all(messages, outcomes)
+            except StorageUnavailable as exc:
+                now = time.monotonic()
+                if outage_started is None:
+                    outage_started = now
+                    with self._stats_lock:
+                        self.stats.store_outages += 1
+                    log.warning(
+                        "storage unavailable (%s); holding the message unacknowledged and retrying with backoff",
+                        exc,
+                    )
+                if now - outage_started >= self.retry.give_up_after_s:
+                    log.error(
+                        "storage still unavailable after %.0fs; stopping without acknowledging (the broker "
+                        "redelivers the message when a collector of group %r reconnects)",
+                        now - outage_started,
+                        self.group,
+                    )
+                    return None
+                if self._stop.wait(next(delays)):
+                    return None
+                continue
+            if outage_started is not None:
+                log.warning(
+                    "storage %s is available again after %.1fs",
+                    self.storage.description,
+                    time.monotonic() - outage_started,
+                )
+            return outcomes
 
     def snapshot(self) -> dict:
         with self._stats_lock:
@@ -113,6 +274,7 @@ class Collector:
     # --- MQTT --------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._stop.clear()
         client = make_client(self.client_id, self.settings, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -120,10 +282,16 @@ class Collector:
         client.on_subscribe = lambda *args: self.subscribed.set()
         client.on_message = self._on_message
         self._client = client
+        self._writer = threading.Thread(target=self._write_loop, name="careeredge-collector-writer", daemon=True)
+        self._writer.start()
         connect_in_background(client, self.settings)
 
     def stop(self) -> None:
-        self._stopping = True
+        """Stop writing, then disconnect. Messages not yet stored stay unacknowledged: redelivered later."""
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(timeout=60)
+            self._writer = None
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
@@ -143,17 +311,34 @@ class Collector:
         )
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if not self._stopping:
+        if not self._stop.is_set():
             self._availability.disconnected(reason_code)
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._availability.disconnected("connection refused")
 
     def _on_message(self, client, userdata, message) -> None:
-        try:
-            self.handle(message.topic, message.payload)
-        except Exception:  # storage failure: leave it unacknowledged so the broker redelivers it
-            log.exception("storage failed; stopping without acknowledging the message")
-            self.storage_failed.set()
-            return
-        client.ack(message.mid, message.qos)
+        # The broker's in-flight window (max_inflight_messages / Receive Maximum) bounds this queue.
+        self._inbox.put(message)
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                group = [self._inbox.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            # Whatever else is already waiting goes into the same transaction: under load one
+            # commit (one fsync) serves many batches; when idle a batch is written on its own.
+            while len(group) < MAX_GROUP:
+                try:
+                    group.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            if self.handle_until_stored([(m.topic, m.payload) for m in group]) is None:
+                if not self._stop.is_set():
+                    self.storage_failed.set()
+                return
+            client = self._client
+            if client is not None:
+                for message in group:  # in arrival order, as MQTT requires
+                    client.ack(message.mid, message.qos)

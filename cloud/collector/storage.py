@@ -1,174 +1,40 @@
-"""Where the collector puts what the fleet sends. SQLite by default, behind a narrow interface.
+"""Where the collector puts what the fleet sends, chosen by a URL.
 
-The collector only ever calls the four methods of `CollectorStorage`; a BigQuery implementation
-(streaming inserts keyed by `uuid` with `insertId` for de-duplication) slots in by implementing them.
+- `sqlite:///var/lib/careeredge/collector.sqlite` or a plain path: `SqliteStorage`, the default
+  for one machine (one collector, or a few sharing the file).
+- `postgresql://user@host:5432/db`: `PostgresStorage`, for a fleet whose N collectors share one
+  database (psycopg 3, a connection pool, one round trip per MQTT batch).
+
+The interface both implement is in storage_api.py.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from urllib.parse import urlsplit
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    uuid TEXT PRIMARY KEY,
-    device_id TEXT NOT NULL,
-    batch_id TEXT NOT NULL,
-    received_at TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    source TEXT,
-    model_name TEXT,
-    model_version TEXT,
-    text_sha256 TEXT,
-    text TEXT,
-    snippet TEXT,
-    label INTEGER NOT NULL,
-    label_name TEXT NOT NULL,
-    p0 REAL NOT NULL,
-    p1 REAL NOT NULL,
-    latency_ms REAL
-);
-CREATE INDEX IF NOT EXISTS predictions_device ON predictions(device_id, created_at);
-CREATE TABLE IF NOT EXISTS ota_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    device_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    channel TEXT,
-    sequence INTEGER,
-    version TEXT,
-    sha256 TEXT,
-    reason TEXT,
-    detail TEXT,
-    at TEXT NOT NULL,
-    received_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rejections (
-    reason TEXT PRIMARY KEY,
-    count INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dropped_on_device (
-    device_id TEXT PRIMARY KEY,
-    rows INTEGER NOT NULL
-);
-"""
+from cloud.collector.sqlite_storage import SqliteStorage
+from cloud.collector.storage_api import CollectorStorage, redact_url
+from shared.errors import UserError
+
+__all__ = ["SqliteStorage", "open_storage"]
 
 
-class CollectorStorage(Protocol):
-    def store_predictions(self, batch: dict) -> tuple[int, int]:
-        """Store a validated prediction batch; return (stored, duplicates). Idempotent per uuid."""
+def open_storage(url: str, collector: str = "collector") -> CollectorStorage:
+    """The storage a URL names (not yet opened: call `open()`, which may need retrying)."""
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        from cloud.collector.postgres_storage import PostgresStorage
 
-    def store_ota_event(self, event: dict) -> None: ...
-
-    def count_rejection(self, reason: str) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-class SqliteStorage:
-    """One SQLite file; safe to share between several collectors (the uuid primary key de-duplicates)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # paho calls us from its network thread; a lock keeps the one connection single-user.
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._db.commit()
-
-    def store_predictions(self, batch: dict) -> tuple[int, int]:
-        received_at = _now()
-        rows = [
-            (
-                r["uuid"],
-                batch["device_id"],
-                batch["batch_id"],
-                received_at,
-                r["created_at"],
-                r.get("source"),
-                r.get("model_name"),
-                r.get("model_version"),
-                r.get("text_sha256"),
-                r.get("text"),
-                r.get("snippet"),
-                r["label"],
-                r["label_name"],
-                float(r["probabilities"][0]),
-                float(r["probabilities"][1]),
-                r.get("latency_ms"),
-            )
-            for r in batch["records"]
-        ]
-        with self._lock, self._db:
-            before = self._db.total_changes
-            self._db.executemany("INSERT OR IGNORE INTO predictions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            stored = self._db.total_changes - before
-            if batch.get("dropped_rows"):
-                self._db.execute(
-                    "INSERT INTO dropped_on_device VALUES (?, ?) "
-                    "ON CONFLICT(device_id) DO UPDATE SET rows = rows + excluded.rows",
-                    (batch["device_id"], batch["dropped_rows"]),
-                )
-        return stored, len(rows) - stored
-
-    def store_ota_event(self, event: dict) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO ota_events (device_id, event, channel, sequence, version, sha256, reason, detail, at,"
-                " received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    event["device_id"],
-                    event["event"],
-                    event.get("channel"),
-                    event.get("sequence"),
-                    event.get("version"),
-                    event.get("sha256"),
-                    event.get("reason"),
-                    event.get("detail"),
-                    event["at"],
-                    _now(),
-                ),
-            )
-
-    def count_rejection(self, reason: str) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO rejections VALUES (?, 1) ON CONFLICT(reason) DO UPDATE SET count = count + 1",
-                (reason,),
-            )
-
-    # Read side, used by the CLI summary, the demo and the tests (not part of the write interface).
-    def prediction_count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
-
-    def prediction_uuids(self) -> set[str]:
-        with self._lock:
-            return {row[0] for row in self._db.execute("SELECT uuid FROM predictions")}
-
-    def rows_dropped_on_devices(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._db.execute("SELECT device_id, rows FROM dropped_on_device ORDER BY device_id"))
-
-    def rejection_counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._db.execute("SELECT reason, count FROM rejections ORDER BY reason"))
-
-    def ota_events(self) -> list[dict]:
-        with self._lock:
-            cursor = self._db.execute("SELECT * FROM ota_events ORDER BY id")
-            names = [c[0] for c in cursor.description]
-            return [dict(zip(names, row)) for row in cursor]
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        return PostgresStorage(url, application_name=collector)
+    if scheme == "sqlite":
+        path = urlsplit(url).path
+        if not path:
+            raise UserError(f"store URL {redact_url(url)!r} names no file (sqlite:///path/to/collector.sqlite)")
+        scheme = ""
+        url = path
+    if scheme:
+        raise UserError(
+            f"store URL {redact_url(url)!r}: unsupported scheme {scheme!r} (use postgresql://... or sqlite:///path)"
+        )
+    return SqliteStorage(Path(url), open_now=False)

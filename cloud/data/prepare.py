@@ -62,15 +62,6 @@ def write_csv(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
     tmp.replace(path)
 
 
-def read_split(path: Path) -> tuple[list[str], list[int]]:
-    """Texts and labels of one split CSV written by the `label` stage."""
-    if not path.is_file():
-        raise UserError(f"split not found: {path} (run `careeredge-cloud label` first)")
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [r["text"] for r in rows], [int(r["label"]) for r in rows]
-
-
 def run_prepare(raw_csv: Path, out_dir: Path) -> dict:
     postings = read_kaggle_csv(raw_csv)
     unique, duplicates = deduplicate(postings)

@@ -48,7 +48,7 @@ def export_b(
     no flip, and whether a week's B ships would turn on one borderline posting. The
     split's labels only measure what quantization changes (INT8 vs FP32 of one model); no model is chosen
     on them. The teacher floor and the golden set stay on the 2025 test split."""
-    from cloud.data.prepare import read_split
+    from cloud.data.splits import read_split
     from cloud.export.builder import EvalSet, export_first_passing
     from cloud.export.command import checked_distillation, distilled_name
     from cloud.export.parity import ParityError

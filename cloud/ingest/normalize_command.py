@@ -8,7 +8,6 @@ Output directory (replaced in one rename, never half-written):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -18,22 +17,9 @@ from cloud.artifacts import atomic_directory, write_json_atomic
 from cloud.ingest.file_drop import read_records
 from cloud.ingest.manifest import read_manifest
 from cloud.ingest.normalize import Batch, normalize
+from cloud.ingest.normalized import POSTINGS, QUARANTINE, REPORT
 from shared.errors import UserError
 from shared.files import atomic_write_jsonl
-from shared.posting import JobPosting
-
-POSTINGS = "postings.jsonl"
-QUARANTINE = "quarantine.jsonl"
-REPORT = "report.json"
-
-
-def load_postings(normalized_dir: str | Path) -> list[JobPosting]:
-    """Read what `normalize` wrote (the next steps' entry point)."""
-    path = Path(normalized_dir) / POSTINGS
-    if not path.is_file():
-        raise UserError(f"{path}: no normalized postings; run `careeredge-cloud normalize` first")
-    with open(path, encoding="utf-8") as handle:
-        return [JobPosting.from_record(json.loads(line)) for line in handle if line.strip()]
 
 
 @click.command("normalize")

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cloud.artifacts import write_json_atomic
-from cloud.data.prepare import read_split
+from cloud.data.splits import read_split
 from cloud.params import load_params
 from cloud.training.baseline import fit_tfidf_baseline, tfidf_probabilities
 from cloud.training.finetune import FineTuneConfig, TrainedClassifier, fine_tune

@@ -77,7 +77,7 @@ def distill_a_command(
     threads: int | None,
 ) -> None:
     """Distil Model A into a shallower student for the device, gated on A's 2025 test accuracy."""
-    from cloud.data.prepare import read_split
+    from cloud.data.splits import read_split
     from cloud.params import load_params
 
     ensure_writable_dir(out_dir.parent)
@@ -143,7 +143,7 @@ def distill_b_command(
 ) -> None:
     """Distil Model B for the device: A's student trained to B's logits, gated on B's 2025 test
     accuracy and on the 2026 evaluation split against A's student."""
-    from cloud.data.prepare import read_split
+    from cloud.data.splits import read_split
     from cloud.params import load_params
 
     model_b = model_b or latest_model_b(Path("artifacts"))

@@ -20,7 +20,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json")
 
 def transfer_texts(splits: Path, stream=None) -> tuple[list[str], dict]:
     """2025 train texts + the 2026 pseudo-label pool of `stream` (descriptions, as A sees them)."""
-    from cloud.data.prepare import read_split
+    from cloud.data.splits import read_split
 
     texts, _ = read_split(splits / "train.csv")
     counts = {"train_2025": len(texts), "pool_2026": 0}

@@ -14,7 +14,7 @@ import click
 import numpy as np
 
 from cloud.artifacts import write_json_atomic
-from cloud.data.prepare import read_split
+from cloud.data.splits import read_split
 from cloud.training.baseline import fit_tfidf_baseline, tfidf_probabilities
 from cloud.training.metrics import classification_report
 from cloud.training.model_io import load_classifier

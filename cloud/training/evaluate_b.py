@@ -243,8 +243,8 @@ def predict_all(classifiers: dict, splits_data: dict, shared_layers: int) -> dic
 def evaluate_b_command(model_a, model_b, artifacts, splits, normalized, params_path, threads, gate) -> None:
     """Score A and B on the 2025 test split and the 2026 eval split; write evaluation.json/.md into B's dir."""
     from cloud.artifacts import latest_model_b
-    from cloud.data.prepare import read_split
-    from cloud.ingest.normalize_command import load_postings
+    from cloud.data.splits import read_split
+    from cloud.ingest.normalized import load_postings
     from cloud.training.model_io import load_classifier
     from cloud.training.pseudo_label import set_threads
 

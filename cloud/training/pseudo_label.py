@@ -206,8 +206,8 @@ def pseudo_label_settings(params: dict) -> dict:
 @click.option("--threads", type=int, default=None, help="torch threads (default: all cores).")
 def pseudo_label_command(normalized, model_a, splits, out_dir, params_path, threshold, threads) -> None:
     """Calibrate Model A, label the 2026 pool (3 arms), guard class balance, write one CSV per arm."""
-    from cloud.data.prepare import read_split
-    from cloud.ingest.normalize_command import load_postings
+    from cloud.data.splits import read_split
+    from cloud.ingest.normalized import load_postings
     from cloud.training.model_io import load_classifier
 
     params = load_params(params_path)

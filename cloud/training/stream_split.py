@@ -78,7 +78,7 @@ def eval_fraction_setting(params: dict):
 def load_stream(normalized: Path, params: dict, hint: str) -> StreamSplit:
     """The normalized 2026 stream split into pool and evaluation split, read once. A missing
     `postings.jsonl` is one UserError; `hint` says what else the user can do about it."""
-    from cloud.ingest.normalize_command import load_postings
+    from cloud.ingest.normalized import load_postings
 
     if not (normalized / "postings.jsonl").is_file():
         raise UserError(f"{normalized / 'postings.jsonl'} not found (run `careeredge-cloud normalize` first{hint})")

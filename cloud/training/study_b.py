@@ -178,8 +178,8 @@ def study_b_command(
     threads,
 ) -> None:
     """Train B candidates for several settings; score them on 2025 val + a 2026 dev slice (and the report's splits)."""
-    from cloud.data.prepare import read_split
-    from cloud.ingest.normalize_command import load_postings
+    from cloud.data.splits import read_split
+    from cloud.ingest.normalized import load_postings
     from cloud.training.finetune import FineTuneResult, fine_tune
     from cloud.training.model_io import load_classifier, recorded_config
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cloud.artifacts import ensure_writable_dir
-from cloud.data.prepare import read_split
+from cloud.data.splits import read_split
 from cloud.params import load_params
 from cloud.training.finetune import FineTuneConfig, fine_tune
 from cloud.training.model_io import save_classifier

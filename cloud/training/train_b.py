@@ -350,8 +350,8 @@ def train_b_command(
     splits, pseudo_dir, normalized, model_a, artifacts, version, params_path, only_arms, epochs, threads, export
 ) -> None:
     """Train one Model B candidate per pseudo-label arm; keep the one best on the 2026 eval split."""
-    from cloud.data.prepare import read_split
-    from cloud.ingest.normalize_command import load_postings
+    from cloud.data.splits import read_split
+    from cloud.ingest.normalized import load_postings
     from cloud.training.model_io import recorded_config, save_classifier
 
     params = load_params(params_path)

@@ -12,42 +12,14 @@ bug never costs a user their history.
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
+
+from shared.migrations import discover, sqlite_statements
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-_MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    path: Path
-
-    @property
-    def sql(self) -> str:
-        return self.path.read_text(encoding="utf-8")
-
-
-def discover(migrations_dir: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """The migration files in order; numbering must be 1..N without gaps or duplicates."""
-    migrations = []
-    for path in sorted(migrations_dir.glob("*.sql")):
-        match = _MIGRATION_FILE.match(path.name)
-        if not match:
-            raise RuntimeError(f"migration file {path.name} does not match NNNN_description.sql")
-        migrations.append(Migration(int(match.group(1)), path))
-    expected = list(range(1, len(migrations) + 1))
-    if [m.version for m in migrations] != expected:
-        raise RuntimeError(
-            f"migrations in {migrations_dir} must be numbered 1..{len(migrations)} "
-            f"without gaps, found {[m.version for m in migrations]}"
-        )
-    return migrations
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -89,7 +61,7 @@ def migrate(conn: sqlite3.Connection, db_path: Path, migrations_dir: Path = MIGR
         current = schema_version(conn)  # another process may have migrated while we waited
         for migration in migrations[current:]:
             # executescript would COMMIT first; run the file statement by statement instead.
-            for statement in _statements(migration.sql):
+            for statement in sqlite_statements(migration.sql):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {migration.version}")
             log.info("store.migrated", extra={"fields": {"version": migration.version, "file": migration.path.name}})
@@ -98,19 +70,3 @@ def migrate(conn: sqlite3.Connection, db_path: Path, migrations_dir: Path = MIGR
         conn.execute("ROLLBACK")
         raise
     return schema_version(conn)
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration file into complete statements (comments kept out of the way)."""
-    statements, buffer = [], ""
-    for line in sql.splitlines(keepends=True):
-        if line.strip().startswith("--"):
-            continue
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip():
-        raise RuntimeError(f"incomplete SQL statement at the end of a migration: {buffer.strip()[:80]!r}")
-    return statements

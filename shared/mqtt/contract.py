@@ -17,6 +17,8 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from shared.signing import canonical_json
@@ -45,6 +47,12 @@ MAX_MODEL_STATE_BYTES = 8 * KIB
 # largest payload above plus room for the topic and properties. A bigger packet is dropped by the
 # broker before it reaches the client, rather than received whole and then refused.
 MAX_PACKET_BYTES = max(MAX_CHUNK_BYTES, MAX_PREDICTION_BATCH_BYTES) + 64 * KIB
+
+# Integer ranges. Every integer a receiver stores must fit the storage's 64-bit signed INTEGER /
+# BIGINT (JSON itself has no limit: `1e400`-sized integers parse fine in Python and then fail to bind).
+MAX_INT64 = 2**63 - 1
+MAX_DROPPED_ROWS = 2**31 - 1  # per batch; the collector sums them per device in a 64-bit column
+MAX_LATENCY_MS = 24 * 3600 * 1000.0  # one inference longer than a day is a broken clock, not a latency
 
 # Identifiers end up inside topic names, so they must never contain MQTT wildcards or separators.
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -145,7 +153,11 @@ def bundle_id(sha256_hex: str) -> str:
 
 @dataclass(frozen=True)
 class Field:
-    """One JSON field: its type, whether it must be present, and simple bounds."""
+    """One JSON field: its type, whether it must be present, and simple bounds.
+
+    Every string is also checked for text a store can hold: no lone surrogates (JSON `"\\ud800"`
+    parses to one, and it cannot be encoded as UTF-8) and no U+0000 (PostgreSQL text refuses it).
+    """
 
     kind: type | tuple[type, ...]
     required: bool = True
@@ -157,43 +169,120 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     items: Field | dict[str, Field] | None = None  # list element: a Field or an object schema
+    # A further check of a present, non-null value: check(value, where, key) raises ContractError.
+    check: Callable[[Any, str, str | int | None], None] | None = None
+
+    @property
+    def kinds(self) -> tuple[type, ...]:
+        return self.kind if isinstance(self.kind, tuple) else (self.kind,)
+
+    @cached_property
+    def exact_kinds(self) -> frozenset[type]:
+        """Types accepted without the isinstance() slow path (what json.loads produces)."""
+        return frozenset(k for k in self.kinds if k is not bool or bool in self.kinds)
 
 
 Schema = dict[str, Field]
 
 
-def _check_value(value: Any, spec: Field, where: str) -> None:
+def _check_value(value: Any, spec: Field, where: str, key: str | int | None = None) -> None:
+    """Check one value. `where` + `key` name it in an error; the path is only built on failure
+    (validation runs for every field of every record at thousands of records per second)."""
     if value is None:
         if spec.nullable:
             return
-        raise ContractError("schema", f"{where} must not be null")
-    kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+        raise ContractError("schema", f"{_path(where, key)} must not be null")
+    exact = type(value)
+    if exact not in spec.exact_kinds:
+        _check_kind(value, spec, where, key)
+    if exact is str or exact is list:
+        if exact is str and ("\x00" in value or not value.isascii()):
+            _check_storable_text(value, _path(where, key))
+        size = len(value)
+        if size < spec.min_len or (spec.max_len is not None and size > spec.max_len):
+            _check_length(value, spec, where, key)
+    elif exact is float and not math.isfinite(value):
+        raise ContractError("schema", f"{_path(where, key)} must be finite")
+    if spec.pattern is not None and not spec.pattern.match(value):
+        raise ContractError("schema", f"{_path(where, key)} has an invalid format")
+    if spec.choices is not None and value not in spec.choices:
+        raise ContractError("schema", f"{_path(where, key)} must be one of {sorted(spec.choices)}")
+    if spec.minimum is not None and value < spec.minimum:
+        raise ContractError("schema", f"{_path(where, key)} must be >= {spec.minimum}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise ContractError("schema", f"{_path(where, key)} must be <= {spec.maximum}")
+    if spec.check is not None:
+        spec.check(value, where, key)
+    if exact is list and spec.items is not None:
+        inner = _path(where, key)
+        if isinstance(spec.items, dict):
+            for i, item in enumerate(value):
+                validate_object(item, spec.items, f"{inner}[{i}]")
+        else:
+            for i, item in enumerate(value):
+                _check_value(item, spec.items, inner, i)
+
+
+def _path(where: str, key: str | int | None) -> str:
+    if key is None:
+        return where
+    return f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}"
+
+
+def _check_kind(value: Any, spec: Field, where: str, key: str | int | None) -> None:
+    """The slow path: subclasses of the allowed types pass, anything else (a boolean too) fails."""
+    kinds = spec.kinds
     # bool is an int in Python; JSON true is never a valid number here.
     if isinstance(value, bool) and bool not in kinds:
-        raise ContractError("schema", f"{where} must be {_kind_name(kinds)}, got a boolean")
+        raise ContractError("schema", f"{_path(where, key)} must be {_kind_name(kinds)}, got a boolean")
     if not isinstance(value, kinds):
-        raise ContractError("schema", f"{where} must be {_kind_name(kinds)}, got {type(value).__name__}")
+        raise ContractError("schema", f"{_path(where, key)} must be {_kind_name(kinds)}, got {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ContractError("schema", f"{where} must be finite")
+        raise ContractError("schema", f"{_path(where, key)} must be finite")
+    if isinstance(value, str):
+        _check_storable_text(value, _path(where, key))
     if isinstance(value, (str, list)):
-        if spec.max_len is not None and len(value) > spec.max_len:
-            raise ContractError("oversized_field", f"{where} is longer than {spec.max_len}")
-        if len(value) < spec.min_len:
-            raise ContractError("schema", f"{where} is shorter than {spec.min_len}")
-    if spec.pattern is not None and not spec.pattern.match(value):
-        raise ContractError("schema", f"{where} has an invalid format")
-    if spec.choices is not None and value not in spec.choices:
-        raise ContractError("schema", f"{where} must be one of {sorted(spec.choices)}")
-    if spec.minimum is not None and value < spec.minimum:
-        raise ContractError("schema", f"{where} must be >= {spec.minimum}")
-    if spec.maximum is not None and value > spec.maximum:
-        raise ContractError("schema", f"{where} must be <= {spec.maximum}")
-    if isinstance(value, list) and spec.items is not None:
-        for i, item in enumerate(value):
-            if isinstance(spec.items, dict):
-                validate_object(item, spec.items, f"{where}[{i}]")
-            else:
-                _check_value(item, spec.items, f"{where}[{i}]")
+        _check_length(value, spec, where, key)
+
+
+def _check_length(value: str | list, spec: Field, where: str, key: str | int | None) -> None:
+    if spec.max_len is not None and len(value) > spec.max_len:
+        raise ContractError("oversized_field", f"{_path(where, key)} is longer than {spec.max_len}")
+    if len(value) < spec.min_len:
+        raise ContractError("schema", f"{_path(where, key)} is shorter than {spec.min_len}")
+
+
+def _check_storable_text(value: str, where: str) -> None:
+    if "\x00" in value:
+        raise ContractError("bad_text", f"{where} contains U+0000")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ContractError("bad_text", f"{where} contains a lone surrogate (not valid Unicode)") from None
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An ISO 8601 date-time with an explicit UTC offset (`...Z` or `...+02:00`), as a datetime.
+
+    Raises ValueError for anything else: a bare date, a local time without offset, a made-up string.
+    """
+    parsed = datetime.fromisoformat(value)
+    if "T" not in value.upper() or parsed.utcoffset() is None:
+        raise ValueError(f"{value!r} is not a date-time with a UTC offset")
+    try:
+        parsed.astimezone(UTC)  # year 1 at +14:00 is before year 1 in UTC: no store can hold it
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range") from None
+    return parsed
+
+
+def _check_timestamp(value: str, where: str, key: str | int | None = None) -> None:
+    try:
+        parse_timestamp(value)
+    except ValueError:
+        raise ContractError(
+            "bad_timestamp", f"{_path(where, key)} {value[:40]!r} is not an ISO 8601 date-time with a UTC offset"
+        ) from None
 
 
 def _kind_name(kinds: tuple[type, ...]) -> str:
@@ -209,7 +298,7 @@ def validate_object(obj: Any, schema: Schema, where: str) -> dict:
             if spec.required:
                 raise ContractError("schema", f"{where}.{name} is missing")
             continue
-        _check_value(obj[name], spec, f"{where}.{name}")
+        _check_value(obj[name], spec, where, name)
     return obj
 
 
@@ -260,7 +349,8 @@ class MessageType:
 
 
 _NUMBER = (int, float)
-_TIMESTAMP = Field(str, max_len=40, min_len=10)
+_TIMESTAMP = Field(str, max_len=40, min_len=10, check=_check_timestamp)
+_SEQUENCE = Field(int, required=False, nullable=True, minimum=0, maximum=MAX_INT64)
 
 PREDICTION_RECORD: Schema = {
     "uuid": Field(str, pattern=_UUIDISH),
@@ -275,7 +365,7 @@ PREDICTION_RECORD: Schema = {
     "label": Field(int, choices=frozenset({0, 1})),
     "label_name": Field(str, max_len=64),
     "probabilities": Field(list, min_len=2, max_len=2, items=Field(_NUMBER, minimum=0.0, maximum=1.0)),
-    "latency_ms": Field(_NUMBER, nullable=True, minimum=0.0),
+    "latency_ms": Field(_NUMBER, nullable=True, minimum=0.0, maximum=MAX_LATENCY_MS),
 }
 
 PREDICTION_BATCH = MessageType(
@@ -286,7 +376,7 @@ PREDICTION_BATCH = MessageType(
         "batch_id": Field(str, pattern=_UUIDISH),
         "sent_at": _TIMESTAMP,
         # Rows the device dropped under its buffer-cap policy since the previous batch.
-        "dropped_rows": Field(int, required=False, minimum=0),
+        "dropped_rows": Field(int, required=False, minimum=0, maximum=MAX_DROPPED_ROWS),
         "records": Field(list, min_len=1, max_len=MAX_RECORDS_PER_BATCH, items=PREDICTION_RECORD),
     },
 )
@@ -307,7 +397,7 @@ OTA_MANIFEST = MessageType(
     fields={
         "channel": Field(str, pattern=_IDENTIFIER),
         # Monotonic per channel; the device refuses anything not newer than what it already accepted.
-        "sequence": Field(int, minimum=1),
+        "sequence": Field(int, minimum=1, maximum=MAX_INT64),
         "name": Field(str, max_len=128),
         "version": Field(str, max_len=64),
         "created_at": Field(str, required=False, nullable=True, max_len=40),
@@ -335,7 +425,7 @@ OTA_EVENT = MessageType(
         "device_id": Field(str, pattern=_IDENTIFIER),
         "event": Field(str, choices=OTA_EVENTS),
         "channel": Field(str, nullable=True, max_len=64),
-        "sequence": Field(int, required=False, nullable=True),
+        "sequence": _SEQUENCE,
         "version": Field(str, required=False, nullable=True, max_len=64),
         "sha256": Field(str, required=False, nullable=True, max_len=64),
         "reason": Field(str, required=False, nullable=True, max_len=64),
@@ -352,7 +442,7 @@ MODEL_STATE = MessageType(
         "active_version": Field(str, nullable=True, max_len=64),
         "active_sha256": Field(str, nullable=True, max_len=64),
         "previous_version": Field(str, required=False, nullable=True, max_len=64),
-        "sequence": Field(int, required=False, nullable=True),
+        "sequence": _SEQUENCE,
         "at": _TIMESTAMP,
     },
 )

@@ -252,7 +252,7 @@ def test_train_b_without_usable_labels_leaves_no_model(workspace, tmp_path):
 def test_evaluate_b_shared_bottom_matches_separate_models(workspace):
     """B trained from A with A's bottom frozen: evaluate-b runs that bottom once for both models, and
     the predictions equal those of running each model whole."""
-    from cloud.data.prepare import read_split
+    from cloud.data.splits import read_split
     from cloud.training.evaluate_b import predict_all, shared_bottom_layers
     from cloud.training.model_io import load_classifier
 
@@ -270,7 +270,7 @@ def test_evaluate_b_shared_bottom_matches_separate_models(workspace):
 
 
 def test_study_b_scores_settings_on_dev_without_training_on_it(workspace, tmp_path):
-    from cloud.ingest.normalize_command import load_postings
+    from cloud.ingest.normalized import load_postings
     from cloud.training.stream_split import split_stream
     from cloud.training.study_b import dev_slice
 
@@ -336,7 +336,7 @@ def test_export_b_falls_back_to_the_next_scheme_under_the_same_gate(workspace, t
     from cloud.export.builder import export_bundle
     from cloud.export.export_b import export_b
     from cloud.export.parity import ParityError
-    from cloud.ingest.normalize_command import load_postings
+    from cloud.ingest.normalized import load_postings
     from cloud.training.stream_split import split_stream
 
     root, model_a = workspace

@@ -115,16 +115,8 @@ def test_each_weeks_raw_snapshot_is_versioned_by_dvc(tmp_path):
     versions in the remote, and week 1's dvc.lock brings week 1's raw files back from the remote alone."""
     require((BIN / "dvc").is_file(), "dvc in the venv (the cloud extra)")
     repo = tmp_path / "trainer"
-    for relative in (
-        "dvc.yaml",
-        "params.yaml",
-        "scripts/version_snapshot.sh",
-        "cloud/ingest/command.py",
-        "cloud/ingest/brightdata.py",
-        "cloud/ingest/file_drop.py",
-        "data/stream_2026/linkedin_jobs.csv",
-        "data/stream_2026/adzuna_jobs.csv",
-    ):
+    ingest_deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["ingest"]["deps"]
+    for relative in ("dvc.yaml", "params.yaml", "scripts/version_snapshot.sh", *ingest_deps):
         (repo / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / relative, repo / relative)
     env = {

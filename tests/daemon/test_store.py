@@ -100,7 +100,7 @@ def test_migrating_an_old_database_backs_it_up_first(tmp_path):
     conn.close()
 
     store = PredictionStore(db)
-    assert store.schema_version == len(discover())
+    assert store.schema_version == len(discover(MIGRATIONS_DIR))
     assert store.get(kept) is not None
     backup = backup_path(db, 1)
     assert backup.is_file()

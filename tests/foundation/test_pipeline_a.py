@@ -231,7 +231,7 @@ def test_cached_frozen_bottom_trains_the_same_model_the_full_forward_serves(spli
     ordinary full model and must score the validation rows exactly as training measured them."""
     import numpy as np
 
-    from cloud.data.prepare import read_split
+    from cloud.data.splits import read_split
     from cloud.training.finetune import FineTuneConfig, TrainedClassifier, fine_tune
     from shared.text import load_tokenizer
 

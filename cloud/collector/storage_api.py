@@ -1,0 +1,228 @@
+"""The collector's storage interface: what every engine implements, raises and returns.
+
+Both engines (cloud/collector/sqlite_storage.py, postgres_storage.py) keep the same tables (predictions keyed by `(device_id, uuid)`, the batches committed, OTA
+events, dead letters, rejection counts) and pass the same tests (tests/collector/test_storage.py).
+
+The collector acts on what a write failure *means*, so every engine maps its driver's errors to:
+- `StorageUnavailable`: the store cannot take writes now (server down, login refused, lock held
+  past the timeout, disk full). Not the message's fault: the collector keeps it unacknowledged and
+  retries with backoff.
+- `UnstorableMessage`: the store refused these values (out of range, text it cannot hold). Retrying
+  cannot help: the collector acknowledges the message and keeps it as a dead letter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from shared.mqtt.contract import MAX_PREDICTION_BATCH_BYTES, parse_timestamp
+
+# A dead letter keeps at most this much of its payload: every message the contract's size limits
+# allow fits whole; a bigger one is an attack or a bug, and its first MiB is enough to see which.
+DEAD_LETTER_MAX_BYTES = MAX_PREDICTION_BATCH_BYTES
+
+PREDICTION_COLUMNS = (
+    "device_id",
+    "uuid",
+    "batch_id",
+    "received_at",
+    "created_at",
+    "source",
+    "model_name",
+    "model_version",
+    "text_sha256",
+    "text",
+    "snippet",
+    "label",
+    "label_name",
+    "p0",
+    "p1",
+    "latency_ms",
+)
+
+
+class StorageUnavailable(RuntimeError):
+    """The store cannot take writes right now; the message must stay unacknowledged."""
+
+
+class UnstorableMessage(ValueError):
+    """The store refused the message's values; retrying cannot help."""
+
+    reason = "unstorable"
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """A prediction batch committed to storage: what an acknowledgement to the device would carry."""
+
+    device_id: str
+    batch_id: str
+    records: int
+    stored: int  # records new to the store; the rest were already there (a redelivery, a retry)
+
+    @property
+    def duplicates(self) -> int:
+        return self.records - self.stored
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str
+    payload: bytes
+    reason: str
+    detail: str
+    collector: str
+
+    @property
+    def kept_payload(self) -> bytes:
+        return self.payload[:DEAD_LETTER_MAX_BYTES]
+
+    @property
+    def payload_sha256(self) -> str:
+        return hashlib.sha256(self.payload).hexdigest()
+
+
+class CollectorStorage(Protocol):
+    """What the collector writes through. Every write is one transaction; none is ever half done."""
+
+    description: str  # where it writes, safe to log (no password)
+
+    def open(self) -> None:
+        """Connect and bring the schema up to date. StorageUnavailable, or SchemaTooNew (fatal)."""
+
+    def store_predictions(self, batch: dict) -> StoredBatch:
+        """Store a validated prediction batch. Idempotent per (device_id, uuid) and per batch id."""
+
+    def store_prediction_batches(self, batches: list[dict]) -> list[StoredBatch]:
+        """Several batches in one transaction: all committed, or none (UnstorableMessage or StorageUnavailable)."""
+
+    def store_ota_event(self, event: dict) -> None: ...
+
+    def store_dead_letter(self, letter: DeadLetter) -> None:
+        """Keep a message that will never be stored, and count it under its reason."""
+
+    def close(self) -> None: ...
+
+
+class StorageReads:
+    """The read side both engines share (CLI summaries, the demo, tests, the bench): the same SQL,
+    values normalised to the same Python types. Not part of the write interface."""
+
+    # Engine-specific SQL for what differs: seconds from created_at to stored, the schema version.
+    DELAY_SQL: str
+    SCHEMA_VERSION_SQL: str
+
+    def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def prediction_count(self) -> int:
+        return self._read("SELECT count(*) FROM predictions")[0][0]
+
+    def prediction_uuids(self) -> set[str]:
+        return {row[0] for row in self._read("SELECT uuid FROM predictions")}
+
+    def prediction_keys(self) -> set[tuple[str, str]]:
+        return {(row[0], row[1]) for row in self._read("SELECT device_id, uuid FROM predictions")}
+
+    def delivery_delays_s(self) -> list[float]:
+        """created_at -> stored, per prediction, in seconds."""
+        return [row[0] for row in self._read(self.DELAY_SQL)]
+
+    def received_range(self) -> tuple[int, datetime | None, datetime | None]:
+        """(predictions, first stored, last stored): the store's intake over time."""
+        count, first, last = self._read("SELECT count(*), min(received_at), max(received_at) FROM predictions")[0]
+        return count, first and utc_timestamp(first), last and utc_timestamp(last)
+
+    def committed_batches(self) -> list[tuple[str, str]]:
+        rows = self._read("SELECT device_id, batch_id FROM batches ORDER BY received_at, device_id, batch_id")
+        return [(row[0], row[1]) for row in rows]
+
+    def rows_dropped_on_devices(self) -> dict[str, int]:
+        return dict(self._read("SELECT device_id, rows FROM dropped_on_device ORDER BY device_id"))
+
+    def rejection_counts(self) -> dict[str, int]:
+        return dict(self._read("SELECT reason, count FROM rejections ORDER BY reason"))
+
+    def dead_letters(self) -> list[dict]:
+        names = ("topic", "reason", "detail", "payload_bytes", "payload_sha256", "payload", "collector")
+        rows = self._read(f"SELECT {', '.join(names)} FROM dead_letters ORDER BY id")
+        return [{**dict(zip(names, row)), "payload": bytes(row[5])} for row in rows]
+
+    def ota_events(self) -> list[dict]:
+        names = ("device_id", "event", "channel", "sequence", "version", "sha256", "reason", "detail", "at")
+        rows = self._read(f"SELECT {', '.join(names)} FROM ota_events ORDER BY id")
+        return [{**dict(zip(names, row)), "at": iso_utc(utc_timestamp(row[-1]))} for row in rows]
+
+    def schema_version(self) -> int:
+        return self._read(self.SCHEMA_VERSION_SQL)[0][0]
+
+
+# --- shared by the engines ------------------------------------------------------------------------
+
+
+def utc_timestamp(value: str | datetime) -> datetime:
+    """A contract timestamp (ISO 8601 with an offset) as an aware UTC datetime."""
+    parsed = parse_timestamp(value) if isinstance(value, str) else value
+    return parsed.astimezone(UTC)
+
+
+def iso_utc(value: datetime) -> str:
+    """The one text form of a timestamp in SQLite storage: sortable, microseconds, `Z`."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def prediction_values(batch: dict) -> list[tuple]:
+    """The batch's records as tuples in PREDICTION_COLUMNS order, `received_at` left as None.
+
+    Raises UnstorableMessage for a value that no store can hold even though it passed the
+    contract (e.g. a batch built without the contract's validation).
+    """
+    try:
+        return [
+            (
+                batch["device_id"],
+                r["uuid"],
+                batch["batch_id"],
+                None,
+                utc_timestamp(r["created_at"]),
+                r.get("source"),
+                r.get("model_name"),
+                r.get("model_version"),
+                r.get("text_sha256"),
+                r.get("text"),
+                r.get("snippet"),
+                int(r["label"]),
+                r["label_name"],
+                float(r["probabilities"][0]),
+                float(r["probabilities"][1]),
+                None if r.get("latency_ms") is None else float(r["latency_ms"]),
+            )
+            for r in batch["records"]
+        ]
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise UnstorableMessage(f"a record cannot be stored: {exc}") from exc
+
+
+_CONNINFO_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """The store URL as it may appear in a log line: any password replaced by `***`."""
+    url = _CONNINFO_PASSWORD.sub(r"\1***", url)
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
