@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from device.sync.transport import MqttTransport
-from device.sync.upload import MAX_INFLIGHT_BATCHES, UploadCounters, UploadPipeline, now_iso
+from device.sync.upload import ACK_TIMEOUT_S, MAX_INFLIGHT_BATCHES, UploadCounters, UploadPipeline, now_iso
 from shared.errors import UserError
 from shared.files import atomic_write_json
 from shared.mqtt.client import BrokerSettings
@@ -60,6 +60,7 @@ class SyncSettings:
     buffer_cap_rows: int = 100_000
     batch_size: int = 200
     poll_interval_s: float = 1.0
+    ack_timeout_s: float = ACK_TIMEOUT_S  # first wait for the collector's acknowledgement before a re-send
     fallback_bundle: Path | None = None  # `[model] bundle`: served when no over-the-air slot is active
 
     @classmethod
@@ -229,6 +230,7 @@ class SyncAgent:
             batch_size=self.settings.batch_size,
             buffer_cap_rows=self.settings.buffer_cap_rows,
             counters=self.counters,
+            ack_timeout_s=self.settings.ack_timeout_s,
             ledger_path=Path(self.settings.models_dir) / UPLOAD_LEDGER_FILE,
         )
 
@@ -255,6 +257,7 @@ class SyncAgent:
             "inflight_rows": self.counters.inflight_rows,
             "published_rows": self.counters.published_rows,
             "acked_rows": self.counters.acked_rows,
+            "dead_lettered_rows": self.counters.dead_lettered_rows,
             "dropped_rows": self.counters.dropped_rows,
             "invalid_rows": self.counters.invalid_rows,
             "last_ack_at": self.counters.last_ack_at,

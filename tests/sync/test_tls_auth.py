@@ -165,3 +165,15 @@ def test_the_sync_command_refuses_a_plaintext_password_with_one_line(tmp_path, r
         timeout=60,
     )
     assert result.returncode == 2 and "without TLS" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_collector_refuses_a_plaintext_password_before_opening_its_store(tmp_path):
+    from click.testing import CliRunner
+
+    from cloud.collector.command import collect_command
+
+    result = CliRunner().invoke(
+        collect_command,
+        ["--db", str(tmp_path / "c.sqlite"), "--broker-host", "broker.lan", "--username", "c", "--password", "x"],
+    )
+    assert result.exit_code == 2 and "without TLS" in result.output and not (tmp_path / "c.sqlite").exists()
