@@ -77,6 +77,7 @@ class StoreConfig:
     path: Path = field(default_factory=lambda: _default_data_dir() / "predictions.db")
     retention_days: int = _bounded(90, 0, 36_500)
     privacy: str = _one_of("full", PRIVACY_MODES)
+    synchronous: str = _one_of("full", ("full", "normal"))
 
 
 @dataclass
