@@ -55,8 +55,8 @@ def sizes(quick: bool) -> dict:
             "fuzz": 300,
             "good": 1000,
             "poison": 100,
-            "outage_rows": 1000,
-            "outage_s": 15,
+            "outage_rows": 500,
+            "outage_s": 6,
             "ota_per_step": 1,
             "kills": 2,
         }

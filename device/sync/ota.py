@@ -540,7 +540,7 @@ class OtaUpdater:
     def _load_state(self) -> dict:
         state = {"accepted_sequence": 0, "accepted_sha256": None, "rejected": {}, "last_event": None}
         try:
-            loaded = _parse_state(self.state_path)
+            loaded = parse_state(self.state_path)
         except FileNotFoundError:
             return state
         except StateUnreadable as exc:
@@ -601,7 +601,7 @@ class OtaUpdater:
         }
 
 
-def _parse_state(path: Path) -> dict:
+def parse_state(path: Path) -> dict:
     """The state file's content, type-checked. FileNotFoundError when absent; StateUnreadable otherwise."""
     try:
         raw = path.read_bytes()

@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from device.model_command import model as model_cli
 from device.sync.healthcheck import HealthReport, golden_health_check
 from device.sync.ota import OtaUpdater
 from device.sync.slots import ModelSlots
@@ -139,6 +141,10 @@ def test_a_lost_or_damaged_ota_state_never_lets_an_older_release_back_in(device,
         device.offer(releases["3"])
         assert device.active_version == "2"
         assert state.read_text() == ("" if damage == "empty" else '{"accepted_sequence": ')  # evidence kept
+        config = device.models_dir.parent / "device.toml"
+        config.write_text(f'[sync]\nmodels_dir = "{device.models_dir}"\n')
+        shown = CliRunner().invoke(model_cli, ["status", "--config", str(config)])
+        assert shown.exit_code == 0 and "ALARM" in shown.output and "ota_state.json" in shown.output
 
 
 def test_a_corrupt_chunk_is_fetched_again_and_never_blacklists_the_genuine_release(device, releases):
