@@ -8,9 +8,7 @@ import uuid
 import pytest
 import requests
 
-from device.daemon import Daemon
-from device.web import create_app
-from tests.daemon.conftest import make_config
+from tests.daemon.conftest import app_and_daemon_for
 from tests.support import http_fuzz
 
 TOKEN = "a-long-admin-token-for-tests"
@@ -20,11 +18,8 @@ DS_TEXT = "We need statistics, pandas, SQL and A/B testing for data analysis and
 
 @pytest.fixture
 def app_and_daemon(tmp_path, tiny_bundle):
-    config = make_config(tmp_path, tiny_bundle)
-    config.override("admin", token=TOKEN)
-    config.override("web", max_request_bytes=65536)
-    daemon = Daemon(config, bundle_dir=tiny_bundle)
-    yield create_app(daemon), daemon
+    app, daemon = app_and_daemon_for(tmp_path, tiny_bundle, admin_token=TOKEN, max_request_bytes=65536)
+    yield app, daemon
     daemon.close()
 
 

@@ -7,9 +7,7 @@ import re
 
 import pytest
 
-from device.daemon import Daemon
-from device.web import create_app
-from tests.daemon.conftest import make_config
+from tests.daemon.conftest import app_and_daemon_for
 
 DS_TEXT = "We need statistics, pandas, SQL and A/B testing for data analysis and forecasting."
 READ_TOKEN = "a-long-read-token-for-the-lan"
@@ -17,12 +15,7 @@ ADMIN_TOKEN = "a-long-admin-token-for-tests"
 
 
 def make_app(tmp_path, bundle, **web):
-    config = make_config(tmp_path, bundle)
-    config.override("admin", token=ADMIN_TOKEN)
-    if web:
-        config.override("web", **web)
-    daemon = Daemon(config, bundle_dir=bundle)
-    return create_app(daemon), daemon
+    return app_and_daemon_for(tmp_path, bundle, admin_token=ADMIN_TOKEN, **web)
 
 
 @pytest.fixture
