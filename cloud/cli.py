@@ -23,9 +23,14 @@ COMMANDS = {
     "study-b": "cloud.training.study_b:study_b_command",
     "export-b": "cloud.export.export_b:export_b_command",
     "collect": "cloud.collector.command:collect_command",
-    "push-hub": "cloud.training.hub:push_hub_command",
+    "push-hub": "cloud.hub.push:push_hub_command",
+    "compare-llm": "cloud.llm.command:compare_llm_command",
+    "report-slm-llm": "cloud.costs.report:report_command",
+    "space": "cloud.space.command:space_group",
     "publish": "cloud.publisher.command:publish_command",
     "keygen": "cloud.publisher.command:keygen_command",
+    "build-device-bundle": "cloud.appliance.command:build_device_bundle_command",
+    "frozen-head": "cloud.training.frozen_head:frozen_head_command",
 }
 
 

@@ -39,6 +39,7 @@ class MicroBatcher:
         self._queue: queue.Queue = queue.Queue()
         self.batches = 0
         self.items = 0
+        self._busy_since: float | None = None  # monotonic start of the model call in progress
         self._worker = threading.Thread(target=self._run, name=name, daemon=True)
         self._worker.start()
 
@@ -56,6 +57,13 @@ class MicroBatcher:
             self._queue.put((text, future))
             futures.append(future)
         return [future.result(timeout=timeout) for future in futures]
+
+    def alive(self, max_call_s: float) -> bool:
+        """The worker thread runs and no model call has lasted `max_call_s` or more (the systemd
+        watchdog's liveness check: a hung model must stop the heartbeats)."""
+        busy_since = self._busy_since
+        stuck = busy_since is not None and time.monotonic() - busy_since >= max_call_s
+        return self._worker.is_alive() and not stuck
 
     def close(self) -> None:
         self._queue.put(_STOP)
@@ -83,6 +91,7 @@ class MicroBatcher:
                 return
             batch = self._collect(first)
             texts = [text for text, _ in batch]
+            self._busy_since = time.monotonic()
             try:
                 predictions = self.predict_batch(texts)
             except BaseException as exc:  # hand the error to every waiting request, keep serving
@@ -90,6 +99,8 @@ class MicroBatcher:
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
+            finally:
+                self._busy_since = None
             self.batches += 1
             self.items += len(batch)
             for (_, future), prediction in zip(batch, predictions):

@@ -12,6 +12,7 @@ COMMANDS = {
     "tui": "device.tui.app:tui",
     "sync": "device.sync.command:sync",
     "model": "device.model_command:model",
+    "firstboot": "device.firstboot:firstboot",
 }
 
 

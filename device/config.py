@@ -44,7 +44,10 @@ def default_config_path() -> Path:
 
 
 def _default_data_dir() -> Path:
-    return _xdg_dir("XDG_DATA_HOME", ".local/share")
+    """$STATE_DIRECTORY when systemd runs the daemon (`StateDirectory=careeredge`: /var/lib/careeredge,
+    writable under ProtectHome=), else the XDG data directory."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state) if state else _xdg_dir("XDG_DATA_HOME", ".local/share")
 
 
 def _bounded(default: int | None, low: int, high: int | None = None) -> Any:
@@ -59,8 +62,9 @@ def _one_of(default: str, choices: tuple[str, ...]) -> Any:
 @dataclass
 class ModelConfig:
     bundle: Path = EMBEDDED_BUNDLE
-    backend: str = "onnxruntime"
+    backend: str = _one_of("auto", ("auto", "onnxruntime", "hailo"))
     threads: int | None = _bounded(None, 1, 64)
+    hef: Path | None = None  # a HEF outside the bundle (the model zoo's precompiled encoder)
 
 
 @dataclass

@@ -128,7 +128,8 @@ class Daemon:
 
         began = time.perf_counter()
         try:
-            backend = load_backend(bundle_dir, self.config.model.backend, self.config.model.threads)
+            model = self.config.model
+            backend = load_backend(bundle_dir, model.backend, model.threads, hef=model.hef)
         except (UserError, OSError, ValueError) as exc:  # BundleError is a UserError: missing / corrupt / tampered
             exc = exc if isinstance(exc, UserError) else UserError(f"cannot read bundle {bundle_dir}: {exc}")
             if self.backend is None:
@@ -146,6 +147,8 @@ class Daemon:
             previous = (self.backend, self.batcher)
             self.backend, self.batcher = backend, batcher
             self.bundle_dir, self.model_error, self.model_fix = Path(bundle_dir), None, None
+        if backend.fallback_reason:  # an accelerator that could not run it: one line, the CPU serves
+            log.warning("hailo.unavailable", extra={"fields": {"reason": backend.fallback_reason}})
         if previous[1] is not None:
             previous[1].close()  # drains what was queued on the old model first
         if previous[0] is not None:
@@ -219,6 +222,13 @@ class Daemon:
     @property
     def degraded(self) -> bool:
         return self.backend is None
+
+    def inference_alive(self, max_call_s: float) -> bool:
+        """False when the inference worker died or one model call has run for `max_call_s` (the
+        watchdog's check). A degraded daemon has no worker and is alive: it serves the fix."""
+        with self._model_lock:
+            batcher = self.batcher
+        return batcher is None or batcher.alive(max_call_s)
 
     def classify(
         self,
@@ -306,6 +316,7 @@ class Daemon:
             "name": manifest.get("name"),
             "version": self.backend.model_version,
             "backend": self.backend.type_key,
+            "accelerator_unavailable": self.backend.fallback_reason,
             "created_at": manifest.get("created_at"),
             "max_length": manifest.get("max_length"),
         }

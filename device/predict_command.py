@@ -57,7 +57,11 @@ class InputProblems:
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per posting on stdout.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads.")
-@click.option("--backend", default=None, help="Inference backend [default: onnxruntime].")
+@click.option(
+    "--backend",
+    default=None,
+    help="Inference backend: auto, onnxruntime or hailo [default: config [model] backend, auto].",
+)
 @click.option(
     "--explain/--no-explain",
     default=True,
@@ -108,7 +112,10 @@ def predict(
         bundle or resolve_bundle(config),
         backend=backend or model_config.backend,
         threads=threads or model_config.threads,
+        hef=model_config.hef,
     )
+    if engine.fallback_reason:  # one line: the answers still come, from the CPU
+        click.echo(f"Warning: serving on the CPU: {engine.fallback_reason}", err=True)
     recorder = PredictionRecorder(config, engine.model_name, problems) if keep else None
     try:
         for chunk in itertools.chain([first], chunks):

@@ -8,6 +8,7 @@ under waitress with structured logs until SIGTERM/SIGINT, and drains in-flight r
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -31,6 +32,9 @@ WAITRESS_THREADS = 8  # request threads; inference itself is serialised through 
 CONNECTION_LIMIT = 1000
 CHANNEL_TIMEOUT_S = 15
 CLEANUP_INTERVAL_S = 5
+# A model call running this long counts as hung (watchdog pings stop) even under a short WatchdogSec:
+# a batch of 4 long postings on a busy Pi takes well under a second.
+MIN_STALL_S = 10.0
 
 
 @click.command("serve")
@@ -157,9 +161,12 @@ def run_server(config: Config, pinned_bundle: bool = False, ready: Callable[[str
     )
     if ready is not None:
         ready(url)
+    watchdog = notify_systemd_ready(daemon, url)
     try:
         server.run()
     finally:
+        watchdog.notifier.notify("STOPPING=1")
+        watchdog.stop()
         _flush_responses(server)
         server.close()
         daemon.close()
@@ -178,6 +185,18 @@ def _allow_descriptors(wanted: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError) as exc:
             log.warning("web.descriptor_limit", extra={"fields": {"soft": soft, "wanted": target, "error": str(exc)}})
+
+
+def notify_systemd_ready(daemon: Daemon, url: str):
+    """Under systemd (`Type=notify`): READY=1 now that the socket listens, then watchdog pings for as
+    long as the inference worker is alive (no model call stuck for longer than half `WatchdogSec`)."""
+    from device.systemd_notify import SystemdNotifier, Watchdog
+
+    notifier = SystemdNotifier()
+    state = "degraded: " + (daemon.model_error or "no model") if daemon.degraded else "serving"
+    notifier.notify("READY=1", f"STATUS={state} on {url}", f"MAINPID={os.getpid()}")
+    max_call_s = max((notifier.watchdog_s or 0) / 2, MIN_STALL_S)
+    return Watchdog(notifier, lambda: daemon.inference_alive(max_call_s)).start()
 
 
 def _flush_responses(server, seconds: float = 1.0) -> None:

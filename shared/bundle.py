@@ -69,11 +69,17 @@ def read_manifest(bundle_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_bundle(bundle_dir: str | Path) -> dict[str, Any]:
-    """Read the manifest and check every listed file against its sha256. Returns the manifest."""
+def verify_bundle(bundle_dir: str | Path, skip: Iterable[str] = ()) -> dict[str, Any]:
+    """Read the manifest and check every listed file against its sha256. Returns the manifest.
+
+    `skip` names optional accelerator files (model.hef) that their backend checks itself, so that a
+    corrupt one costs the accelerator, not the whole bundle: the CPU still serves it."""
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
+    skipped = set(skip) - set(REQUIRED_FILES)
     for name, expected in sorted(manifest["files"].items()):
+        if name in skipped:
+            continue
         path = _member_path(bundle_dir, name)
         if not path.is_file():
             raise BundleError(f"model bundle {bundle_dir} is missing {name}")

@@ -82,6 +82,27 @@ SPLIT_COLUMNS = ("id", "text", "label")
     show_default=True,
     help="Drop unreachable embedding rows ([unusedN] wordpieces, positions past max_length).",
 )
+@click.option(
+    "--target",
+    type=click.Choice(["onnx", "hailo"]),
+    default="onnx",
+    show_default=True,
+    help="onnx: the INT8 device bundle. hailo: the Dataflow Compiler kit (encoder cut, calibration set, "
+    ".alls, steps) in --out [default: artifacts/hailo/NAME] (cloud/export/hailo.py).",
+)
+@click.option(
+    "--bundle",
+    "hailo_bundle",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="--target hailo: also write BUNDLE_hailo/, this bundle with the host weights (and --hef).",
+)
+@click.option(
+    "--hef",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="--target hailo: the HEF the Dataflow Compiler built, to add to BUNDLE_hailo/.",
+)
 def export_command(
     model_dir: Path,
     splits: Path,
@@ -96,9 +117,13 @@ def export_command(
     max_accuracy_drop: float,
     prune: bool,
     schemes: tuple[str, ...],
+    target: str,
+    hailo_bundle: Path | None,
+    hef: Path | None,
 ) -> None:
     """Export a trained classifier to an INT8 ONNX bundle, gated by an INT8-vs-FP32 parity check
-    (and, for a model distilled from Model A, by A's own test accuracy)."""
+    (and, for a model distilled from Model A, by A's own test accuracy); or, with --target hailo, to
+    the kit Hailo's Dataflow Compiler needs."""
     from cloud.export.builder import export_first_passing
     from cloud.params import load_params
     from shared.files import sha256_file
@@ -112,6 +137,20 @@ def export_command(
         if not path.is_file():
             raise UserError(f"split file not found: {path} (run `careeredge-cloud prepare` first)")
     eval_set = read_split(test_csv)
+    if target == "hailo":
+        preprocessing = str(
+            _train_log(model_dir).get("config", {}).get("preprocessing", model_params.get("preprocessing", "clean"))
+        )
+        export_for_hailo(
+            model_dir,
+            out or Path("artifacts/hailo") / name,
+            read_split(train_csv),
+            eval_set,
+            preprocessing,
+            hailo_bundle,
+            hef,
+        )
+        return
     schemes = schemes or DEFAULT_SCHEMES
     val_set = read_split(splits / "val.csv") if "mixed" in schemes else None  # what mixed chooses on
     out = out or Path("artifacts/bundles") / name
@@ -153,6 +192,28 @@ def export_command(
         f"accuracy {report.accuracy_fp32:.2%} -> {report.accuracy_int8:.2%} "
         f"(drop {report.accuracy_drop_pt:+.2f} pt)"
         + (f"; vs the teacher {distillation['teacher']} {distillation['teacher_accuracy']:.2%}" if distillation else "")
+    )
+
+
+def export_for_hailo(model_dir, out, train_set, eval_set, preprocessing, bundle, hef) -> None:
+    from cloud.export.hailo import export_hailo
+
+    report = export_hailo(
+        model_dir,
+        out,
+        train_set.texts,
+        eval_set.texts,
+        eval_set.labels,
+        preprocessing,
+        bundle_dir=bundle,
+        hef=hef,
+        progress=lambda message: click.echo(f"export: {message}", err=True),
+    )
+    click.echo(
+        f"hailo kit {out}: cut at {report['cut']['sequence_length']} tokens, max |logit - HF| "
+        f"{report['max_abs_logit_diff_vs_hf']:.2e}, test accuracy at 128 tokens "
+        f"{report['accuracy']['test_2025_at_128_tokens']:.2%}; next: {out}/COMPILE.md"
+        + (f"; bundle {report['bundle']}" if "bundle" in report else "")
     )
 
 

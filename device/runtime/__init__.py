@@ -11,14 +11,22 @@ hailo_platform) only when constructed.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from device.runtime import hailo_backend, onnx_backend  # noqa: F401  (registers the subclasses)
 from device.runtime.base import DEFAULT_BATCH_SIZE, InferenceBackend, Prediction
-from shared.bundle import BundleError, verify_bundle
+from device.runtime.hailo_backend import HailoUnavailable
+from shared.bundle import HAILO_FILE, BundleError, verify_bundle
 from shared.errors import UserError
 
+log = logging.getLogger(__name__)
+
 DEFAULT_BACKEND = "onnxruntime"
+# "auto": the Hailo accelerator when the bundle was exported for it and a device and HEF are here,
+# else ONNX Runtime on the CPU.
+AUTO = "auto"
+CPU_BACKEND = "onnxruntime"
 
 __all__ = ["BundleError", "InferenceBackend", "Prediction", "available_backends", "load_backend"]
 
@@ -32,11 +40,30 @@ def load_backend(
     backend: str = DEFAULT_BACKEND,
     threads: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    hef: Path | None = None,
 ) -> InferenceBackend:
+    """The backend for `bundle_dir`. An accelerator that cannot run it here (see `HailoUnavailable`)
+    never stops the device: the same bundle is served on the CPU, and `fallback_reason` says why."""
     backends = available_backends()
-    if backend not in backends:
-        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(sorted(backends))}")
+    if backend not in backends and backend != AUTO:
+        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(sorted([*backends, AUTO]))}")
     if threads is not None and threads < 1:
         raise UserError(f"threads must be a positive integer, got {threads}")
-    manifest = verify_bundle(bundle_dir)
-    return backends[backend](bundle_dir, manifest, threads=threads, batch_size=batch_size)
+    manifest = verify_bundle(bundle_dir, skip=(HAILO_FILE,))
+    fallback_reason = None
+    if backend == "hailo" or (backend == AUTO and _exported_for_hailo(manifest, hef)):
+        try:
+            return backends["hailo"](bundle_dir, manifest, threads=threads, batch_size=batch_size, hef=hef)
+        except HailoUnavailable as exc:
+            fallback_reason = exc.message  # the caller says it (the daemon's log, the CLI's stderr)
+            log.info("hailo.unavailable", extra={"fields": {"reason": exc.message, "serving_on": CPU_BACKEND}})
+    elif backend != AUTO:
+        return backends[backend](bundle_dir, manifest, threads=threads, batch_size=batch_size)
+    cpu = backends[CPU_BACKEND](bundle_dir, manifest, threads=threads, batch_size=batch_size)
+    cpu.fallback_reason = fallback_reason
+    return cpu
+
+
+def _exported_for_hailo(manifest: dict, hef: Path | None) -> bool:
+    """Worth trying the accelerator: the bundle has the host half and a HEF is at hand."""
+    return "hailo" in manifest and (HAILO_FILE in manifest["files"] or hef is not None)

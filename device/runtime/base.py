@@ -65,6 +65,8 @@ class InferenceBackend(ABC):
     """Subclasses set `type_key` and implement `logits`. Construct through `device.runtime.load_backend`."""
 
     type_key: ClassVar[str]
+    # Set when this backend serves because an accelerator could not (`device.runtime.load_backend`).
+    fallback_reason: str | None = None
 
     def __init__(
         self,

@@ -38,7 +38,7 @@ def test_workflow_runs_the_pipeline_weekly_and_on_demand():
         "careeredge-cloud evaluate-b",
         "careeredge-cloud distill-b",
         "careeredge-cloud export-b",
-        'python -m cloud.training.hub "',
+        'careeredge-cloud push-hub "',
         "careeredge-cloud publish",
     ]
     positions = [script.index(command) for command in order]

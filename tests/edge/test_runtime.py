@@ -54,9 +54,10 @@ def test_registry_and_backend_errors(tiny_bundle):
 
 
 def test_hailo_backend_explains_what_is_missing(tiny_bundle):
-    # The tiny bundle has no model.hef, and this machine has no hailo_platform: both are clear errors.
-    with pytest.raises(UserError, match="has no model.hef"):
-        load_backend(tiny_bundle, backend="hailo")
+    # The tiny bundle was not exported for Hailo, and this machine has no hailo_platform: the CPU serves it,
+    # and says why in one line (tests/appliance/test_hailo.py covers every other reason).
+    backend = load_backend(tiny_bundle, backend="hailo")
+    assert backend.type_key == "onnxruntime" and "has no 'hailo' block" in backend.fallback_reason
     from device.runtime.hailo_backend import import_hailo
 
     try:
