@@ -1,5 +1,5 @@
 """The upload pipeline without a broker: a real SQLite store, an in-memory transport that records each
-batch and confirms or refuses it, and a clock the test moves."""
+batch and confirms or refuses it, and a clock the test moves (both in tests/sync/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,42 +7,8 @@ import pytest
 
 from device.store import PredictionStore
 from device.sync.upload import ACK_TIMEOUT_S, MAX_ACK_TIMEOUT_S, REFUSED_BACKOFF_S, UploadPipeline
-from shared.mqtt.contract import MAX_PREDICTION_BATCH_BYTES, PREDICTION_BATCH
-from tests.sync.conftest import fill_store, prediction_record
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class MemoryTransport:
-    """Records every batch it is handed; the test decides each one's fate."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.connected_since: float | None = clock.now
-        self.accepting = True
-        self.sent: list[dict] = []  # decoded batches, in publish order
-        self.sizes: list[int] = []
-
-    def publish_batch(self, batch_id: str, payload: bytes) -> bool:
-        if not self.accepting:
-            return False
-        batch = PREDICTION_BATCH.decode(payload)  # what the collector would accept
-        assert batch["batch_id"] == batch_id
-        self.sent.append(batch)
-        self.sizes.append(len(payload))
-        return True
-
-    def uuids(self, batch: dict) -> list[str]:
-        return [record["uuid"] for record in batch["records"]]
-
-    def reconnect(self) -> None:
-        self.connected_since = self.clock.now
+from shared.mqtt.contract import MAX_PREDICTION_BATCH_BYTES
+from tests.sync.conftest import Clock, MemoryTransport, fill_store, prediction_record
 
 
 @pytest.fixture
