@@ -16,6 +16,7 @@ then lets the update finish and checks that it ends on v2. Used by tests/sync/te
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import random
@@ -200,7 +201,12 @@ def _kill_on_call(owner, name: str, nth: int, after: bool) -> None:
             _die()
         return result
 
-    setattr(owner, name, hooked)
+    # A staticmethod replaced by a plain function would be handed `self` when called on an instance.
+    static = isinstance(inspect.getattr_static(owner, name), staticmethod)
+    setattr(owner, name, staticmethod(hooked) if static else hooked)
+
+
+STAGE_POINTS = ("unpack", "record", "install")  # where a kill inside the stage step lands
 
 
 def place_kill(step: str, rng: random.Random, updater, release: Release) -> str:
@@ -218,7 +224,7 @@ def place_kill(step: str, rng: random.Random, updater, release: Release) -> str:
         _kill_on_call(ChunkedDownload, "verify", 1, after)
         return f"whole-file check ({'after' if after else 'before'})"
     if step == "stage":
-        point = rng.choice(["unpack", "record", "install"])
+        point = rng.choice(STAGE_POINTS)
         if point == "unpack":
             nth = rng.randint(1, 4)
             _kill_on_call(ota.shutil, "copyfileobj", nth, after)

@@ -4,9 +4,11 @@ update then completes. One kill per step here; scripts/bench_faults.py runs 20 p
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from tests.support.ota_kill import STEPS, prepare, run_once
+from tests.support.ota_kill import STAGE_POINTS, STEPS, prepare, run_once
 from tests.sync.conftest import bundle_version
 
 
@@ -27,4 +29,26 @@ def test_kill_9_during_an_update_boots_on_a_confirmed_signed_healthy_slot(ota_de
     assert outcome.killed, f"the kill at {step} never fired"
     assert outcome.ok, outcome.problems
     assert outcome.served_after_boot in ("1", "2") and outcome.signed and outcome.healthy
+    assert outcome.finished_on == "2"
+
+
+def seed_killing_the_stage_after(point: str) -> int:
+    """The first seed whose kill inside the stage step lands right after `point`'s work (place_kill
+    draws before/after, then the point)."""
+    for seed in range(1000):
+        rng = random.Random(seed)
+        after = rng.random() < 0.5
+        if after and rng.choice(STAGE_POINTS) == point:
+            return seed
+    raise AssertionError(point)
+
+
+@pytest.mark.parametrize("point", STAGE_POINTS)
+def test_kill_9_right_after_each_point_of_staging(ota_device, keys, point):
+    """Every point of the stage step, whatever seed 3 draws (a kill after writing the slot record once
+    broke the harness itself: the hook dropped `staticmethod`)."""
+    work, releases_dir, template = ota_device
+    seed = seed_killing_the_stage_after(point)
+    outcome = run_once("stage", seed, work, template, releases_dir, keys["public_path"], keys["public"])
+    assert outcome.killed and outcome.ok, outcome.problems
     assert outcome.finished_on == "2"
