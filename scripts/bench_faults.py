@@ -8,9 +8,8 @@
 Parts (all on loopback; the device model is the shipped Model A bundle, device/embedded_bundle):
 - http_fuzz: a `careeredge serve` takes >= 2,000 malformed requests over raw sockets
   (tests/support/http_fuzz.py, seeded; the admin token on most admin requests) after a warm-up of
-  ordinary and explained predictions from 8 clients and 500 fuzz requests under another seed;
-  figures: answers by status, 5xx (target 0), RSS growth across the measured pass (target <= 20 MB)
-  and across the warm-up fuzz;
+  ordinary and explained predictions from 8 clients; figures: answers by status, 5xx (target 0), RSS
+  growth across the fuzz (target <= 20 MB) and after each slice of 500 requests;
 - collector_poison: 1,000 poison messages shuffled among 10,000 good ones through one
   `careeredge-cloud collect` (scripts/bench_fleet.py's run_poison_mix): crashes, stored, dead letters;
 - collector_outage: the collector is stopped while a device logs 10,000 predictions, the broker's
@@ -49,6 +48,7 @@ SKILL_DENSE = (
     "We need Python, SQL, Kubernetes, Docker, AWS, PyTorch, TensorFlow, Spark, Airflow, React, Java, Go, "
     "Rust, Scala, Tableau, pandas, statistics, A/B testing, LangChain and Kafka. "
 ) * 12
+FUZZ_SLICE = 500  # fuzz requests between two RSS readings
 TARGETS = {"http_5xx": 0, "http_rss_growth_mb": 20.0, "outage_lost": 0, "ota_problems": 0, "kill9_lost": 0}
 
 
@@ -56,7 +56,6 @@ def sizes(quick: bool) -> dict:
     if quick:
         return {
             "fuzz": 300,
-            "warmup_fuzz": 100,
             "good": 1000,
             "poison": 100,
             "outage_rows": 500,
@@ -66,7 +65,6 @@ def sizes(quick: bool) -> dict:
         }
     return {
         "fuzz": 2500,
-        "warmup_fuzz": 500,  # requests under another seed before the measured pass
         "good": 10_000,
         "poison": 1000,
         "outage_rows": 10_000,
@@ -79,7 +77,7 @@ def sizes(quick: bool) -> dict:
 # --- http_fuzz --------------------------------------------------------------------------------------
 
 
-def run_http_fuzz(work: Path, bundle: Path, count: int, warmup: int) -> dict:
+def run_http_fuzz(work: Path, bundle: Path, count: int) -> dict:
     import psutil
     import requests
 
@@ -92,8 +90,7 @@ def run_http_fuzz(work: Path, bundle: Path, count: int, warmup: int) -> dict:
         process = psutil.Process(daemon.process.pid)
 
         # Warm-up: what the daemon does all day (the ONNX Runtime arena grows to its working size), from
-        # as many clients as waitress has threads (each thread's malloc arena grows too), then a first
-        # fuzz pass under another seed: RSS growth across the measured pass is what the traffic keeps.
+        # as many clients as waitress has threads (each thread's malloc arena grows too).
         def ordinary(i: int) -> None:
             requests.post(daemon.url + "api/v1/predict", json={"text": f"{SKILL_DENSE} {i}"}, timeout=120)
             if i % 8 == 0:
@@ -101,11 +98,13 @@ def run_http_fuzz(work: Path, bundle: Path, count: int, warmup: int) -> dict:
 
         with ThreadPoolExecutor(max_workers=8) as clients:
             list(clients.map(ordinary, range(32)))
-        rss_warm = process.memory_info().rss
-        http_fuzz.run(host, int(port), seed=1, count=warmup, admin_token=ADMIN_TOKEN)
         rss_before = process.memory_info().rss
         began = time.monotonic()
-        result = http_fuzz.run(host, int(port), seed=2026, count=count, admin_token=ADMIN_TOKEN)
+        result, rss_by_slice = http_fuzz.FuzzResult(), []
+        for first in range(0, count, FUZZ_SLICE):  # RSS after each slice: a leak climbs, a working set levels
+            size = min(FUZZ_SLICE, count - first)
+            result.merge(http_fuzz.run(host, int(port), seed=2026 + first, count=size, admin_token=ADMIN_TOKEN))
+            rss_by_slice.append(round((process.memory_info().rss - rss_before) / 1e6, 1))
         elapsed = time.monotonic() - began
         rss_after = process.memory_info().rss
         healthy = requests.get(daemon.url + "healthz", timeout=10).status_code == 200
@@ -114,11 +113,10 @@ def run_http_fuzz(work: Path, bundle: Path, count: int, warmup: int) -> dict:
     failed = [e for e in daemon.log_events() if e.get("event") == "request.failed"]
     return {
         **result.as_dict(),
-        "rss_after_warmup_predictions_mb": round(rss_warm / 1e6, 1),
-        "rss_growth_in_warmup_fuzz_mb": round((rss_before - rss_warm) / 1e6, 1),
         "rss_before_mb": round(rss_before / 1e6, 1),
         "rss_after_mb": round(rss_after / 1e6, 1),
         "rss_growth_mb": round((rss_after - rss_before) / 1e6, 1),
+        "rss_growth_after_each_slice_mb": rss_by_slice,
         "requests_per_s": round(result.sent / elapsed, 1),
         "healthz_after": healthy,
         "request_failed_log_lines": len(failed),
@@ -317,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
     n = sizes(args.quick)
     results: dict = {"quick": args.quick, "sizes": n, **machine(), "targets": TARGETS}
     runners = {
-        "http_fuzz": lambda work: run_http_fuzz(work, args.bundle, n["fuzz"], n["warmup_fuzz"]),
+        "http_fuzz": lambda work: run_http_fuzz(work, args.bundle, n["fuzz"]),
         "collector_poison": lambda work: run_collector_poison(work, n["good"], n["poison"]),
         "collector_outage": lambda work: run_collector_outage(work, n["outage_rows"], n["outage_s"]),
         "ota_kill": lambda work: run_ota_kill(work, args.bundle, n["ota_per_step"]),

@@ -106,6 +106,12 @@ class FuzzResult:
         if status >= 500:
             self.server_errors.append(f"{status} {description[:200]}")
 
+    def merge(self, other: FuzzResult) -> None:
+        self.sent += other.sent
+        self.statuses.update(other.statuses)
+        self.no_answer += other.no_answer
+        self.server_errors.extend(other.server_errors)
+
     def as_dict(self) -> dict:
         return {
             "sent": self.sent,
