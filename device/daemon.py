@@ -14,8 +14,6 @@ Which bundle is active: `--model` when given; else the over-the-air slot the syn
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
 import logging
 import os
 import threading
@@ -30,6 +28,7 @@ from typing import Any
 from device.advice import DemandTable, advise
 from device.batcher import MicroBatcher
 from device.config import Config
+from device.heap import return_freed_memory
 from device.inputs import prepare_text
 from device.store import PredictionStore, StoreError, StoreWriteError
 from device.sync.slots import resolve_bundle
@@ -397,20 +396,3 @@ class Daemon:
         except ImportError:
             return {"enabled": self.config.sync.enabled, "running": False, "state": "sync not installed"}
         return {"enabled": self.config.sync.enabled, **state(self.config, self.store)}
-
-
-def return_freed_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc's malloc_trim) once a dropped model's ONNX Runtime
-    session is gone. glibc keeps them mapped otherwise: 10 reloads of the shipped model grew RSS by
-    30-50 MB without this, ~6 MB with it (tests/daemon/test_reload_memory.py). A no-op without glibc."""
-    gc.collect()  # the session is freed when its last reference goes, which a cycle may hold
-    trim = getattr(_libc(), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
-
-
-def _libc():
-    try:
-        return ctypes.CDLL(None)  # the symbols the process already loaded, libc's among them
-    except OSError:
-        return None

@@ -113,9 +113,11 @@ def run_server(config: Config, pinned_bundle: bool = False, ready: Callable[[str
     from waitress import create_server
 
     from device.daemon import Daemon
+    from device.heap import limit_arenas
     from device.sync.slots import resolve_bundle
     from device.web import create_app
 
+    limit_arenas()  # before the model, the sync agent and waitress start their threads
     daemon = Daemon(config, bundle_dir=resolve_bundle(config, pinned=pinned_bundle))
     daemon.start_retention()
     if config.sync.enabled:
