@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Faults a trusted appliance must ride out, each measured end to end on real parts.
 
-    python scripts/bench_faults.py --json bench/faults.json            # the full run (~15 min on 2 busy cores)
+    python scripts/bench_faults.py --json bench/faults.json            # the full run (~20 min on 2 busy cores)
     python scripts/bench_faults.py --json bench/faults.json --quick    # a reduced run (tests/test_bench_faults.py)
     python scripts/bench_faults.py --json out.json --only http_fuzz,ota_kill
 
