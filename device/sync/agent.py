@@ -9,8 +9,9 @@ It wires three parts together and runs the upload thread:
 One agent per device: a lock file in `models_dir` refuses a second one (it would share the MQTT
 client id and keep kicking the first off); holding it is also how another process tells that the
 agent runs (device.sync.status.agent_running). The agent writes its state to `sync_state.json` there
-when something a reader cares about changes (connection, errors, OTA, drops), and refreshes the
-counters in it at most once a minute: no SD-card write every few seconds on an idle device.
+when something a reader cares about changes (connection, errors, OTA, drops, every batch in flight
+acknowledged), and refreshes the counters in it at most once a minute otherwise: no SD-card write every
+few seconds on an idle device.
 
 The upload thread never dies of a store error (a lock held past the busy timeout, a full disk, an
 I/O error): each iteration is guarded, a failure is logged, counted and shown in the state (and
@@ -272,6 +273,9 @@ class SyncAgent:
         state = self.state()
         significant = {k: v for k, v in state.items() if k not in VOLATILE_STATE}
         significant["upload"] = {k: v for k, v in state["upload"].items() if k != "last_iteration_at"}
+        # Caught up (nothing in flight) is worth a write: the status then shows the final counts at once,
+        # and an idle device, caught up all along, still writes nothing.
+        significant["caught_up"] = state["inflight_rows"] == 0
         stale = time.monotonic() - self._written_at >= COUNTER_REFRESH_S
         if not force and self._written_state is not None:
             if significant == self._written_state[0] and (not stale or state_counters(state) == self._written_state[1]):
