@@ -143,7 +143,7 @@ class Daemon:
                 )
             log.error("model.unavailable", extra={"fields": {"bundle": str(bundle_dir), "error": exc.format_message()}})
             return False
-        batcher = MicroBatcher(backend.predict_model_inputs, max_batch=MAX_BATCH)
+        batcher = MicroBatcher(backend.predict_tokenized, max_batch=MAX_BATCH)
         with self._model_lock:
             previous = (self.backend, self.batcher)
             self.backend, self.batcher = backend, batcher
@@ -249,7 +249,7 @@ class Daemon:
             raise ModelUnavailable(self.model_error or "no model loaded", self.model_fix or "")
         prepared = prepare_text(raw_text, source="text")
         with self._explain_turn() if explain else contextlib.nullcontext():  # before anything is stored
-            prediction = batcher.predict(model_input(prepared.text, backend.preprocessing))
+            prediction = batcher.predict(backend.tokenize([model_input(prepared.text, backend.preprocessing)])[0])
             result = Classification(
                 prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text, notes=list(prepared.notes)
             )
@@ -287,7 +287,9 @@ class Daemon:
             backend,
             text,
             top_k=5,
-            predict=lambda texts: batcher.predict_many([model_input(t, backend.preprocessing) for t in texts]),
+            predict=lambda texts: batcher.predict_many(
+                backend.tokenize([model_input(t, backend.preprocessing) for t in texts])
+            ),
         )
 
     def _store(self, result: Classification, backend, source: str) -> None:

@@ -20,10 +20,14 @@ retrain and re-export after editing it, and regenerate `shared/skill_baseline_20
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+
+from shared.casefold import fold
 
 LANGUAGES = "languages"
 FRAMEWORKS = "frameworks"
@@ -204,7 +208,9 @@ SKILLS_BY_NAME: dict[str, Skill] = {skill.name: skill for skill in SKILLS}
 # A token is a run of these; an alias must not touch one on its left. On its right, "&" also
 # blocks ("R&D", "P&L" are not the R language), and so does "-letter" ("Go-to-market").
 _TOKEN_CHARS = r"A-Za-z0-9_+#"
-_TOKEN_START = re.compile(rf"(?<![{_TOKEN_CHARS}.&])[A-Za-z0-9.]")
+# A token starts with one of these, and not right after one of these (or ".", "&"):
+_TOKEN_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
+_NOT_BEFORE_TOKEN = _TOKEN_FIRST | frozenset("_+#&")
 _KEY_LENGTH = 2
 
 
@@ -212,42 +218,74 @@ _KEY_LENGTH = 2
 class _AliasRule:
     pattern: re.Pattern[str]
     skill: Skill
+    key: str  # the alias' first _KEY_LENGTH characters, lower-cased: a token must start with them
 
 
 def _alias_rule(alias: str, skill: Skill, case_sensitive: bool) -> _AliasRule:
     body = re.escape(alias).replace(r"\ ", r"[\s\-]+")  # "fine tuning" also matches "fine-tuning"
     flags = 0 if case_sensitive else re.I
-    return _AliasRule(re.compile(rf"{body}(?![{_TOKEN_CHARS}&]|-[A-Za-z])", flags), skill)
+    return _AliasRule(re.compile(rf"{body}(?![{_TOKEN_CHARS}&]|-[A-Za-z])", flags), skill, alias[:_KEY_LENGTH].lower())
+
+
+class _AliasMatcher:
+    """Every alias rule, found in one pass of an Aho-Corasick automaton over the case-folded text.
+
+    The automaton holds each alias' first word, lower-cased (`shared.casefold`: the same comparison as
+    the rules' `re.IGNORECASE`): a rule can only match where its first word appears, so those are the
+    candidates. Each is then held to exactly what trying every rule at every token start did: it must
+    be a token start, the token's first characters must be the rule's key, and the rule's regex must
+    match there. Same matches, a fraction of a millisecond per posting instead of a Python step per token.
+    """
+
+    def __init__(self):
+        import ahocorasick_rs  # Rust extension, wheels for x86-64 and aarch64
+
+        self.by_word: dict[str, list[_AliasRule]] = {}
+        for skill in SKILLS:
+            loose = sorted({skill.name, *skill.aliases} - set(skill.case_sensitive))
+            for alias, case_sensitive in [(a, False) for a in loose] + [(a, True) for a in skill.case_sensitive]:
+                word = alias.split(" ")[0].lower()
+                self.by_word.setdefault(word, []).append(_alias_rule(alias, skill, case_sensitive))
+        # One-letter first words ("R", "C") would make the automaton report every r and c of a posting;
+        # a regex finds them instead, as tokens of one letter (what every rule starting with them needs).
+        letters = "".join(sorted(w + w.upper() for w in self.by_word if len(w) == 1))
+        self.letter_tokens = re.compile(rf"[{letters}](?<![{_TOKEN_CHARS}.&][{letters}])(?![{_TOKEN_CHARS}&])")
+        self.words = [word for word in self.by_word if len(word) > 1]
+        self.automaton = ahocorasick_rs.AhoCorasick(self.words)
+
+    def hits(self, text: str, line_ends: list[int] | None = None) -> Iterator[tuple[int, _AliasRule, re.Match]]:
+        """(line, rule, match) for every rule matching at a token start of `text`, in reading order (overlaps
+        included). With `line_ends` (the offsets of the text's line breaks, then its length) each match is
+        kept inside its line, as if the line were the whole text, and `line` is its index; else 0."""
+        ends = line_ends or [len(text)]
+        candidates = [
+            (start, self.words[index])
+            for index, start, _ in self.automaton.find_matches_as_indexes(fold(text), overlapping=True)
+        ]
+        candidates += [(m.start(), m.group(0).lower()) for m in self.letter_tokens.finditer(text)]
+        found = []
+        for start, word in candidates:
+            if text[start] not in _TOKEN_FIRST or (start and text[start - 1] in _NOT_BEFORE_TOKEN):
+                continue
+            line = bisect.bisect_left(ends, start) if line_ends else 0
+            prefix = text[start : start + _KEY_LENGTH].lower()
+            for rule in self.by_word[word]:
+                if rule.key in (prefix, prefix[:1]):
+                    m = rule.pattern.match(text, start, ends[line])
+                    if m:
+                        found.append((start, line, rule, m))
+        found.sort(key=lambda hit: hit[0])
+        return ((line, rule, m) for _, line, rule, m in found)
 
 
 @lru_cache(maxsize=1)
-def _alias_index() -> dict[str, list[_AliasRule]]:
-    """Alias rules keyed by their first (up to) two lower-cased characters.
-
-    Scanning token starts and trying only the rules whose key matches keeps `find_skills` at a
-    fraction of a millisecond per posting, instead of running ~400 alias regexes over every text.
-    """
-    index: dict[str, list[_AliasRule]] = {}
-    for skill in SKILLS:
-        loose = {skill.name, *skill.aliases} - set(skill.case_sensitive)
-        rules = [(a, False) for a in loose] + [(a, True) for a in skill.case_sensitive]
-        for alias, case_sensitive in rules:
-            key = alias[:_KEY_LENGTH].lower()
-            index.setdefault(key, []).append(_alias_rule(alias, skill, case_sensitive))
-    return index
+def _matcher() -> _AliasMatcher:
+    return _AliasMatcher()
 
 
 def _alias_hits(text: str) -> Iterator[tuple[_AliasRule, re.Match]]:
     """Every alias rule matching at a token start of `text`, in reading order (overlaps included)."""
-    index = _alias_index()
-    for token in _TOKEN_START.finditer(text):
-        start = token.start()
-        prefix = text[start : start + _KEY_LENGTH].lower()
-        for key in {prefix, prefix[:1]}:
-            for rule in index.get(key, ()):
-                m = rule.pattern.match(text, start)
-                if m:
-                    yield rule, m
+    return ((rule, m) for _, rule, m in _matcher().hits(text))
 
 
 def find_skills(text: str) -> list[SkillMatch]:
@@ -264,12 +302,23 @@ def find_skills(text: str) -> list[SkillMatch]:
 
 
 def mentions_skill(text: str) -> bool:
-    """Whether `find_skills(text)` would find anything, stopping at the first alias that matches.
+    """Whether `find_skills(text)` would find anything.
 
-    Any match survives `find_skills`' overlap resolution (the longest one is always kept), so the
-    first hit decides; `shared.text.skills_first` asks this for every line of every posting.
+    Any match survives `find_skills`' overlap resolution (the longest one is always kept), so one
+    hit decides.
     """
     return next(_alias_hits(text), None) is not None
+
+
+def lines_mentioning_skills(text: str) -> list[bool]:
+    """For each line of `text.split("\n")`, whether `mentions_skill(line)`, in one pass over the whole text
+    (`shared.text.skills_first` asks this of every posting)."""
+    lines = text.split("\n")
+    ends = [end - 1 for end in itertools.accumulate(len(line) + 1 for line in lines)]  # line breaks, then len
+    flags = [False] * len(lines)
+    for line, _, _ in _matcher().hits(text, ends):
+        flags[line] = True
+    return flags
 
 
 def skill_names(text: str) -> list[str]:

@@ -6,11 +6,15 @@ is what it sees on the Pi. Nothing here imports torch, transformers or anything 
 
 from __future__ import annotations
 
+import bisect
+import functools
 import html
+import itertools
 import re
 import unicodedata
 from pathlib import Path
 
+from shared.casefold import fold
 from shared.stopwords import STOP_WORDS
 
 URL_TOKEN = "[url]"
@@ -21,9 +25,10 @@ _BLOCK_TAG = re.compile(r"</?(p|div|br|li|ul|ol|h[1-6]|tr|td|section|article)\b[
 _SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.I | re.S)
 _URL = re.compile(r"(https?://|www\.)\S+", re.I)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b")
-_SPACES = re.compile(r"[ \t\f\v\u00a0]+")
-_NEWLINES = re.compile(r"\s*\n\s*")
-_LAYOUT_CHARACTERS = str.maketrans("", "", "\n\t")  # kept by clean_text; removed only for the printable check
+# Runs of these fold to one space. Only runs that change are matched (two or more, or one that is not a
+# plain space): the same result as matching every run, without a substitution per space of the text.
+_SPACES = re.compile(r"[ \t\f\v\u00a0]{2,}|[\t\f\v\u00a0]")
+_DOUBLE_SPACES = re.compile(r"  +")
 _WORD = re.compile(r"[a-z0-9][a-z0-9+#.\-]*[a-z0-9+#]|[a-z0-9]", re.I)
 
 # Mojibake seen in the 2025 CSV (UTF-8 bytes decoded as cp1252 upstream, e.g. "â€“").
@@ -75,30 +80,39 @@ def storable_text(text: str) -> tuple[str, list[str]]:
 
 
 def clean_text(text: str) -> str:
-    """Canonical cleaning: HTML and entities out, NFKC, URLs/emails masked, whitespace folded.
+    """Canonical cleaning: HTML and entities out, NFKC, URLs/emails masked, whitespace folded, each line
+    stripped and blank lines dropped.
 
     Case is kept: the tokenizer lower-cases for uncased encoders, and the skill matcher wants the
-    original spelling for display.
+    original spelling for display. Each step first checks, with a C-speed test, whether it can change
+    the text at all (a URL needs "http" or "www.", an e-mail "@", ...): the device runs this for every
+    posting, and most steps find nothing to do.
     """
     text = repair_mojibake(text)
     text = strip_html(text)
     text = unicodedata.normalize("NFKC", text)
     text = _drop_control_characters(text)
-    text = _URL.sub(URL_TOKEN, text)
-    text = _EMAIL.sub(EMAIL_TOKEN, text)
-    text = _SPACES.sub(" ", text)
-    text = _NEWLINES.sub("\n", text)
-    return text.strip()
+    lowered = text.lower()  # re.I patterns below can only match where these lower-cased literals occur
+    if "http" in lowered or "www." in lowered:
+        text = _URL.sub(URL_TOKEN, text)
+    if "@" in text:
+        text = _EMAIL.sub(EMAIL_TOKEN, text)
+    if "\t" in text or "\f" in text or "\v" in text or "\u00a0" in text:
+        text = _SPACES.sub(" ", text)
+    elif "  " in text:  # only spaces can form a run: the same substitution, found by its literal prefix
+        text = _DOUBLE_SPACES.sub(" ", text)
+    # Every whitespace run that holds a line break becomes one line break, and the ends are stripped:
+    # i.e. each line stripped, blank lines dropped (str.strip() and the regex \s are the same set).
+    return "\n".join(line for line in (raw.strip() for raw in text.split("\n")) if line)
 
 
 def _drop_control_characters(text: str) -> str:
     """Remove Unicode category C (controls, format, private use, unassigned), keeping newline and tab.
 
     Every category-C character is non-printable, so a text that is printable apart from its newlines
-    and tabs (almost every posting) is returned as is without a per-character category lookup, which
-    was the single most expensive step of `model_input` on the device.
+    and tabs (almost every posting) is returned as is without a per-character category lookup.
     """
-    if text.translate(_LAYOUT_CHARACTERS).isprintable():
+    if text.replace("\n", "").replace("\t", "").isprintable():
         return text
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
 
@@ -140,23 +154,59 @@ def load_tokenizer(path: str | Path, max_length: int):
 # clean text 0.859, stop words removed 0.875, skills_first 0.898 (docs/studies/2026-11-27-model-input-screen.md).
 PREPROCESSING_STYLES = ("clean", "clean_no_stopwords", "skills_first", "skills_first_no_stopwords")
 
-_BOILERPLATE_LINE = re.compile(
-    r"equal (employment )?opportunit|without regard to|disabilit|veteran status|reasonable accommodation|"
-    r"401\(?k\)?|paid time off|health insurance|dental|pay range|salary range|base (pay|salary)|"
-    r"compensation (package|range)|e-verify|background check|privacy (notice|policy)",
-    re.I,
+# A line holding one of these (in any case) is dropped. Lower case (a test checks): they are searched for
+# in `shared.casefold.fold`ed text, which compares like re.IGNORECASE.
+BOILERPLATE_PHRASES = (
+    "equal employment opportunit",
+    "equal opportunit",
+    "without regard to",
+    "disabilit",
+    "veteran status",
+    "reasonable accommodation",
+    "401k",
+    "401(k",
+    "paid time off",
+    "health insurance",
+    "dental",
+    "pay range",
+    "salary range",
+    "base pay",
+    "base salary",
+    "compensation package",
+    "compensation range",
+    "e-verify",
+    "background check",
+    "privacy notice",
+    "privacy policy",
 )
 
 
 def skills_first(text: str) -> str:
     """Lines naming a skill first, then the other lines, each group in original order; boilerplate dropped."""
-    from shared.skills import mentions_skill  # shared.skills has no heavy imports; kept local to avoid a cycle
+    from shared.skills import lines_mentioning_skills  # shared.skills has no heavy imports; local: no cycle
 
+    lines = text.split("\n")
+    boilerplate = _boilerplate_lines(text, lines)
     with_skills, without = [], []
-    for line in text.split("\n"):
-        if line.strip() and not _BOILERPLATE_LINE.search(line):
-            (with_skills if mentions_skill(line) else without).append(line)
+    for index, (line, mentions) in enumerate(zip(lines, lines_mentioning_skills(text))):
+        if line.strip() and index not in boilerplate:
+            (with_skills if mentions else without).append(line)
     return "\n".join(with_skills + without)
+
+
+def _boilerplate_lines(text: str, lines: list[str]) -> set[int]:
+    """Indices of the lines holding a boilerplate phrase, from one Aho-Corasick scan of the folded text:
+    a phrase never spans a line break, so each line with one holds the start of a match."""
+    starts = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+    found = _boilerplate_automaton().find_matches_as_indexes(fold(text))
+    return {bisect.bisect_right(starts, start) - 1 for _, start, _ in found}
+
+
+@functools.lru_cache(maxsize=1)
+def _boilerplate_automaton():
+    import ahocorasick_rs  # Rust extension, wheels for x86-64 and aarch64
+
+    return ahocorasick_rs.AhoCorasick(list(BOILERPLATE_PHRASES))
 
 
 def model_input(text: str, preprocessing: str = "clean") -> str:

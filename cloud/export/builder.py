@@ -23,11 +23,13 @@ import numpy as np
 
 from cloud.artifacts import atomic_directory
 from cloud.export import parity
+from cloud.export.encoder_graph import UnsupportedGraph
 from cloud.export.onnx_export import export_onnx
 from cloud.export.optimize import attention_geometry, fuse_transformer
 from cloud.export.prune import prune_embeddings, verify_renumbering
 from cloud.export.quantize import UNFUSED_SCHEMES, quantize_blockwise, quantize_int8, quantize_mixed, quantize_per_token
 from cloud.export.reference import TorchClassifier, load_classifier
+from device.runtime.onnx_backend import session_settings
 from shared.bundle import GOLDEN_FILE, MODEL_FILE, TOKENIZER_FILE, write_bundle
 from shared.errors import UserError
 
@@ -85,6 +87,7 @@ def export_bundle(
     agreement_set: EvalSet | None = None,
     progress=None,
     shared: dict | None = None,
+    session: dict | None = None,
 ) -> ExportResult:
     """`distillation` (a distilled model's train_log entry: teacher, teacher_accuracy, ...) adds a second
     floor: the INT8 graph's test accuracy against the *teacher's* FP32 accuracy, so that the device's
@@ -93,7 +96,9 @@ def export_bundle(
     `agreement_set` (e.g. the 2026 evaluation split) joins the test split in the parity gate (agreement
     and accuracy drop, `gate_postings`); the teacher floor, the golden set and `parity` stay the test split's.
     `shared` (a dict, empty at first) carries what does not depend on the scheme from one attempt of
-    `export_first_passing` to the next: the FP32 graphs' fusion counts and the FP32 probabilities."""
+    `export_first_passing` to the next: the FP32 graphs' fusion counts and the FP32 probabilities.
+    `session` (params.yaml `export.session`) goes into the manifest: how the device's ONNX Runtime runs the
+    graph (`device.runtime.onnx_backend.SESSION_SETTINGS`); the parity gate already runs with it."""
     step = progress or (lambda message: None)
     model_dir, out_dir, work_dir = Path(model_dir), Path(out_dir), Path(work_dir)
     tokenizer_path = model_dir / TOKENIZER_FILE
@@ -111,7 +116,7 @@ def export_bundle(
         shared["fusion"] = export_fp32_graphs(model, work_dir, step)
     fusion = shared["fusion"]
     to_quantize, bundle_tokenizer, pruning = work_dir / FUSED_FILE, tokenizer_path, None
-    if prune and scheme not in UNFUSED_SCHEMES:  # per_token/blockwise keep the original graph and tokenizer
+    if prune and scheme not in UNFUSED_SCHEMES:  # blockwise keeps the original graph and tokenizer
         step("pruning unreachable embedding rows")
         pruning = prune_embeddings(
             work_dir / FUSED_FILE, tokenizer_path, work_dir / PRUNED_FILE, work_dir / PRUNED_TOKENIZER_FILE, max_length
@@ -125,8 +130,7 @@ def export_bundle(
             # These rewrite plain MatMul/Gather nodes; the fused graph hides them in Attention and
             # EmbedLayerNormalization. ORT still fuses LayerNorm/GELU when it loads the bundle.
             step(f"quantizing to INT8 ({scheme})")
-            quantize = quantize_blockwise if scheme == "blockwise" else quantize_per_token
-            quantization = quantize(work_dir / FP32_FILE, staging / MODEL_FILE)
+            quantization = quantize_blockwise(work_dir / FP32_FILE, staging / MODEL_FILE)
             bundle_tokenizer, pruning = tokenizer_path, None
         common = dict(
             name=name,
@@ -137,6 +141,7 @@ def export_bundle(
             training_data_hash=training_data_hash,
             preprocessing=preprocessing,
             windows=windows,
+            extra={"session": session_settings(session or {}, "params.yaml export.session")} if session else None,
         )
         if scheme == "mixed":
             step(f"finding the most quantization-sensitive MatMul on {len(val_set.texts)} validation postings")
@@ -151,6 +156,9 @@ def export_bundle(
                 to_quantize, staging / MODEL_FILE, sensitivity["node"], per_channel, reduce_range
             )
             quantization["sensitivity"] = sensitivity
+        elif scheme == "per_token":
+            step("quantizing to INT8 (per_token: the fused graph rebuilt)")
+            quantization = quantize_per_token(to_quantize, staging / MODEL_FILE)
         elif scheme == "dynamic":
             step("quantizing to INT8 (dynamic)")
             quantization = quantize_int8(to_quantize, staging / MODEL_FILE, per_channel, reduce_range)
@@ -270,11 +278,16 @@ def export_first_passing(schemes: Sequence[str], *args, export=None, on_fallback
     for i, scheme in enumerate(schemes):
         try:
             return export(*args, scheme=scheme, shared=shared, **kwargs)
-        except parity.ParityError as exc:
+        except (parity.ParityError, UnsupportedGraph) as exc:
             if i == len(schemes) - 1:
                 raise
             if on_fallback:
-                on_fallback(f"{scheme} INT8 fails the parity gate ({str(exc).split(':')[0]}); trying {schemes[i + 1]}")
+                why = (
+                    f"does not fit: {exc}"
+                    if isinstance(exc, UnsupportedGraph)
+                    else f"fails the parity gate ({str(exc).split(':')[0]})"
+                )
+                on_fallback(f"{scheme} INT8 {why}; trying {schemes[i + 1]}")
     raise ValueError("no INT8 scheme to try")
 
 
@@ -294,6 +307,7 @@ def bundle_around(directory: Path, graph: Path, tokenizer: Path, like: dict, nam
         max_length=like["max_length"],
         preprocessing=like.get("preprocessing", "clean"),
         windows=like.get("windows", 1),
+        extra={"session": like["session"]} if like.get("session") else None,  # run as the bundle runs
     )
     return directory
 

@@ -183,6 +183,7 @@ def export_command(
         val_set=val_set,
         progress=echo,
         on_fallback=echo,
+        session=export_session(params),
     )
     metrics, report = result.manifest["metrics"], result.parity
     click.echo(
@@ -193,6 +194,14 @@ def export_command(
         f"(drop {report.accuracy_drop_pt:+.2f} pt)"
         + (f"; vs the teacher {distillation['teacher']} {distillation['teacher_accuracy']:.2%}" if distillation else "")
     )
+
+
+def export_session(params: dict) -> dict:
+    """params.yaml `export.session`: the ONNX Runtime settings the bundle's manifest carries to the device."""
+    section = params.get("export") or {}
+    if not isinstance(section, dict):
+        raise UserError("params.yaml: 'export' must be a mapping")
+    return section.get("session") or {}
 
 
 def export_for_hailo(model_dir, out, train_set, eval_set, preprocessing, bundle, hef) -> None:

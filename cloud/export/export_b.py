@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from cloud.artifacts import MODEL_B_DIR, read_json
+from cloud.export.command import export_session
 from cloud.export.quantize import DEFAULT_SCHEMES, SCHEMES
 from cloud.params import load_params
 from cloud.training.model_io import recorded_config
@@ -32,6 +33,7 @@ def export_b(
     schemes=DEFAULT_SCHEMES,
     export=None,
     student: Path | None = None,
+    session: dict | None = None,
 ) -> None:
     """Export through the edge export code (INT8 + parity gate, see below), named like
     `careeredge-cloud export` names Model A's bundle (name = the model directory's name). The gate is
@@ -96,6 +98,7 @@ def export_b(
                 agreement_set=agreement_set,
                 progress=echo,
                 on_fallback=echo,
+                session=session,
             )
 
     result, shipped = None, model_dir.name
@@ -177,6 +180,7 @@ def export_b_command(model_dir, student, bundle_dir, splits, normalized, params_
         stream=load_stream(normalized, params, ""),
         schemes=tuple(schemes) or DEFAULT_SCHEMES,
         student=student,
+        session=export_session(params),
     )
 
 

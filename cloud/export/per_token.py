@@ -1,4 +1,4 @@
-"""Per-token dynamic INT8 for every MatMul with a constant weight (W8A8, one activation scale per token).
+"""Per-token dynamic INT8 (W8A8, one activation scale per token) as ONNX nodes, and the writer that emits them.
 
 ORT's dynamic quantization (`DynamicQuantizeLinear`, QAttention) takes *one* uint8 scale per
 activation tensor, over every token of every posting in the call. BERT's few outlier channels set
@@ -7,20 +7,23 @@ postings shared its call. Here each token (row) gets its own scale instead, the 
 W8A8 LLM recipes (LLM.int8, SmoothQuant), built from standard ONNX ops plus ORT's
 `MatMulIntegerToFloat`, which runs on MLAS' U8S8 kernels on both the Pi 5 (A76 dot product) and x86:
 
-    x [..., K]  -> x2 = Reshape(x, [-1, K])
-                   s  = max(|x2|, axis=1) / 127                      one scale per token, [R, 1]
-                   q  = QuantizeLinear(x2, s, zero point 128)        uint8, symmetric about 128
+    x [..., K]  -> s  = max(max(x), -min(x), eps) / 127             one scale per row, [..., 1]
+                   q  = QuantizeLinear(x, s, zero point 128)        uint8, symmetric about 128, blocks of K
     W [K, N]    -> W8 int8 in [-63, 63], one scale per output column (ahead of time; 7 bits: see WEIGHT_LEVELS)
-    y           =  Reshape(MatMulIntegerToFloat(q, W8, 1, w_scale, 128, 0) * s, [..., N])
+    y           =  MatMulIntegerToFloat(q, W8, 1, w_scale, 128, 0) * s
 
-Each token's row is quantized from that row alone, so the answers do not depend on the batch, and the
-logit error is below per-tensor dynamic's (`scripts/study_quantization.py` measures both), though it runs
-slower than dynamic: the per-token scale costs a few elementwise passes that ORT's fused
-DynamicQuantizeMatMul does not.
-MatMuls that read the same activation (Q, K and V) share one quantized copy of it.
+Each row is quantized from that row alone, so a posting's integer products do not depend on the batch,
+and the logit error is below per-tensor dynamic's (`scripts/study_quantization.py` measures both).
+The scale takes max(x) and -min(x) rather than max(|x|): two reductions that read the tensor in place
+measured twice as fast as Abs (which writes a copy) then one reduction, for the same value. A row's
+scale is a [..., 1] block scale (ONNX opset 21 blocked quantization), so 3-D activations need no
+reshapes, and every row set shares one tensor of zero points. `cloud.export.encoder_graph` uses these
+nodes to build the device's graph.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,97 +31,148 @@ ZERO_POINT = 128  # uint8 activations, symmetric: q = round(x / s) + 128, |x / s
 # 7-bit weights (|w8| <= 63). x86 AVX2 without VNNI (this build machine) runs U8S8 with vpmaddubsw,
 # which adds two u8 x s8 products into int16 and saturates: 2 x 255 x 127 > 32767. With 7 bits,
 # 2 x 255 x 63 = 32130 fits, so the arithmetic is exact on every ISA, and the gate measures here what
-# the Pi 5 (A76 dot product, never saturating) computes. U8U8 is exact too, but slower on AVX2.
+# the Pi 5 (A76 dot product, never saturating) computes. U8U8 is exact too, but slower on AVX2, and
+# S8S8 (no zero point) measured 6x slower than U8S8 here: MLAS has no AVX2 kernel for it.
 WEIGHT_LEVELS = 63
-_EPSILON = 1e-8  # an all-zero token gets scale eps / 127 instead of a division by zero
+ACTIVATION_LEVELS = 127
+_EPSILON = 1e-8  # an all-zero row gets scale eps / 127 instead of a division by zero
+OPSET = 21  # blocked QuantizeLinear / DequantizeLinear (a scale per row of a 3-D tensor)
 
 
-def quantize_matmuls_per_token(model) -> dict[str, object]:
-    """Rewrite `model` (an onnx.ModelProto, opset >= 15) in place; returns what was quantized."""
-    from onnx import TensorProto, helper, numpy_helper
+class GraphWriter:
+    """Emits ONNX nodes and initializers with unique, readable names (`scope/what`), so that ORT's
+    profiler and error messages name the block and the step."""
 
-    graph = model.graph
-    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    weights = {i.name: i for i in graph.initializer}
-    added = []
+    def __init__(self):
+        self.nodes: list = []
+        self.initializers: list = []
+        self._names: set[str] = set()
+        self._zero_points: dict[str, str] = {}
 
-    def constant(name: str, value: np.ndarray) -> str:
-        added.append(numpy_helper.from_array(value, name))
+    def unique(self, name: str) -> str:
+        candidate, n = name, 1
+        while candidate in self._names:
+            n += 1
+            candidate = f"{name}_{n}"
+        self._names.add(candidate)
+        return candidate
+
+    def constant(self, name: str, value) -> str:
+        from onnx import numpy_helper
+
+        name = self.unique(name)
+        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
-    one = constant("per_token_one", np.array(1.0, np.float32))
-    eps = constant("per_token_eps", np.array(_EPSILON, np.float32))
-    q_max = constant("per_token_127", np.array(127.0, np.float32))
-    zero_point = constant("per_token_zero_point", np.array(ZERO_POINT, np.uint8))
-    weight_zero_point = constant("per_token_weight_zero_point", np.array(0, np.int8))
-    last_axis = constant("per_token_axis", np.array([1], np.int64)) if opset >= 18 else None  # an input from opset 18
-    flat = constant("per_token_flat", np.array([-1], np.int64))
+    def keep_constant(self, name: str, value) -> None:
+        """An initializer under exactly `name` (a tensor copied from another graph), once."""
+        from onnx import numpy_helper
 
-    nodes, quantized, groups = [], [], {}
-    for node in graph.node:
-        weight = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if weight is None or len(weight.dims) != 2:
-            nodes.append(node)
-            continue
-        x, (k, n) = node.input[0], weight.dims
-        mm = f"per_token_{len(quantized)}"  # this MatMul's names
-        if x not in groups:  # quantize this activation once, for every MatMul that reads it
-            groups[x] = act = f"per_token_x{len(groups)}"  # the quantized activation's names
-            nodes += [
-                helper.make_node("Reshape", [x, constant(act + "_rows", np.array([-1, k], np.int64))], [act + "_2d"]),
-                helper.make_node("Abs", [act + "_2d"], [act + "_abs"]),
-                (
-                    helper.make_node("ReduceMax", [act + "_abs", last_axis], [act + "_peak"], keepdims=1)
-                    if opset >= 18
-                    else helper.make_node("ReduceMax", [act + "_abs"], [act + "_peak"], axes=[1], keepdims=1)
-                ),
-                helper.make_node("Max", [act + "_peak", eps], [act + "_peak_safe"]),
-                helper.make_node("Div", [act + "_peak_safe", q_max], [act + "_scale"]),  # [R, 1]
-                helper.make_node("Reshape", [act + "_scale", flat], [act + "_scale_1d"]),  # [R]
-                helper.make_node("Shape", [act + "_scale_1d"], [act + "_rows_shape"]),
-                helper.make_node(
-                    "ConstantOfShape",
-                    [act + "_rows_shape"],
-                    [act + "_zero_points"],
-                    value=helper.make_tensor("zp", TensorProto.UINT8, [1], [ZERO_POINT]),
-                ),
-                helper.make_node(
-                    "QuantizeLinear", [act + "_2d", act + "_scale_1d", act + "_zero_points"], [act + "_q"], axis=0
-                ),
-                helper.make_node("Shape", [x], [act + "_lead"], end=-1),
-            ]
-        act = groups[x]
-        w = numpy_helper.to_array(weight).astype(np.float32)
-        w_scale = (np.maximum(np.abs(w).max(0), 1e-12) / WEIGHT_LEVELS).astype(np.float32)
-        w_int8 = np.clip(np.round(w / w_scale), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8)
-        nodes += [
-            helper.make_node(
-                "MatMulIntegerToFloat",
-                [
-                    act + "_q",
-                    constant(mm + "_weight", w_int8),
-                    one,
-                    constant(mm + "_weight_scale", w_scale),
-                    zero_point,
-                    weight_zero_point,
-                ],
-                [mm + "_2d"],
-                domain="com.microsoft",
-                name=node.name + "_per_token",
-            ),
-            helper.make_node("Mul", [mm + "_2d", act + "_scale"], [mm + "_scaled"]),
-            helper.make_node(
-                "Concat", [act + "_lead", constant(mm + "_cols", np.array([n], np.int64))], [mm + "_shape"], axis=0
-            ),
-            helper.make_node("Reshape", [mm + "_scaled", mm + "_shape"], [node.output[0]], name=node.name),
-        ]
-        quantized.append(node.name)
-    used = {name for node in nodes for name in node.input}
-    kept = [i for i in graph.initializer if i.name in used]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    del graph.initializer[:]
-    graph.initializer.extend(kept + added)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return {"matmuls": len(quantized), "activations": len(groups)}
+        if name not in self._names:
+            self._names.add(name)
+            self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
+
+    def node(self, op_type: str, inputs: list[str], name: str, outputs: int = 1, domain: str = "", **attributes):
+        """Add one node; returns its output name, or the list of them when `outputs` > 1."""
+        from onnx import helper
+
+        name = self.unique(name)
+        names = [name] if outputs == 1 else [self.unique(f"{name}:{i}") for i in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, inputs, names, name=name, domain=domain or None, **attributes))
+        return names[0] if outputs == 1 else names
+
+    def zero_points(self, rows: str, scale: str) -> str:
+        """The uint8 zero points (all 128) shaped like `scale`, built once per row set (`rows` names it:
+        every activation with the same rows has scales of the same shape)."""
+        from onnx import TensorProto, helper
+
+        if rows not in self._zero_points:
+            self._zero_points[rows] = self.node(
+                "ConstantOfShape",
+                [self.node("Shape", [scale], f"{rows}/rows_shape")],
+                f"{rows}/zero_points",
+                value=helper.make_tensor("zero_point", TensorProto.UINT8, [1], [ZERO_POINT]),
+            )
+        return self._zero_points[rows]
+
+
+@dataclass(frozen=True)
+class QuantizedRows:
+    """An activation quantized per row: `values` uint8 [..., K], `scale` float [..., 1]."""
+
+    values: str
+    scale: str
+    width: int
+    rows: str  # which row set: rows of one set share their zero points
+
+
+def quantize_rows(graph: GraphWriter, x: str, width: int, name: str, rows: str) -> QuantizedRows:
+    """Nodes quantizing `x` ([..., width], float) to uint8 with one symmetric scale per row."""
+    axis = graph.constant(f"{name}/last_axis", np.array([-1], np.int64))
+    high = graph.node("ReduceMax", [x, axis], f"{name}/row_max", keepdims=1)
+    low = graph.node("ReduceMin", [x, axis], f"{name}/row_min", keepdims=1)
+    peak = graph.node(
+        "Max",
+        [high, graph.node("Neg", [low], f"{name}/row_neg_min"), graph.constant(f"{name}/eps", np.float32(_EPSILON))],
+        f"{name}/row_peak",
+    )
+    scale = graph.node(
+        "Div", [peak, graph.constant(f"{name}/levels", np.float32(ACTIVATION_LEVELS))], f"{name}/row_scale"
+    )
+    values = graph.node(
+        "QuantizeLinear", [x, scale, graph.zero_points(rows, scale)], f"{name}/quantize", axis=-1, block_size=width
+    )
+    return QuantizedRows(values, scale, width, rows)
+
+
+def slice_rows(graph: GraphWriter, activation: QuantizedRows, count: int, name: str, rows: str) -> QuantizedRows:
+    """The first `count` rows (axis 1) of a quantized [batch, rows, K] activation: the same integers
+    and scales, no second quantization."""
+    return QuantizedRows(
+        first_rows(graph, activation.values, count, f"{name}/values"),
+        first_rows(graph, activation.scale, count, f"{name}/scale"),
+        activation.width,
+        rows,
+    )
+
+
+def first_rows(graph: GraphWriter, x: str, count: int, name: str) -> str:
+    """x[:, :count] of a [batch, rows, ...] tensor."""
+    return graph.node(
+        "Slice",
+        [
+            x,
+            graph.constant(f"{name}/start", np.array([0], np.int64)),
+            graph.constant(f"{name}/end", np.array([count], np.int64)),
+            graph.constant(f"{name}/axis", np.array([1], np.int64)),
+        ],
+        f"{name}/first_rows",
+    )
+
+
+def int8_weight(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[K, N] float -> (int8 in [-WEIGHT_LEVELS, WEIGHT_LEVELS], one float scale per output column)."""
+    weight = np.asarray(weight, np.float32)
+    scale = (np.maximum(np.abs(weight).max(0), 1e-12) / WEIGHT_LEVELS).astype(np.float32)
+    return np.clip(np.round(weight / scale), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8), scale
+
+
+def int8_matmul(graph: GraphWriter, activation: QuantizedRows, weight: np.ndarray, name: str) -> str:
+    """activation @ weight ([K, N] float, quantized here) as an integer product rescaled per row and column."""
+    if weight.shape[0] != activation.width:
+        raise ValueError(f"{name}: weight has {weight.shape[0]} rows for an activation {activation.width} wide")
+    w8, w_scale = int8_weight(weight)
+    product = graph.node(
+        "MatMulIntegerToFloat",
+        [
+            activation.values,
+            graph.constant(f"{name}/weight", w8),
+            graph.constant(f"{name}/activation_scale", np.float32(1.0)),
+            graph.constant(f"{name}/weight_scale", w_scale),
+            graph.constant(f"{name}/activation_zero_point", np.uint8(ZERO_POINT)),
+            graph.constant(f"{name}/weight_zero_point", np.int8(0)),
+        ],
+        f"{name}/int8_matmul",
+        domain="com.microsoft",
+    )
+    return graph.node("Mul", [product, activation.scale], f"{name}/row_rescale")

@@ -5,8 +5,9 @@ The export tries `DEFAULT_SCHEMES` (or the `--scheme`s given) in order and ships
 gate runs the test split in batches of 16; the export also runs it one posting per call and records both
 in the manifest, because only dynamic-style schemes can answer differently alone and in a batch.
 
-`per_token` (first): W8A8 with one activation scale per token (`cloud.export.per_token`) on the unfused
-graph, 7-bit int8 weights per output column, and blockwise's 4-bit word embedding. Each token is quantized
+`per_token` (first): the fused, embedding-pruned graph rebuilt op by op (`cloud.export.encoder_graph`) with
+W8A8, one activation scale per token (`cloud.export.per_token`), 7-bit int8 weights per output column,
+an int8 word table with one scale per row, merged QKV and ORT's MultiHeadAttention. Each token is quantized
 from its own row, so a posting gets the same answer alone or in any batch (bit-identical: the manifest's
 `batch_invariance_max_p1_gap` is 0), and the logit error is below dynamic's.
 
@@ -58,7 +59,7 @@ from pathlib import Path
 
 SCHEMES = ("per_token", "blockwise", "dynamic", "mixed")
 DEFAULT_SCHEMES = ("per_token", "blockwise", "dynamic")  # what the export tries, in this order; see above
-UNFUSED_SCHEMES = ("per_token", "blockwise")  # rewrite plain MatMul/Gather: quantized from model_fp32.onnx
+UNFUSED_SCHEMES = ("blockwise",)  # rewrites plain MatMul/Gather: quantized from model_fp32.onnx
 BLOCK_SIZE = 32
 # 4 bits is all ORT's GatherBlockQuantized offers, so the embedding gets finer blocks to compensate.
 EMBEDDING_BLOCK_SIZE = 16
@@ -142,25 +143,26 @@ def quantize_blockwise(
     }
 
 
-def quantize_per_token(
-    fp32_path: Path, out_path: Path, embedding_block_size: int = EMBEDDING_BLOCK_SIZE
-) -> dict[str, object]:
-    """Per-token W8A8 (`cloud.export.per_token`) on the unfused graph, plus blockwise's 4-bit word embedding."""
+def quantize_per_token(fused_path: Path, out_path: Path) -> dict[str, object]:
+    """Per-token W8A8 on the fused graph, rebuilt op by op (`cloud.export.encoder_graph`)."""
     import onnx
 
-    from cloud.export.per_token import WEIGHT_LEVELS, ZERO_POINT, quantize_matmuls_per_token
+    from cloud.export.encoder_graph import QUERY_ROWS, build_per_token_model, read_fused_encoder
+    from cloud.export.per_token import WEIGHT_LEVELS, ZERO_POINT
 
-    model = onnx.load(str(fp32_path))
-    model = _block_quantize(model, ("Gather",), 4, embedding_block_size, None, nodes=[_word_embedding_gather(model)])
-    rewritten = quantize_matmuls_per_token(model)
+    encoder = read_fused_encoder(onnx.load(str(fused_path)))
+    model = build_per_token_model(encoder)
     onnx.save(model, str(out_path))
     return {
         "scheme": "per_token",
         "weight_type": f"QInt8 in [-{WEIGHT_LEVELS}, {WEIGHT_LEVELS}] (7 bits), symmetric, per output column",
         "activation_type": f"QUInt8 per token (row), symmetric around {ZERO_POINT}, scale from the row's max |x|",
-        "matmuls": rewritten["matmuls"],
-        "quantized_activations": rewritten["activations"],
-        "embedding": f"4-bit blocks of {embedding_block_size} (GatherBlockQuantized)",
+        "matmuls": sum(n.op_type == "MatMulIntegerToFloat" for n in model.graph.node),
+        "quantized_activations": sum(n.op_type == "QuantizeLinear" for n in model.graph.node),
+        "embedding": "word table int8, one scale per row; position and token-type tables FP32",
+        "attention": "merged QKV MatMul, MultiHeadAttention",
+        "last_block_query_rows": QUERY_ROWS if encoder.reads_first_token_only else "all",
+        "nodes": len(model.graph.node),
     }
 
 
@@ -182,10 +184,3 @@ def _block_quantize(
     quantizer = MatMulNBitsQuantizer(model, nodes_to_include=list(nodes) if nodes else None, algo_config=config)
     quantizer.process()
     return quantizer.model.model
-
-
-def _word_embedding_gather(model) -> str:
-    """The Gather reading the largest table: the word embedding (position/token-type tables are small)."""
-    tables = {i.name: i.dims[0] for i in model.graph.initializer if len(i.dims) == 2}
-    gathers = [n for n in model.graph.node if n.op_type == "Gather" and n.input[0] in tables]
-    return max(gathers, key=lambda n: tables[n.input[0]]).name

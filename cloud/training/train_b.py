@@ -417,6 +417,7 @@ def train_b_command(
             f" | 2025 val acc {outcome.val_2025_accuracy:.3f} | {outcome.rows_2026} 2026 rows"
         )
     if export:
+        from cloud.export.command import export_session
         from cloud.export.export_b import base_model_name, export_b
 
         export_b(
@@ -427,6 +428,7 @@ def train_b_command(
             version_number,
             base_model=base_model_name({"base": config.base}, params),
             stream=stream,
+            session=export_session(params),
         )
 
 

@@ -27,7 +27,9 @@ def test_export_command_writes_a_verified_bundle(tmp_path):
     _write_split(splits / "train.csv", *synthetic_postings(64, 0))
     _write_split(splits / "test.csv", *synthetic_postings(30, 7))
     params = tmp_path / "params.yaml"
-    params.write_text(f"model:\n  base: tiny\n  max_length: {TINY_MAX_LENGTH}\n")
+    params.write_text(
+        f"model:\n  base: tiny\n  max_length: {TINY_MAX_LENGTH}\nexport:\n  session:\n    spin_within_run: true\n"
+    )
 
     out = tmp_path / "bundles" / "model_x"
     result = CliRunner().invoke(
@@ -55,6 +57,8 @@ def test_export_command_writes_a_verified_bundle(tmp_path):
     manifest = verify_bundle(out)
     assert (manifest["name"], manifest["version"], manifest["base_model"]) == ("model_x", "2", "tiny")
     assert manifest["max_length"] == TINY_MAX_LENGTH
+    assert manifest["session"] == {"spin_within_run": True}  # params.yaml export.session, for the device
+    assert manifest["metrics"]["quantization"]["scheme"] == "per_token"
     assert manifest["training_data_hash"] == hashlib.sha256((splits / "train.csv").read_bytes()).hexdigest()
     assert (tmp_path / "work" / "model_fp32_fused.onnx").is_file()
     golden_ids = [line for line in (out / "golden.jsonl").read_text().splitlines()]

@@ -62,31 +62,75 @@ def _session(path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def test_per_token_quantizes_every_weight_matmul_and_answers_each_row_as_if_alone(tmp_path):
-    fp32, _ = _graphs(tmp_path)
-    weights = {i.name for i in onnx.load(str(fp32)).graph.initializer}
-    weight_matmuls = [n for n in onnx.load(str(fp32)).graph.node if n.op_type == "MatMul" and n.input[1] in weights]
-    config = quantize_per_token(fp32, tmp_path / "per_token.onnx")
-    nodes = onnx.load(str(tmp_path / "per_token.onnx")).graph.node
-    ops = Counter(n.op_type for n in nodes)
-    assert ops["MatMulIntegerToFloat"] == len(weight_matmuls) == config["matmuls"] == 2 * 6
-    assert ops["QuantizeLinear"] == config["quantized_activations"] == 2 * 4, "Q, K and V share one quantized input"
-    assert ops["GatherBlockQuantized"] == 3 and ops["DynamicQuantizeLinear"] == 0  # word, position, token type
-
-    # A padded batch of three postings of different lengths, and each posting alone.
-    rng = np.random.default_rng(0)
-    lengths, width = (12, 5, 9), 12
-    ids = rng.integers(5, 90, size=(3, width)).astype(np.int64)
+def _padded_batch(vocabulary: int, lengths=(12, 5, 9), width=12, seed=0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocabulary, size=(len(lengths), width)).astype(np.int64)
     mask = np.array([[1] * n + [0] * (width - n) for n in lengths], dtype=np.int64)
-    feeds = {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    per_token, reference = _session(tmp_path / "per_token.onnx"), _session(fp32)
-    names = [i.name for i in per_token.get_inputs()]
-    batched = per_token.run(None, {k: feeds[k] for k in names})[0]
-    for row, n in enumerate(lengths):
-        alone = per_token.run(None, {k: feeds[k][row : row + 1, :n] for k in names})[0]
+    return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
+def test_per_token_rebuilds_the_fused_graph_and_answers_each_row_as_if_alone(tmp_path):
+    """Every weight MatMul INT8 (merged QKV, the last block's queries for the first rows only, the pooler),
+    MultiHeadAttention instead of the fused Attention, no SkipLayerNormalization, an int8 word table with
+    FP32 position/token-type tables; and a posting in a padded batch gets the bits it gets alone."""
+    from cloud.export.encoder_graph import QUERY_ROWS
+
+    _, fused = _graphs(tmp_path)
+    config = quantize_per_token(fused, tmp_path / "per_token.onnx")
+    model = onnx.load(str(tmp_path / "per_token.onnx"))
+    ops = Counter(n.op_type for n in model.graph.node)
+    # block 0: QKV, output, FFN in, FFN out; block 1: Q, KV, output, FFN in, FFN out; the pooler
+    assert ops["MatMulIntegerToFloat"] == config["matmuls"] == 4 + 5 + 1
+    assert ops["MultiHeadAttention"] == 2 and ops["Attention"] == ops["SkipLayerNormalization"] == 0
+    assert ops["GatherBlockQuantized"] == 0 and ops["MatMul"] == 0
+    assert config["last_block_query_rows"] == QUERY_ROWS
+    tables = {i.name: i for i in model.graph.initializer}
+    assert tables["embeddings/word_int8"].data_type == onnx.TensorProto.INT8
+    assert (
+        tables["embeddings/position"].data_type == tables["embeddings/token_type"].data_type == onnx.TensorProto.FLOAT
+    )
+
+    feeds = _padded_batch(90)
+    per_token, reference = _session(tmp_path / "per_token.onnx"), _session(fused)
+    batched = per_token.run(None, feeds)[0]
+    for row, n in enumerate((12, 5, 9)):
+        alone = per_token.run(None, {k: v[row : row + 1, :n] for k, v in feeds.items()})[0]
         np.testing.assert_array_equal(alone[0], batched[row])  # bit-identical: no scale is shared across rows
-    exact = reference.run(None, {k: feeds[k] for k in names})[0]
+    exact = reference.run(None, feeds)[0]
     assert (batched.argmax(1) == exact.argmax(1)).all()
+    np.testing.assert_allclose(batched, exact, atol=0.05)
+
+
+def test_per_token_reads_a_fused_distilbert_and_refuses_an_unfused_graph(tmp_path):
+    """DistilBERT (no token types, position ids from its buffer, a pre-classifier) fuses to the same
+    encoder and rebuilds; a graph the builder does not know is refused with a reason, so that the
+    export moves on to its next scheme."""
+    import pytest
+    import torch
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    from cloud.export.encoder_graph import UnsupportedGraph
+
+    torch.manual_seed(0)
+    config = DistilBertConfig(
+        vocab_size=8000,  # export_onnx samples ids up to 7592
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        hidden_dim=64,
+        max_position_embeddings=64,
+    )
+    model = DistilBertForSequenceClassification(config).eval()
+    model.config._attn_implementation = "eager"
+    export_onnx(model, tmp_path / "distil.onnx")
+    fuse_transformer(tmp_path / "distil.onnx", tmp_path / "distil_fused.onnx", 2, 32, 2)
+    quantize_per_token(tmp_path / "distil_fused.onnx", tmp_path / "distil_int8.onnx")
+    feeds = {k: v for k, v in _padded_batch(120).items() if k != "token_type_ids"}
+    int8 = _session(tmp_path / "distil_int8.onnx").run(None, feeds)[0]
+    np.testing.assert_allclose(int8, _session(tmp_path / "distil_fused.onnx").run(None, feeds)[0], atol=0.05)
+
+    with pytest.raises(UnsupportedGraph, match="EmbedLayerNormalization"):
+        quantize_per_token(tmp_path / "distil.onnx", tmp_path / "unfused_int8.onnx")
 
 
 def test_per_token_matmul_computes_the_documented_w8a8_and_keeps_outliers_local(tmp_path):
@@ -94,23 +138,26 @@ def test_per_token_matmul_computes_the_documented_w8a8_and_keeps_outliers_local(
     formula computed in numpy (so no int16 saturation on this AVX2 machine either), and the other
     tokens keep per-token precision (a per-tensor scale, set by the outlier, would leave them a
     fraction of the bits)."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    from cloud.export.per_token import WEIGHT_LEVELS, ZERO_POINT, quantize_matmuls_per_token
+    from cloud.export.per_token import OPSET, WEIGHT_LEVELS, ZERO_POINT, GraphWriter, int8_matmul, quantize_rows
 
     rng = np.random.default_rng(1)
     w = rng.normal(size=(16, 8)).astype(np.float32)
     x = rng.normal(size=(2, 5, 16)).astype(np.float32)
     x[0, 0, 3] = 50.0
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
-        "one_matmul",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", "s", 8])],
-        [numpy_helper.from_array(w, "w")],
+    graph = GraphWriter()
+    y_name = int8_matmul(graph, quantize_rows(graph, "x", 16, "x", rows="tokens"), w, "mm")
+    model = helper.make_model(
+        helper.make_graph(
+            graph.nodes,
+            "one_matmul",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 16])],
+            [helper.make_tensor_value_info(y_name, TensorProto.FLOAT, None)],
+            graph.initializers,
+        ),
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    assert quantize_matmuls_per_token(model)["matmuls"] == 1
     onnx.save(model, str(tmp_path / "per_token.onnx"))
     y = _session(tmp_path / "per_token.onnx").run(None, {"x": x})[0]
 

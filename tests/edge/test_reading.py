@@ -126,7 +126,7 @@ def test_windowed_batches_match_one_by_one_and_short_texts_read_once(windowed_bu
 
 
 def test_prefix_tokenization_keeps_every_window(windowed_bundle, kaggle_csv):
-    """The runtime tokenizes a whitespace-bounded prefix of max_length * windows * 8 characters; all
+    """The runtime tokenizes a whitespace-bounded prefix of max_length * windows * 6 characters (doubled while too short); all
     three windows must equal the whole text's, also for texts built to defeat the prefix."""
     from device.runtime import load_backend
 

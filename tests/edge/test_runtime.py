@@ -29,6 +29,18 @@ def test_batching_matches_one_by_one_despite_padding(backend):
         assert prediction.probabilities == pytest.approx(alone.probabilities, abs=2e-3)
 
 
+def test_the_daemons_pre_tokenized_path_answers_like_predict(backend):
+    """The daemon runs model_input and tokenization in its request threads and hands the inference thread
+    encodings (`predict_tokenized`): the answers are predict's."""
+    from shared.text import model_input
+
+    texts = [DS_TEXT, "sql", SWE_TEXT * 3, "pandas and java"]
+    encodings = backend.tokenize([model_input(t, backend.preprocessing) for t in texts])
+    for direct, tokenized in zip(backend.predict(texts), backend.predict_tokenized(encodings)):
+        assert tokenized.label == direct.label
+        assert tokenized.probabilities == pytest.approx(direct.probabilities, abs=1e-6)
+
+
 def test_pads_only_to_the_longest_text_in_the_batch(backend):
     batch = backend.encode(["short text", "a slightly longer text than that"])
     assert batch.input_ids.shape[1] < backend.max_length
@@ -43,6 +55,47 @@ def test_truncates_to_the_bundle_max_length(backend):
 def test_thread_count_reaches_the_session(tiny_bundle):
     engine = load_backend(tiny_bundle, threads=2)
     assert engine.session.get_session_options().intra_op_num_threads == 2
+
+
+def _with_manifest(bundle, tmp_path, **changes):
+    """A copy of `bundle` whose manifest has `changes` (None deletes a key), rewritten (the manifest lists no hash of itself)."""
+    import shutil
+
+    from shared.bundle import read_manifest, save_manifest
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    manifest = read_manifest(copy)
+    for key, value in changes.items():
+        manifest.pop(key, None) if value is None else manifest.__setitem__(key, value)
+    save_manifest(copy, manifest)
+    return copy
+
+
+def test_session_settings_come_from_the_manifest_and_an_older_bundle_runs_without_them(tiny_bundle, tmp_path):
+    """The export writes params.yaml's `export.session` into the manifest; a bundle exported before that
+    section existed loads, with spinning off, and answers exactly the same."""
+    spinning = load_backend(_with_manifest(tiny_bundle, tmp_path / "a", session={"spin_within_run": True}))
+    options = spinning.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+
+    older = load_backend(_with_manifest(tiny_bundle, tmp_path / "b", session=None))
+    assert older.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    texts = [DS_TEXT, SWE_TEXT]
+    assert [p.probabilities for p in older.predict(texts)] == [p.probabilities for p in spinning.predict(texts)]
+
+
+@pytest.mark.parametrize(
+    "session, message",
+    [({"spin": True}, "unknown session setting 'spin'"), ({"spin_within_run": "yes"}, "must be bool"), ([], "mapping")],
+)
+def test_a_bad_session_setting_is_refused_in_one_line(tiny_bundle, tmp_path, session, message):
+    from shared.bundle import BundleError
+
+    with pytest.raises(BundleError, match=message) as error:
+        load_backend(_with_manifest(tiny_bundle, tmp_path, session=session))
+    assert "\n" not in str(error.value)
 
 
 def test_registry_and_backend_errors(tiny_bundle):
