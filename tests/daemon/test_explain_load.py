@@ -34,7 +34,7 @@ def test_explanations_run_on_the_inference_worker_one_batch_at_a_time(daemon):
     calls: list[tuple[str, int]] = []
     running, overlap = [0], [0]
     lock = threading.Lock()
-    original = daemon.backend.predict_model_inputs
+    original = daemon.backend.predict_tokenized
 
     def recorded(texts):
         with lock:
