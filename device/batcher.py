@@ -49,6 +49,15 @@ class MicroBatcher:
         self._queue.put((text, future))
         return future.result(timeout=timeout)
 
+    def predict_many(self, texts: Sequence[str], timeout: float | None = 60.0) -> list:
+        """Queue several texts at once (they join batches with everyone else's); results in order."""
+        futures: list[Future] = []
+        for text in texts:
+            future: Future = Future()
+            self._queue.put((text, future))
+            futures.append(future)
+        return [future.result(timeout=timeout) for future in futures]
+
     def alive(self, max_call_s: float) -> bool:
         """The worker thread runs and no model call has lasted `max_call_s` or more (the systemd
         watchdog's liveness check: a hung model must stop the heartbeats)."""

@@ -79,13 +79,16 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = _bounded(8321, 0, 65535)
     max_request_bytes: int = _bounded(256 * 1024, 1024)
+    allowed_hosts: list[str] = field(default_factory=list)
+    read_token: str | None = None
 
 
 @dataclass
 class StoreConfig:
     path: Path = field(default_factory=lambda: _default_data_dir() / "predictions.db")
-    retention_days: int = _bounded(90, 0)
+    retention_days: int = _bounded(90, 0, 36_500)
     privacy: str = _one_of("full", PRIVACY_MODES)
+    synchronous: str = _one_of("full", ("full", "normal"))
 
 
 @dataclass
@@ -111,6 +114,7 @@ class SyncConfig:
     tls_key: Path | None = None
     username: str | None = None
     password: str | None = None
+    allow_plaintext_password: bool = False
     public_key: Path | None = None
     models_dir: Path = field(default_factory=lambda: _default_data_dir() / "models")
     buffer_cap_rows: int = _bounded(100_000, 1)
@@ -160,7 +164,7 @@ SECTIONS: dict[str, type] = {
     "sync": SyncConfig,
     "monitoring": MonitoringConfig,
 }
-SECRET_KEYS = {"token", "password"}
+SECRET_KEYS = {"token", "password", "read_token"}
 
 
 def _field_types(section: str) -> dict[str, Any]:
@@ -248,11 +252,15 @@ def _check_section(section: str, values: Any, origin: str) -> None:
         choices = spec.metadata.get("choices")
         if choices is not None and value not in choices:
             raise ConfigError(f"{origin}: {name}: must be one of {', '.join(choices)}, got {value!r}")
-    if section == "admin" and values.token is not None and len(values.token) < 16:
-        raise ConfigError(
-            f"{origin}: [admin] token: must be at least 16 characters "
-            "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
-        )
+    for key, token in (
+        ("[admin] token", getattr(values, "token", None)),
+        ("[web] read_token", getattr(values, "read_token", None)),
+    ):
+        if section in ("admin", "web") and token is not None and len(token) < 16:
+            raise ConfigError(
+                f"{origin}: {key}: must be at least 16 characters "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+            )
     if section == "sync" and (values.tls_cert is None) != (values.tls_key is None):
         raise ConfigError(f"{origin}: [sync] tls_cert and tls_key: set both or neither")
 

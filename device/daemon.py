@@ -13,6 +13,7 @@ Which bundle is active: `--model` when given; else the over-the-air slot the syn
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -27,6 +28,7 @@ from typing import Any
 from device.advice import DemandTable, advise
 from device.batcher import MicroBatcher
 from device.config import Config
+from device.heap import return_freed_memory
 from device.inputs import prepare_text
 from device.store import PredictionStore, StoreError, StoreWriteError
 from device.sync.slots import resolve_bundle
@@ -40,6 +42,12 @@ log = logging.getLogger(__name__)
 # the activation memory of 8 (ONNX Runtime's arena keeps the peak a batch reached).
 MAX_BATCH = 4
 PRUNE_INTERVAL_S = 6 * 3600
+# An explanation is up to 17 inferences. They go through the same inference worker as every
+# prediction (so memory stays at one MAX_BATCH activation set), and at most this many explanations
+# are in the queue at once, so they cannot starve plain predictions; the rest wait up to
+# EXPLAIN_WAIT_S for a turn, then get "busy, retry" (429).
+MAX_CONCURRENT_EXPLAINS = 2
+EXPLAIN_WAIT_S = 10.0
 
 
 @dataclass
@@ -75,6 +83,14 @@ class Classification:
         return body
 
 
+class Busy(RuntimeError):
+    """Too much expensive work queued already: the client should retry after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: int = 5):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ModelUnavailable(RuntimeError):
     """Raised by `classify` in degraded mode; carries the fix for the user."""
 
@@ -102,6 +118,7 @@ class Daemon:
         self.skew = None  # device.monitoring.SkewMonitor once the store is open
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._model_lock = threading.Lock()
+        self._explain_slots = threading.BoundedSemaphore(MAX_CONCURRENT_EXPLAINS)
         if load_model:
             self.load_model(self.bundle_dir)
         if open_store:
@@ -118,7 +135,8 @@ class Daemon:
         try:
             model = self.config.model
             backend = load_backend(bundle_dir, model.backend, model.threads, hef=model.hef)
-        except UserError as exc:  # BundleError is a UserError: missing / corrupt / tampered
+        except (UserError, OSError, ValueError) as exc:  # BundleError is a UserError: missing / corrupt / tampered
+            exc = exc if isinstance(exc, UserError) else UserError(f"cannot read bundle {bundle_dir}: {exc}")
             if self.backend is None:
                 self.model_error = exc.format_message()
                 self.model_fix = (
@@ -141,6 +159,8 @@ class Daemon:
             previous[1].close()  # drains what was queued on the old model first
         if previous[0] is not None:
             previous[0].close()
+            del previous
+            return_freed_memory()
         log.info(
             "model.loaded",
             extra={
@@ -156,7 +176,9 @@ class Daemon:
 
     def _open_store(self) -> None:
         try:
-            self.store = PredictionStore(self.config.store.path, privacy=self.config.store.privacy)
+            self.store = PredictionStore(
+                self.config.store.path, privacy=self.config.store.privacy, synchronous=self.config.store.synchronous
+            )
             log.info(
                 "store.opened",
                 extra={"fields": {"path": str(self.store.path), "schema_version": self.store.schema_version}},
@@ -258,20 +280,19 @@ class Daemon:
         if backend is None:
             raise ModelUnavailable(self.model_error or "no model loaded", self.model_fix or "")
         prepared = prepare_text(raw_text, source="text")
-        prediction = batcher.predict(backend.tokenize([model_input(prepared.text, backend.preprocessing)])[0])
-        result = Classification(
-            prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text, notes=list(prepared.notes)
-        )
-        self._store(result, backend, source)
+        with self._explain_turn() if explain else contextlib.nullcontext():  # before anything is stored
+            prediction = batcher.predict(backend.tokenize([model_input(prepared.text, backend.preprocessing)])[0])
+            result = Classification(
+                prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text, notes=list(prepared.notes)
+            )
+            self._store(result, backend, source)
+            if explain or with_advice:
+                result.skill_matches = find_skills(result.cleaned_text)
+            if explain:
+                result.driving_terms = self._explain(backend, batcher, prepared.text)
         if self.shadow is not None and result.stored:
             # Queued only: the shadow scores it in its own thread, after this answer is on its way.
             self.shadow.submit(result.uuid, model_input(prepared.text, self.shadow.backend.preprocessing))
-        if explain or with_advice:
-            result.skill_matches = find_skills(result.cleaned_text)
-        if explain:
-            from device.explain import driving_terms
-
-            result.driving_terms = driving_terms(backend, prepared.text, top_k=5)
         if with_advice:
             skills = self.config.profile.skills if profile_skills is None else profile_skills
             result.advice = advise(
@@ -283,6 +304,28 @@ class Daemon:
                 matches=result.skill_matches,
             )
         return result
+
+    @contextlib.contextmanager
+    def _explain_turn(self):
+        if not self._explain_slots.acquire(timeout=EXPLAIN_WAIT_S):
+            raise Busy(f"{MAX_CONCURRENT_EXPLAINS} explanations are running already; retry in a few seconds")
+        try:
+            yield
+        finally:
+            self._explain_slots.release()
+
+    @staticmethod
+    def _explain(backend, batcher: MicroBatcher, text: str) -> list[tuple[str, float]]:
+        from device.explain import driving_terms
+
+        return driving_terms(
+            backend,
+            text,
+            top_k=5,
+            predict=lambda texts: batcher.predict_many(
+                backend.tokenize([model_input(t, backend.preprocessing) for t in texts])
+            ),
+        )
 
     def _store(self, result: Classification, backend, source: str) -> None:
         result.uuid = result.uuid or str(uuid_module.uuid4())
@@ -329,15 +372,40 @@ class Daemon:
     def health(self) -> tuple[dict, bool]:
         model, database = self.model_info(), self.database_info()
         healthy = model["loaded"]
+        sync = self._sync_health()
         body = {
-            "status": "ok" if healthy and database["ok"] else "degraded",
+            "status": "ok" if healthy and database["ok"] and sync.get("ok", True) else "degraded",
             "model": {k: model.get(k) for k in ("loaded", "version", "bundle", "error", "fix")},
             "database": {
                 k: database.get(k) for k in ("ok", "path", "rows", "unsynced", "schema_version", "size_bytes", "error")
             },
             "uptime_s": round(self.uptime_s(), 1),
         }
+        if sync:
+            body["sync"] = sync
         return body, healthy
+
+    def _sync_health(self) -> dict:
+        """The in-process sync agent's liveness and last upload error ({} when sync is off)."""
+        if not self.config.sync.enabled:
+            return {}
+        try:
+            state = self.status_providers["sync"]()
+        except Exception as exc:
+            return {"ok": False, "error": str(exc)}
+        upload = state.get("upload") or {}
+        ota = state.get("ota") or {}
+        alive = bool(state.get("running")) and upload.get("alive", state.get("running"))
+        return {
+            "ok": bool(alive) and not upload.get("failing") and not ota.get("alarm"),
+            "running": bool(state.get("running")),
+            "broker_connected": bool(state.get("broker_connected")),
+            "upload_alive": bool(alive),
+            "upload_failing": bool(upload.get("failing")),
+            "last_error": upload.get("last_error"),
+            "last_error_at": upload.get("last_error_at"),
+            "ota_alarm": ota.get("alarm"),
+        }
 
     def status(self) -> dict:
         sections = {}

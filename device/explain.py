@@ -14,21 +14,28 @@ sums to the probability.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shared.skills import find_skills
 from shared.text import clean_text
 
 MAX_CANDIDATES = 16
 
 
-def driving_terms(backend, text: str, top_k: int = 5) -> list[tuple[str, float]]:
-    """[(skill name, probability drop of the predicted class when it is removed)], largest |drop| first."""
+def driving_terms(
+    backend, text: str, top_k: int = 5, predict: Callable[[list[str]], list] | None = None
+) -> list[tuple[str, float]]:
+    """[(skill name, probability drop of the predicted class when it is removed)], largest |drop| first.
+
+    `predict` runs the variants (default: `backend.predict`); the daemon passes its inference worker,
+    so an explanation's inferences queue with everyone else's instead of running beside them."""
     cleaned = clean_text(text)
     spans_by_skill = _skill_spans_read_by_model(backend, cleaned)
     if not spans_by_skill:
         return []
     names = list(spans_by_skill)[:MAX_CANDIDATES]
     variants = [cleaned] + [_delete_spans(cleaned, spans_by_skill[name]) for name in names]
-    original, *occluded = backend.predict(variants)
+    original, *occluded = (predict or backend.predict)(variants)
     label = original.label
     scores = [(name, original.probabilities[label] - p.probabilities[label]) for name, p in zip(names, occluded)]
     scores.sort(key=lambda item: -abs(item[1]))

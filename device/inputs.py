@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from shared.errors import UserError
+from shared.text import storable_text
 
 # The model reads at most max_length word pieces (192 on the device, 256 for Model A), about 1-2 KB of
 # text. 100k characters keeps every skill a long posting mentions (for the explanation) while bounding
@@ -35,7 +36,9 @@ def prepare_text(raw: str | bytes, max_chars: int = MAX_CHARS, source: str = "in
         if text.startswith("\ufeff"):
             text = text[1:]  # a BOM from Windows editors is not content
     else:
-        text = _replace_surrogates(raw, notes, source)
+        text = raw
+    text, changes = storable_text(text)  # what the store and the collector's database can hold
+    notes.extend(f"{source}: {change}" for change in changes)
     if not text or not text.strip():
         raise UserError(f"{source}: {'empty' if not text else 'whitespace-only'} text, nothing to classify")
     if len(text) > max_chars:
@@ -45,17 +48,3 @@ def prepare_text(raw: str | bytes, max_chars: int = MAX_CHARS, source: str = "in
         )
         text = text[:max_chars]
     return PreparedText(text=text, notes=notes)
-
-
-def _replace_surrogates(text: str, notes: list[str], source: str) -> str:
-    """Command-line arguments carry undecodable bytes as lone surrogates (PEP 383): replace them."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        notes.append(f"{source}: invalid UTF-8; undecodable bytes were replaced with U+FFFD")
-        try:
-            raw = text.encode("utf-8", errors="surrogateescape")
-        except UnicodeEncodeError:  # lone surrogates that are not escaped bytes (e.g. JSON "\\ud800")
-            raw = text.encode("utf-8", errors="replace")
-        return raw.decode("utf-8", errors="replace")

@@ -31,16 +31,26 @@ def model() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(config_path: Path | None, as_json: bool) -> None:
     """Show the active and previous model and the last over-the-air event."""
+    from device.sync.ota import STATE_FILE, StateUnreadable, parse_state
+
     config, slots = _slots(config_path)
     active, previous = slots.active(), slots.previous()
-    state_path = slots.models_dir / "ota_state.json"
-    last_event = json.loads(state_path.read_text()).get("last_event") if state_path.is_file() else None
+    state_path = slots.models_dir / STATE_FILE
+    last_event, alarm = None, None
+    try:
+        last_event = parse_state(state_path).get("last_event")
+    except FileNotFoundError:
+        pass
+    except StateUnreadable as exc:
+        alarm = f"{state_path} is unreadable ({exc}): updates are refused; delete it to rebuild it from the slots"
     info = {
         "models_dir": str(slots.models_dir),
         "active": slots.describe(active),
         "previous": slots.describe(previous),
+        "pending_swap": slots.pending(),
         "fallback_bundle": str(config.model.bundle),
         "last_ota_event": last_event,
+        "ota_alarm": alarm,
     }
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -50,6 +60,10 @@ def status(config_path: Path | None, as_json: bool) -> None:
     if info["active"] is None:
         click.echo(f"          (no over-the-air model yet: the daemon serves {config.model.bundle})")
     click.echo(f"previous: {describe(info['previous'])}")
+    if info["pending_swap"]:
+        click.echo(f"pending:  swap to {info['pending_swap'].get('slot')} not confirmed (undone at the next start)")
+    if alarm:
+        click.echo(f"ALARM:    {alarm}")
     if last_event:
         reason = f" ({last_event['reason']})" if last_event.get("reason") else ""
         click.echo(f"last OTA: {last_event['event']} {last_event.get('version') or ''}{reason} at {last_event['at']}")

@@ -147,7 +147,9 @@ class PredictionRecorder:
         try:
             from device.store import PredictionStore
 
-            self.store = PredictionStore(config.store.path, privacy=config.store.privacy)
+            self.store = PredictionStore(
+                config.store.path, privacy=config.store.privacy, synchronous=config.store.synchronous
+            )
         except Exception as exc:  # noqa: BLE001 -- any store failure must not cost the prediction
             problems.report(f"predictions not stored: cannot open {config.store.path}: {exc}", kind="Note")
 

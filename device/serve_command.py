@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WAITRESS_THREADS = 8  # request threads; inference itself is serialised through the MicroBatcher
+# Slow or stalled clients (slowloris): waitress' defaults (100 connections, idle ones kept 120 s)
+# let 101 half-sent requests lock everyone out. Open connections cost a descriptor and a few KB
+# each, so accept many, and drop one that sends nothing for CHANNEL_TIMEOUT_S (a phone on a weak
+# LAN link still uploads a 256 KiB body well within it). poll() instead of select(): select()
+# cannot watch descriptors above 1023.
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT_S = 15
+CLEANUP_INTERVAL_S = 5
 # A model call running this long counts as hung (watchdog pings stop) even under a short WatchdogSec:
 # a batch of 4 long postings on a busy Pi takes well under a second.
 MIN_STALL_S = 10.0
@@ -107,9 +115,11 @@ def run_server(config: Config, pinned_bundle: bool = False, ready: Callable[[str
     from waitress import create_server
 
     from device.daemon import Daemon
+    from device.heap import limit_arenas
     from device.sync.slots import resolve_bundle
     from device.web import create_app
 
+    limit_arenas()  # before the model, the sync agent and waitress start their threads
     daemon = Daemon(config, bundle_dir=resolve_bundle(config, pinned=pinned_bundle))
     daemon.start_retention()
     daemon.start_skew_monitor()
@@ -121,12 +131,17 @@ def run_server(config: Config, pinned_bundle: bool = False, ready: Callable[[str
     app = create_app(daemon)
     # Flask answers bodies over [web] max_request_bytes with a JSON 413. Waitress' own cap sits well
     # above it so Flask sees those requests; only absurd bodies are cut at the socket (plain 413).
+    _allow_descriptors(CONNECTION_LIMIT + 256)
     server = create_server(
         app,
         host=config.web.host,
         port=config.web.port,
         threads=WAITRESS_THREADS,
         max_request_body_size=4 * config.web.max_request_bytes + (1 << 20),
+        connection_limit=CONNECTION_LIMIT,
+        channel_timeout=CHANNEL_TIMEOUT_S,
+        cleanup_interval=CLEANUP_INTERVAL_S,
+        asyncore_use_poll=True,
         ident="careeredge",
     )
     url = f"http://{server.effective_host}:{server.effective_port}/"
@@ -161,6 +176,20 @@ def run_server(config: Config, pinned_bundle: bool = False, ready: Callable[[str
         server.close()
         daemon.close()
         log.info("daemon.stopped", extra={"fields": {"uptime_s": round(daemon.uptime_s(), 1)}})
+
+
+def _allow_descriptors(wanted: int) -> None:
+    """Raise the soft open-files limit towards `wanted` (within the hard limit; systemd's soft default
+    is 1024), so the connection limit is reached before the descriptor limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("web.descriptor_limit", extra={"fields": {"soft": soft, "wanted": target, "error": str(exc)}})
 
 
 def notify_systemd_ready(daemon: Daemon, url: str):

@@ -8,6 +8,12 @@ throughput is also reported as a ratio to it.
 
     python scripts/bench_daemon.py --json bench/daemon.json     # Model A when artifacts/bundles/model_a_v1 exists
     python scripts/bench_daemon.py --model DIR --json out.json  # any bundle
+    python scripts/bench_daemon.py --model DIR --json out.json --synchronous full,normal --rounds 3
+
+`--synchronous full,normal` adds the cost of fsyncing every answered prediction ([store]
+synchronous): in the same run, a daemon per mode takes the same load, the modes alternating round by
+round, and the store alone inserts rows one commit each in both modes; medians and ratios to
+"normal" are reported.
 
 Without Model A and without --model, it builds the tiny test bundle (needs torch) and says so.
 """
@@ -53,10 +59,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def start_daemon(bundle: Path, work: Path, port: int, threads: int | None) -> tuple[subprocess.Popen, float]:
+def start_daemon(
+    bundle: Path, work: Path, port: int, threads: int | None, synchronous: str = "full"
+) -> tuple[subprocess.Popen, float]:
+    work.mkdir(parents=True, exist_ok=True)
     config = work / "config.toml"
     config.write_text(
-        f"[model]\n{f'threads = {threads}' if threads else ''}\n[web]\nmax_request_bytes = 1048576\n", encoding="utf-8"
+        f"[model]\n{f'threads = {threads}' if threads else ''}\n[web]\nmax_request_bytes = 1048576\n"
+        f'[store]\nsynchronous = "{synchronous}"\n',
+        encoding="utf-8",
     )
     env = {**os.environ, "XDG_CONFIG_HOME": str(work / "xdg"), "XDG_DATA_HOME": str(work / "xdg")}
     began = time.perf_counter()
@@ -71,7 +82,7 @@ def start_daemon(bundle: Path, work: Path, port: int, threads: int | None) -> tu
             "--model",
             str(bundle),
             "--db",
-            str(work / "bench.db"),
+            str(work / f"bench-{synchronous}.db"),
             "--config",
             str(config),
             "--log-level",
@@ -148,6 +159,72 @@ def inprocess_baseline(bundle: Path, postings: list[str], threads: int | None, c
     return count / (time.perf_counter() - began)
 
 
+def compare_synchronous(bundle: Path, work: Path, postings: list[str], modes: list[str], rounds: int, args) -> dict:
+    """The daemon under the same load with each [store] synchronous mode, alternating, and raw inserts."""
+    throughput: dict[str, list[float]] = {mode: [] for mode in modes}
+    p95: dict[str, list[float]] = {mode: [] for mode in modes}
+    inserts: dict[str, list[float]] = {mode: [] for mode in modes}
+    for round_number in range(rounds):
+        order = modes if round_number % 2 == 0 else list(reversed(modes))
+        for mode in order:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}/api/v1/predict"
+            process, began = start_daemon(bundle, work / f"{mode}-{round_number}", port, args.threads, mode)
+            try:
+                wait_first_answer(url, began, process, postings[0])
+                latencies, wall, _ = drive(url, postings, args.requests, args.clients)
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            throughput[mode].append(round(len(latencies) / wall, 1))
+            p95[mode].append(round(percentile(latencies, 0.95), 1))
+        for mode in order:
+            inserts[mode].append(store_inserts_per_s(work / f"inserts-{mode}-{round_number}.db", mode))
+    median = {
+        key: {m: round(statistics.median(v), 1) for m, v in table.items()}
+        for key, table in (("throughput_per_s", throughput), ("latency_p95_ms", p95), ("store_inserts_per_s", inserts))
+    }
+    base = modes[-1]
+    return {
+        "modes": modes,
+        "rounds": rounds,
+        "throughput_per_s": throughput,
+        "latency_p95_ms": p95,
+        "store_inserts_per_s": inserts,
+        "median": median,
+        f"throughput_vs_{base}": {
+            m: round(median["throughput_per_s"][m] / median["throughput_per_s"][base], 3) for m in modes
+        },
+        f"store_inserts_vs_{base}": {
+            m: round(median["store_inserts_per_s"][m] / median["store_inserts_per_s"][base], 3) for m in modes
+        },
+    }
+
+
+def store_inserts_per_s(path: Path, synchronous: str, count: int = 2000) -> float:
+    """One prediction per commit, as the daemon writes them: the raw cost of the fsync."""
+    import uuid as uuid_module
+
+    from device.store import PredictionStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with PredictionStore(path, synchronous=synchronous) as store:
+        record = {
+            "text": "Data scientist: pandas, SQL and statistics.",
+            "source": "api",
+            "model_name": "bench",
+            "model_version": "1",
+            "label": 1,
+            "label_name": "Data Science",
+            "probabilities": [0.3, 0.7],
+            "latency_ms": 1.0,
+        }
+        began = time.perf_counter()
+        for _ in range(count):
+            store.insert({**record, "uuid": str(uuid_module.uuid4())})
+        return round(count / (time.perf_counter() - began), 1)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", dest="json_out", type=Path, required=True, help="Write the figures here.")
@@ -155,6 +232,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None, help="[model] threads for the daemon.")
+    parser.add_argument(
+        "--synchronous", default=None, help="Also compare [store] synchronous modes side by side, e.g. full,normal."
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of the --synchronous comparison.")
     args = parser.parse_args(argv)
 
     import psutil
@@ -187,6 +268,10 @@ def main(argv: list[str] | None = None) -> dict:
             process.wait(timeout=30)
         baseline_after = inprocess_baseline(Path(bundle), postings, args.threads)
         baseline = (baseline_before + baseline_after) / 2
+        synchronous = None
+        if args.synchronous:
+            modes = [m.strip() for m in args.synchronous.split(",") if m.strip()]
+            synchronous = compare_synchronous(Path(bundle), work, postings, modes, args.rounds, args)
 
     throughput = len(latencies) / wall
     results = {
@@ -208,6 +293,8 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "targets": TARGETS,
     }
+    if synchronous is not None:
+        results["synchronous"] = synchronous
     results["meets_targets"] = (
         results["throughput_per_s"] >= TARGETS["throughput_per_s"]
         and results["rss_after_1000_mb"] <= TARGETS["rss_after_1000_mb"]
@@ -228,6 +315,14 @@ def main(argv: list[str] | None = None) -> dict:
         f"  failures: {failures}; meets targets: {results['meets_targets']}; "
         f"load average {results['load_average_1min']} on {os.cpu_count()} cores"
     )
+    if synchronous is not None:
+        print(f"  [store] synchronous, medians of {synchronous['rounds']} alternating rounds:")
+        for mode in synchronous["modes"]:
+            median = synchronous["median"]
+            print(
+                f"    {mode:<8} daemon {median['throughput_per_s'][mode]:>7} pred/s, p95 "
+                f"{median['latency_p95_ms'][mode]} ms; store alone {median['store_inserts_per_s'][mode]} inserts/s"
+            )
     return results
 
 

@@ -43,6 +43,7 @@ allow_anonymous true
 persistence true
 persistence_location $WORK/
 max_queued_messages 100000
+max_packet_size 1114112
 log_dest file $WORK/mosquitto.log
 EOF
 [ "$(id -u)" = 0 ] && echo "user root" >> "$WORK/mosquitto.conf"

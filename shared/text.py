@@ -53,6 +53,32 @@ def strip_html(text: str) -> str:
     return html.unescape(text)
 
 
+def storable_text(text: str) -> tuple[str, list[str]]:
+    """`text` as every store on its way can hold it, and what was changed (for the caller to report).
+
+    The device's SQLite and the collector's PostgreSQL store what the user typed, and the MQTT contract
+    refuses what PostgreSQL cannot hold. Lone surrogates (undecodable command-line bytes, PEP 383; JSON
+    "\\ud800") cannot be encoded as UTF-8: they become U+FFFD. U+0000 is removed rather than replaced: a
+    UTF-16 file read as UTF-8 has one after every ASCII character, and removing them gives the words back
+    (clean_text drops U+0000 too, so what the model reads does not change).
+    """
+    changes: list[str] = []
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        changes.append("invalid UTF-8; undecodable bytes were replaced with U+FFFD")
+        try:
+            raw = text.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError:  # lone surrogates that are not escaped bytes (e.g. JSON "\\ud800")
+            raw = text.encode("utf-8", errors="replace")
+        text = raw.decode("utf-8", errors="replace")
+    if "\x00" in text:
+        count = text.count("\x00")
+        changes.append(f"{count:,} NUL character{'s' if count > 1 else ''} (U+0000) removed")
+        text = text.replace("\x00", "")
+    return text, changes
+
+
 def clean_text(text: str) -> str:
     """Canonical cleaning: HTML and entities out, NFKC, URLs/emails masked, whitespace folded, each line
     stripped and blank lines dropped.

@@ -20,17 +20,24 @@ Messages are stored by one writer thread in arrival order, so acknowledgements l
 the messages came (MQTT's rule), and paho's network thread stays free to answer keepalives while a
 write waits for the store. The writer commits whatever has queued up meanwhile (up to MAX_GROUP
 messages) in one transaction: idle, each batch is written alone; under load one commit serves many.
+
+End-to-end acknowledgement: after a group is committed, and before its MQTT acks, the writer
+publishes to each device's `acks` topic the ids of its batches now in the store (a duplicate is
+acknowledged again: it is in the store) and of the batches it kept as dead letters. Devices mark
+rows synced only on that message, never on the broker's PUBACK (shared/mqtt/CONTRACT.md).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -43,7 +50,15 @@ from cloud.collector.storage_api import (
     UnstorableMessage,
 )
 from shared.mqtt.client import AvailabilityLog, BrokerSettings, connect_in_background, make_client
-from shared.mqtt.contract import OTA_EVENT, PREDICTION_BATCH, ContractError, Topics
+from shared.mqtt.contract import (
+    MAX_ACKED_BATCHES,
+    OTA_EVENT,
+    PREDICTION_ACK,
+    PREDICTION_BATCH,
+    ContractError,
+    Topics,
+    is_batch_id,
+)
 
 log = logging.getLogger("careeredge.collector")
 
@@ -75,6 +90,7 @@ class CollectorStats:
     ota_events: int = 0
     rejected: Counter = field(default_factory=Counter)
     store_outages: int = 0
+    acks_sent: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -86,6 +102,7 @@ class CollectorStats:
             "rejected": dict(self.rejected),
             "dead_lettered": sum(self.rejected.values()),
             "store_outages": self.store_outages,
+            "acks_sent": self.acks_sent,
         }
 
 
@@ -108,6 +125,22 @@ def decode(topic: str, payload: bytes) -> tuple[str, dict]:
 def _printable(text: str) -> str:
     """A detail line any store can hold: no NUL, no lone surrogates, bounded."""
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_DETAIL_CHARS]
+
+
+def _batch_sender(topic: str, payload: bytes) -> tuple[str, str] | None:
+    """(device_id, batch_id) of a prediction batch the contract refused, when both can still be read."""
+    if not topic.endswith("/predictions"):
+        return None
+    try:
+        device_id = Topics.device_id_of(topic)
+        batch_id = json.loads(payload).get("batch_id")
+    except (ContractError, ValueError, AttributeError, RecursionError):
+        return None
+    return (device_id, batch_id) if is_batch_id(batch_id) else None
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Collector:
@@ -137,6 +170,10 @@ class Collector:
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self._availability = AvailabilityLog(log, settings.address)
+        # device_id -> {"committed": [...], "dead_lettered": [...]}: what the next acks will say
+        self._pending_acks: dict[str, dict[str, list[str]]] = defaultdict(
+            lambda: {"committed": [], "dead_lettered": []}
+        )
 
     # --- messages, no MQTT: what the tests and the writer thread both use -------------------------
 
@@ -218,6 +255,7 @@ class Collector:
             self.stats.stored += committed.stored
             self.stats.duplicates += committed.duplicates
             self.stats.batches += 1
+        self._pending_acks[committed.device_id]["committed"].append(committed.batch_id)
         if self.on_committed is not None:
             self.on_committed(committed)
         return "stored" if committed.duplicates == 0 else "duplicate"
@@ -231,7 +269,26 @@ class Collector:
         with self._stats_lock:
             self.stats.rejected[reason] += 1
         log.debug("dead letter from %s: %s: %s", topic, reason, detail)
+        sender = _batch_sender(topic, payload)
+        if sender is not None:  # tell the device, so it stops re-sending what will never be stored
+            self._pending_acks[sender[0]]["dead_lettered"].append(sender[1])
         return f"rejected:{reason}"
+
+    def take_acks(self) -> list[tuple[str, bytes]]:
+        """(topic, payload) of the end-to-end acknowledgements due since the last call, one per device."""
+        pending, self._pending_acks = self._pending_acks, defaultdict(lambda: {"committed": [], "dead_lettered": []})
+        messages = []
+        for device_id, ids in pending.items():
+            for start in range(0, max(len(ids["committed"]), len(ids["dead_lettered"])), MAX_ACKED_BATCHES):
+                payload = {
+                    "schema": PREDICTION_ACK.schema_id,
+                    "device_id": device_id,
+                    "committed": ids["committed"][start : start + MAX_ACKED_BATCHES],
+                    "dead_lettered": ids["dead_lettered"][start : start + MAX_ACKED_BATCHES],
+                    "at": _now_iso(),
+                }
+                messages.append((Topics.device_acks(device_id), PREDICTION_ACK.encode(payload)))
+        return messages
 
     def handle_until_stored(self, messages: list[tuple[str, bytes]]) -> list[str] | None:
         """`handle_all`, waiting out a store outage with backoff. None: gave up (or stopping), do not ack."""
@@ -343,5 +400,10 @@ class Collector:
                 return
             client = self._client
             if client is not None:
+                acks = self.take_acks()
+                for topic, payload in acks:  # before the MQTT acks: a crash in between means a redelivery
+                    client.publish(topic, payload, qos=1)
+                with self._stats_lock:
+                    self.stats.acks_sent += len(acks)
                 for message in group:  # in arrival order, as MQTT requires
                     client.ack(message.mid, message.qos)

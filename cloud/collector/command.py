@@ -21,7 +21,7 @@ import click
 from cloud.collector.collector import Collector, RetryPolicy
 from cloud.collector.storage import open_storage
 from cloud.collector.storage_api import CollectorStorage, StorageUnavailable
-from shared.mqtt.client import BrokerSettings
+from shared.mqtt.client import BrokerSettings, check_transport_security
 
 log = logging.getLogger("careeredge.collector")
 
@@ -88,6 +88,9 @@ def _open_with_retry(storage: CollectorStorage, retry: RetryPolicy, stop: thread
     help="Better passed as CAREEREDGE_MQTT_PASSWORD than on the command line.",
 )
 @click.option(
+    "--allow-plaintext-password", is_flag=True, help="Send --password without TLS (refused otherwise; insecure)."
+)
+@click.option(
     "--store-retry-for",
     default=600.0,
     show_default=True,
@@ -114,6 +117,7 @@ def collect_command(
     tls_key,
     username,
     password,
+    allow_plaintext_password,
     store_retry_for,
     stats_interval,
     duration,
@@ -129,9 +133,11 @@ def collect_command(
         tls_key=tls_key,
         username=username,
         password=password,
+        allow_plaintext_password=allow_plaintext_password,
     )
     if store_url and db_path:
         raise click.UsageError("give either --store or --db, not both")
+    check_transport_security(settings)  # a plaintext password is refused before anything starts
     client_id = client_id or f"collector-{socket.gethostname()}-{group}"
     storage = open_storage(store_url or str(db_path or DEFAULT_SQLITE), collector=client_id)
     retry = RetryPolicy(give_up_after_s=store_retry_for)

@@ -107,8 +107,15 @@ def hash_chunks(path: Path, chunk_size: int) -> tuple[int, str, list[str]]:
     return size, whole.hexdigest(), chunks
 
 
-def build_ota_manifest(packed: PackedBundle, channel: str, sequence: int, private_key: Ed25519PrivateKey) -> dict:
-    """The signed, retained manifest a channel's devices act on."""
+def build_ota_manifest(
+    packed: PackedBundle,
+    channel: str,
+    sequence: int,
+    private_key: Ed25519PrivateKey,
+    key_rotations: list[dict] | None = None,
+) -> dict:
+    """The signed, retained manifest a channel's devices act on. `key_rotations` (oldest first) lead
+    devices that trust an older key to this one (shared.signing.apply_rotations)."""
     manifest = {
         "schema": OTA_MANIFEST.schema_id,
         "channel": channel,
@@ -123,6 +130,8 @@ def build_ota_manifest(packed: PackedBundle, channel: str, sequence: int, privat
         "chunks": packed.chunk_sha256,
         "metrics": _json_safe_metrics(packed.metrics),
     }
+    if key_rotations:
+        manifest["key_rotations"] = list(key_rotations)
     assert len(packed.chunk_sha256) == math.ceil(packed.size / packed.chunk_size)
     signed = sign_manifest(manifest, private_key)
     OTA_MANIFEST.validate(signed)

@@ -14,15 +14,13 @@ import uuid
 from collections import deque
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from tqdm import tqdm
 
 from cloud.publisher.packing import PackedBundle, build_ota_manifest
 from shared.errors import UserError
-from shared.mqtt.client import BrokerSettings, make_client
+from shared.mqtt.client import BrokerSettings, connect_properties, make_client
 from shared.mqtt.contract import OTA_MANIFEST, ContractError, Topics, bundle_id
-from shared.signing import SignatureError, verify_manifest
+from shared.signing import Keyring, SignatureError, public_key_from_raw, verify_manifest
 
 log = logging.getLogger("careeredge.publisher")
 
@@ -39,8 +37,7 @@ class ChannelPublisher:
         self._subscribed = threading.Event()
 
     def __enter__(self) -> ChannelPublisher:
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = 0
+        properties = connect_properties(self.settings, session_expiry_s=0)
         try:
             self._client.connect(
                 self.settings.host, self.settings.port, keepalive=30, clean_start=True, properties=properties
@@ -82,9 +79,16 @@ class ChannelPublisher:
             return None
 
     def publish(
-        self, packed: PackedBundle, private_key: Ed25519PrivateKey, sequence: int | None = None, progress: bool = True
+        self,
+        packed: PackedBundle,
+        private_key: Ed25519PrivateKey,
+        sequence: int | None = None,
+        progress: bool = True,
+        key_rotations: list[dict] | None = None,
     ) -> dict:
-        previous = self.current_manifest(private_key.public_key())
+        # The channel's current manifest may be signed by a key the rotations replaced.
+        signers = Keyring([private_key.public_key(), *(public_key_from_raw(r["old_key"]) for r in key_rotations or [])])
+        previous = self.current_manifest(signers)
         if sequence is None:
             sequence = (previous["sequence"] + 1) if previous else 1
         elif previous and sequence <= previous["sequence"]:
@@ -92,7 +96,7 @@ class ChannelPublisher:
                 f"sequence {sequence} is not newer than the channel's current {previous['sequence']}; devices "
                 "would reject it as a replay"
             )
-        manifest = build_ota_manifest(packed, self.channel, sequence, private_key)
+        manifest = build_ota_manifest(packed, self.channel, sequence, private_key, key_rotations)
         self._publish_chunks(packed, progress)
         self._wait(
             self._client.publish(Topics.model_manifest(self.channel), OTA_MANIFEST.encode(manifest), qos=1, retain=True)

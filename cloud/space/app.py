@@ -26,7 +26,7 @@ from device.advice import DemandTable, advise
 from device.explain import driving_terms
 from device.runtime import load_backend
 from shared.errors import UserError
-from shared.text import clean_text
+from shared.text import clean_text, storable_text
 
 MAX_POSTING_CHARS = 100_000  # the device's limit: beyond it a posting is classified on its head
 BUNDLE_CANDIDATES = (Path(__file__).resolve().parents[2] / "model", Path("model"), Path("artifacts/bundles/model_a_v1"))
@@ -46,7 +46,8 @@ class SpaceModel:
         return self.backend.model_version
 
     def classify(self, text: str, skills: str = "") -> tuple[dict[str, float], dict, str]:
-        text = (text or "").strip()
+        text, _ = storable_text(text or "")  # the logged record must be one the collector can store
+        text = text.strip()
         if not text:
             raise ValueError("Paste a job posting first: the text is empty.")
         text = text[:MAX_POSTING_CHARS]

@@ -7,8 +7,10 @@ inside BEGIN IMMEDIATE), and each connection waits up to `busy_timeout_ms` for t
 failing, so nobody is locked out for longer than another writer's few milliseconds.
 
 Durability: a write is committed before `insert` returns, so once the API has answered 200 the row
-survives the process being killed. `synchronous=NORMAL` in WAL mode is safe against application
-crashes and never corrupts on power loss; a power cut can at worst drop the last few commits.
+survives the process being killed. With `synchronous = "full"` (the default) each commit also
+fsyncs the WAL, so the row survives a power cut too. `"normal"` skips that fsync: still safe against
+crashes and never corrupt, but a power cut can drop the commits since the last checkpoint, rows
+already answered 200 (docs/reliability.md has the measured cost of each).
 
 Within one process the store is shared by waitress' worker threads: one connection, guarded by a
 lock (SQLite serialises writers anyway, and reads here are a few milliseconds).
@@ -16,6 +18,7 @@ lock (SQLite serialises writers anyway, and reads here are a few milliseconds).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("cli", "web", "tui", "api")
 PRIVACY_MODES = ("full", "hash")
+SYNCHRONOUS_MODES = ("full", "normal")
 SNIPPET_CHARS = 120
 TABLE = "predictions"
 
@@ -44,6 +48,10 @@ class StoreError(RuntimeError):
 
 class StoreWriteError(StoreError):
     """A write failed (disk full, read-only file, I/O error). The prediction itself is still valid."""
+
+
+class IdConflict(StoreError):
+    """A client reused a prediction id for a different text: the stored row keeps the first one."""
 
 
 def utc_now() -> str:
@@ -62,9 +70,12 @@ class PredictionStore:
         privacy: str = "full",
         busy_timeout_ms: int = 5000,
         migrations_dir: Path = MIGRATIONS_DIR,
+        synchronous: str = "full",
     ):
         if privacy not in PRIVACY_MODES:
             raise ValueError(f"privacy must be one of {PRIVACY_MODES}, got {privacy!r}")
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self.path = Path(path)
         self.privacy = privacy
         self._lock = threading.RLock()
@@ -75,29 +86,67 @@ class PredictionStore:
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self.schema_version = migrate(conn, self.path, migrations_dir)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open prediction store {self.path}: {exc}") from exc
         conn.row_factory = sqlite3.Row
         self._conn = conn
+        self._queue: list[_PendingInsert] = []  # inserts waiting for the next group commit
+        self._queue_lock = threading.Lock()
 
     # --- writing -----------------------------------------------------------------------------
     def insert(self, record: dict[str, Any]) -> str:
-        """Store one prediction. Returns its uuid; an existing uuid is left as it is (idempotent).
+        """Store one prediction, committed before it returns. Returns its uuid. A uuid stored before with
+        the same text is left as it is (a retry: idempotent); with a different text it raises IdConflict.
+
+        Group commit: inserts that arrive while another commit is running wait for the write lock
+        together and are committed in one transaction (one fsync with synchronous = "full"), so
+        durability costs one fsync per burst, not one per request. Each insert still returns only
+        once its own row is committed, and a row that cannot be stored fails alone.
 
         `record` holds: text, source, model_name, model_version, label, label_name, latency_ms,
         p0/p1 (or probabilities=[p0, p1]); optional uuid, created_at, input_notes.
         """
-        row = self._row(record)
-        columns = ", ".join(row)
-        marks = ", ".join("?" * len(row))
+        pending = _PendingInsert(self._row(record))
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._lock:
+            if not pending.done:  # no earlier writer took it along: commit everything that waits
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                self._commit_group(group)
+        if pending.error is not None:
+            raise pending.error
+        return pending.row["uuid"]
+
+    def _commit_group(self, group: list[_PendingInsert]) -> None:
+        """One transaction for the group. A row that cannot be bound fails alone; a database error
+        (full disk, I/O error, lock timeout) fails the whole group, which is rolled back."""
         try:
-            with self._lock:
-                self._conn.execute(f"INSERT OR IGNORE INTO {TABLE} ({columns}) VALUES ({marks})", list(row.values()))
+            self._conn.execute("BEGIN IMMEDIATE")
+            for item in group:
+                try:
+                    inserted = self._conn.execute(_insert_sql(tuple(item.row)), list(item.row.values())).rowcount
+                except UnicodeEncodeError as exc:  # text SQLite cannot hold (a lone surrogate)
+                    item.fail(StoreWriteError(f"could not store prediction {item.row['uuid']}: {exc}"))
+                    continue
+                if not inserted:
+                    stored = self._conn.execute(f"SELECT text_sha256 FROM {TABLE} WHERE uuid = ?", [item.row["uuid"]])
+                    existing = stored.fetchone()
+                    if existing is not None and existing[0] != item.row["text_sha256"]:
+                        item.fail(
+                            IdConflict(f"id {item.row['uuid']} was already used for a different text; use a new id")
+                        )
+            self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreWriteError(f"could not store prediction {row['uuid']} in {self.path}: {exc}") from exc
-        return row["uuid"]
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            for item in group:
+                if item.error is None:
+                    item.fail(StoreWriteError(f"could not store prediction {item.row['uuid']} in {self.path}: {exc}"))
+        for item in group:
+            item.done = True
 
     def insert_prediction(
         self,
@@ -138,7 +187,7 @@ class PredictionStore:
             "model_name": record["model_name"],
             "model_version": record["model_version"],
             "text": text if self.privacy == "full" else None,
-            "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "text_sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
             "snippet": make_snippet(text),
             "label": int(record["label"]),
             "label_name": record["label_name"],
@@ -274,6 +323,23 @@ class PredictionStore:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_sql(columns: tuple[str, ...]) -> str:
+    return f"INSERT OR IGNORE INTO {TABLE} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+class _PendingInsert:
+    """One row waiting for a group commit, and what became of it."""
+
+    __slots__ = ("row", "done", "error")
+
+    def __init__(self, row: dict[str, Any]):
+        self.row, self.done, self.error = row, False, None
+
+    def fail(self, error: StoreError) -> None:
+        self.error = error
 
 
 class _ImmediateTransaction:

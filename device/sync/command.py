@@ -38,7 +38,9 @@ def sync(config_path: Path | None, duration: float, verbose: bool) -> None:
     settings = SyncSettings.from_config(config)
     agent = SyncAgent(
         settings,
-        store_factory=lambda: PredictionStore(config.store.path, privacy=config.store.privacy),
+        store_factory=lambda: PredictionStore(
+            config.store.path, privacy=config.store.privacy, synchronous=config.store.synchronous
+        ),
         close_store=True,
     )
     stop = threading.Event()

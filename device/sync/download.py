@@ -7,6 +7,10 @@ Each chunk is checked against the per-chunk sha256 of the signed manifest before
 its offset, then the data is fsynced before the progress file records it. So after a crash or a
 kill the progress file never claims bytes that are not on disk, and a restart fetches only the
 missing chunks. Memory stays at one chunk whatever the bundle size.
+
+A chunk that fails its check is a property of that copy (a bit flip, a truncated or forged retained
+message, a sector that rotted on disk), not of the release: those reasons are TRANSIENT_REASONS and
+the updater fetches the chunk again. Only what the signed bytes themselves prove wrong rejects a release.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import os
 from pathlib import Path
 
 from shared.files import atomic_write_json, sha256_file
+
+TRANSIENT_REASONS = frozenset({"chunk_corrupt", "truncated_chunk", "oversized_chunk"})
 
 
 class TransferRejected(Exception):
@@ -92,13 +98,26 @@ class ChunkedDownload:
         )
 
     def verify(self) -> Path:
-        """Whole-file size and sha256 against the signed manifest (streamed). Returns the file."""
+        """Whole-file size and sha256 against the signed manifest (streamed). Returns the file.
+
+        On a mismatch each chunk on disk is checked again: chunks that no longer match are forgotten
+        (transient `chunk_corrupt`, fetched again); if every chunk matches, the signed manifest itself is
+        inconsistent (`sha256_mismatch`, a property of the release)."""
         size = self.part_path.stat().st_size
         if size != self.size:
             raise TransferRejected("size_mismatch", f"downloaded {size} bytes, manifest says {self.size}")
-        if sha256_file(self.part_path) != self.manifest["sha256"]:
-            raise TransferRejected("sha256_mismatch", "the assembled bundle does not match the signed sha256")
-        return self.part_path
+        if sha256_file(self.part_path) == self.manifest["sha256"]:
+            return self.part_path
+        rotten = [i for i in sorted(self.received) if not self._chunk_on_disk_matches(i)]
+        if rotten:
+            self.received.difference_update(rotten)
+            self._save_progress()
+            raise TransferRejected("chunk_corrupt", f"chunks {rotten} changed on disk since they were written")
+        raise TransferRejected("sha256_mismatch", "the assembled bundle does not match the signed sha256")
+
+    def _chunk_on_disk_matches(self, index: int) -> bool:
+        data = os.pread(self._fd, self.expected_length(index), index * self.chunk_size)
+        return hashlib.sha256(data).hexdigest() == self.chunk_sha256[index]
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -1,15 +1,36 @@
-"""Sync state for the status page: from the in-process agent, else from the agent's state file."""
+"""Sync state for the status page: from the in-process agent, else from the agent's state file.
+
+Whether an agent in another process runs is not read from the file's age (the agent writes it only
+on change): the agent holds an exclusive flock on `models_dir/.sync.lock` for as long as it runs, and
+a reader that cannot take a shared lock on it knows it is held.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
-import time
+import os
 from pathlib import Path
 from typing import Any
 
 from device.sync.slots import ModelSlots
 
-STALE_AFTER_S = 10.0  # the agent rewrites its state file every ~2 s while it runs
+
+def agent_running(models_dir: Path) -> bool:
+    """True while a sync agent (in any process) holds the device lock in `models_dir`."""
+    from device.sync.agent import LOCK_FILE
+
+    try:
+        fd = os.open(Path(models_dir) / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock taken just now
+    return False
 
 
 def state(config: Any = None, store: Any = None) -> dict:
@@ -37,9 +58,9 @@ def state(config: Any = None, store: Any = None) -> dict:
     path = models_dir / STATE_FILE
     try:
         snapshot = json.loads(path.read_text())
-        fresh = time.time() - path.stat().st_mtime < STALE_AFTER_S
     except (OSError, ValueError):
-        fresh = False
+        pass
+    fresh = agent_running(models_dir)
     active = ModelSlots(models_dir).describe(ModelSlots(models_dir).active())
     result = {
         **snapshot,

@@ -5,12 +5,15 @@ username/password from `[sync]` (shared.mqtt.client), a retained `status` topic 
 `offline` and `online` on every connect, and availability logged once per transition (Home
 Assistant's rule).
 
-Prediction batches go out QoS 1 on the device's predictions topic. Delivery is reported by batch id,
-not by MQTT packet id: `dispatch_deliveries(pipeline)` calls `pipeline.confirm(batch_id)` for a
-successful PUBACK and `pipeline.refuse(batch_id, reason)` for a failed one or for "no matching
-subscribers" (0x10), since with no collector session the broker would drop the batch. PUBACKs
-arrive on paho's network thread and are only queued there; they are dispatched on the thread that
-publishes, so a batch's packet id is always recorded before its acknowledgement is read.
+Prediction batches go out QoS 1 on the device's predictions topic. Delivery is end to end and
+reported by batch id: the collector publishes the ids of the batches it committed on the device's
+`acks` topic (shared/mqtt/CONTRACT.md), and `dispatch_deliveries(pipeline)` calls
+`pipeline.confirm(batch_id)` for each (`pipeline.dead_lettered(batch_id)` for one the collector kept
+as a dead letter). A PUBACK only says the broker took the batch, which is no promise: a broker's
+queue for an absent collector overflows silently. A failed PUBACK, or "no matching subscribers"
+(0x10: nobody would receive it), calls `pipeline.refuse(batch_id, reason)`. Acknowledgements arrive
+on paho's network thread and are only queued there; they are dispatched on the thread that
+publishes, so a batch's packet id is always recorded before its PUBACK is read.
 
 The OTA updater shares the session through `subscribe`, `unsubscribe` and `publish`
 (device.sync.ota.OtaTransport).
@@ -28,7 +31,7 @@ from typing import Protocol
 import paho.mqtt.client as mqtt
 
 from shared.mqtt.client import AvailabilityLog, BrokerSettings, connect_in_background, make_client
-from shared.mqtt.contract import STATUS_OFFLINE, STATUS_ONLINE, Topics
+from shared.mqtt.contract import PREDICTION_ACK, STATUS_OFFLINE, STATUS_ONLINE, ContractError, Topics
 
 log = logging.getLogger("careeredge.sync")
 
@@ -37,6 +40,8 @@ PUBACK_NO_MATCHING_SUBSCRIBERS = 0x10
 
 class DeliveryListener(Protocol):
     def confirm(self, batch_id: str) -> None: ...
+
+    def dead_lettered(self, batch_id: str) -> None: ...
 
     def refuse(self, batch_id: str, reason: str) -> None: ...
 
@@ -52,8 +57,10 @@ class MqttTransport:
         on_acknowledged: Callable[[], None] = lambda: None,
     ):
         self.broker = broker
+        self.device_id = device_id
         self.status_topic = Topics.device_status(device_id)
         self.predictions_topic = Topics.device_predictions(device_id)
+        self.acks_topic = Topics.device_acks(device_id)
         self.on_connected = on_connected
         self.on_message = on_message
         self.on_acknowledged = on_acknowledged  # network thread: a PUBACK is waiting to be dispatched
@@ -64,7 +71,9 @@ class MqttTransport:
         self._connected = threading.Event()
         self._connected_since: float | None = None
         self._closing = False
-        self._pubacks: queue.Queue = queue.Queue()
+        self._deliveries: queue.Queue = (
+            queue.Queue()
+        )  # ("puback", mid, reason) / ("committed"|"dead_lettered", batch_id)
         self._batch_by_mid: dict[int, str] = {}  # only touched by the publishing thread
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -76,7 +85,7 @@ class MqttTransport:
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
-        client.on_message = lambda _client, _userdata, message: self.on_message(message.topic, message.payload)
+        client.on_message = self._on_message
         connect_in_background(client, self.broker)
 
     def announce_offline(self) -> None:
@@ -116,21 +125,26 @@ class MqttTransport:
         return True
 
     def dispatch_deliveries(self, listener: DeliveryListener) -> None:
-        """Report every PUBACK received since the last call to `listener`, by batch id."""
+        """Report every acknowledgement received since the last call to `listener`, by batch id."""
         while True:
             try:
-                mid, reason = self._pubacks.get_nowait()
+                kind, key, reason = self._deliveries.get_nowait()
             except queue.Empty:
                 return
-            batch_id = self._batch_by_mid.pop(mid, None)
+            if kind == "committed":
+                listener.confirm(key)
+                continue
+            if kind == "dead_lettered":
+                listener.dead_lettered(key)
+                continue
+            batch_id = self._batch_by_mid.pop(key, None)
             if batch_id is None:
                 continue  # the status message or an OTA event, not a batch
             if reason == PUBACK_NO_MATCHING_SUBSCRIBERS:
                 listener.refuse(batch_id, "broker has no collector subscribed")
             elif reason >= 0x80:
                 listener.refuse(batch_id, f"broker refused a batch (reason code 0x{reason:02x})")
-            else:
-                listener.confirm(batch_id)
+            # Success: the broker holds the batch. Delivery is the collector's acknowledgement.
 
     # --- OtaTransport ------------------------------------------------------------------------------
 
@@ -152,6 +166,7 @@ class MqttTransport:
             self._availability.disconnected(reason_code)
             return
         self._availability.connected()
+        client.subscribe([(self.acks_topic, 1)])  # the persistent session keeps it; renewing is harmless
         client.publish(self.status_topic, STATUS_ONLINE, qos=1, retain=True)
         self._connected_since = time.monotonic()  # paho re-sends unacknowledged batches now
         self._connected.set()
@@ -167,5 +182,22 @@ class MqttTransport:
         self._availability.disconnected("connection failed")
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        self._pubacks.put((mid, getattr(reason_code, "value", 0)))
+        self._deliveries.put(("puback", mid, getattr(reason_code, "value", 0)))
+        self.on_acknowledged()
+
+    def _on_message(self, _client, _userdata, message) -> None:
+        if message.topic != self.acks_topic:
+            self.on_message(message.topic, message.payload)
+            return
+        try:
+            ack = PREDICTION_ACK.decode(message.payload)
+            if ack["device_id"] != self.device_id:
+                raise ContractError("device_mismatch", f"acknowledgement for {ack['device_id']!r}")
+        except ContractError as exc:
+            log.warning("ignoring an acknowledgement that breaks the contract: %s", exc)
+            return
+        for batch_id in ack["committed"]:
+            self._deliveries.put(("committed", batch_id, None))
+        for batch_id in ack.get("dead_lettered") or ():
+            self._deliveries.put(("dead_lettered", batch_id, None))
         self.on_acknowledged()

@@ -1,21 +1,28 @@
-"""The upload pipeline: unsynced store rows -> contract batches -> marked synced once delivery is confirmed.
+"""The upload pipeline: unsynced store rows -> contract batches -> marked synced once the collector has them.
 
-Guarantee: at least once, exactly once after the collector's uuid de-duplication.
+Guarantee: at least once, exactly once after the collector's (device_id, uuid) de-duplication.
 - The SQLite store *is* the buffer: rows are read oldest first and packed into batches within the
   contract's record and size limits; at most `max_inflight` batches wait for confirmation at a time.
-- A row is marked synced only on `confirm(batch_id)`. What counts as delivery is the transport's
-  call: on MQTT today, a successful PUBACK (device.sync.transport). A refused batch
-  (`refuse(batch_id, reason)`) keeps its rows and holds publishing back for a while.
-- A batch neither confirmed nor refused within `ack_timeout_s` of being sent (or of the transport's
-  last reconnect) is given up on; its rows are read again and re-sent, and the collector drops the
-  duplicate by uuid.
+- A row is marked synced only on `confirm(batch_id)`: the collector's acknowledgement that it
+  committed the batch (device.sync.transport). A broker taking the batch is not delivery; its queue
+  for an absent collector can overflow. A refused batch (`refuse(batch_id, reason)`) keeps its rows
+  and holds publishing back for a while. A batch the collector kept as a dead letter
+  (`dead_lettered(batch_id)`) is marked synced too, with a warning: re-sending it cannot help.
+- A batch not confirmed within the acknowledgement timeout (counted from when it was sent, or from
+  the transport's last reconnect) is given up on: its rows are read again and re-sent, and the
+  collector drops the duplicates. Each timeout that passes without any confirmation doubles the
+  next one (from `ack_timeout_s` up to MAX_ACK_TIMEOUT_S), so a collector away for hours costs one
+  re-send of the in-flight window every quarter of an hour, not a flood of copies in the broker's
+  queue; the first confirmation resets it. A late confirmation of a batch given up on still marks
+  its rows synced.
 
 Buffer cap (`buffer_cap_rows`): when more rows than the cap wait for upload, the oldest unsynced rows
-are deleted (device.sync.buffer_cap), counted, and reported in the next batch's `dropped_rows`.
+are deleted (device.sync.buffer_cap), counted in a ledger kept on disk (`ledger_path`), and reported
+in the next batch's `dropped_rows` until one such batch is confirmed.
 
 No MQTT here: the pipeline speaks to a `BatchTransport`, so it runs against a real store and an
-in-memory transport in the tests. It is single-threaded: the sync agent calls `step()`, `confirm()`
-and `refuse()` from its upload thread only.
+in-memory transport in the tests. It is single-threaded: the sync agent calls `step()`, `confirm()`,
+`dead_lettered()` and `refuse()` from its upload thread only.
 """
 
 from __future__ import annotations
@@ -23,13 +30,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
-from device.sync.buffer_cap import drop_oldest_unsynced
+from device.sync.buffer_cap import DropLedger, drop_oldest_unsynced
 from shared.mqtt.contract import (
     MAX_RECORDS_PER_BATCH,
     MAX_SNIPPET_CHARS,
@@ -44,6 +52,8 @@ log = logging.getLogger("careeredge.sync")
 
 MAX_INFLIGHT_BATCHES = 8
 ACK_TIMEOUT_S = 60.0
+MAX_ACK_TIMEOUT_S = 900.0
+REMEMBERED_GIVEN_UP = 256  # batches given up on whose late confirmation still counts
 REFUSED_BACKOFF_S = 5.0
 CAP_CHECK_INTERVAL_S = 5.0
 
@@ -68,6 +78,7 @@ class UploadCounters:
     published_rows: int = 0
     inflight_rows: int = 0
     acked_rows: int = 0
+    dead_lettered_rows: int = 0
     dropped_rows: int = 0
     invalid_rows: int = 0
     last_ack_at: str | None = None
@@ -128,6 +139,7 @@ class UploadPipeline:
         max_inflight: int = MAX_INFLIGHT_BATCHES,
         ack_timeout_s: float = ACK_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
+        ledger_path: Path | None = None,
     ):
         self.store = store
         self.transport = transport
@@ -139,13 +151,16 @@ class UploadPipeline:
         self.ack_timeout_s = ack_timeout_s
         self.clock = clock
         self._inflight: dict[str, _Inflight] = {}  # by batch_id
+        self._given_up: OrderedDict[str, _Inflight] = OrderedDict()  # expired, still confirmable late
+        self.current_ack_timeout_s = ack_timeout_s
         self._inflight_uuids: set[str] = set()
         self._pending: deque[dict] = deque()  # read-ahead of unsynced rows, dropped on any doubt
         self._invalid_uuids: set[str] = set()
         self._hold_until = 0.0
         # Set by the composition root when the daemon monitors its own skew (device.monitoring).
         self.skew_summary: Callable[[], dict | None] | None = None
-        self._dropped_unreported = 0
+        self.drops = DropLedger(ledger_path)
+        self.counters.dropped_rows = self.drops.total
         self._last_cap_check: float | None = None
 
     @property
@@ -177,7 +192,7 @@ class UploadPipeline:
             rows = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
             for batch_id, uuids, payload, dropped in self._encode(rows):
                 if not self.transport.publish_batch(batch_id, payload):
-                    self._dropped_unreported += dropped
+                    self.drops.give_back(dropped)
                     self._pending.clear()  # the transport refused to queue it; the rows stay unsynced
                     return published
                 self._inflight[batch_id] = _Inflight(uuids, self.clock(), dropped)
@@ -191,20 +206,40 @@ class UploadPipeline:
     # --- what the transport reports -----------------------------------------------------------------
 
     def confirm(self, batch_id: str) -> None:
-        """The batch was delivered: mark its rows synced. Unknown ids (given up on already) are ignored."""
-        entry = self._forget(batch_id)
+        """The collector committed the batch: mark its rows synced. Unknown ids are ignored (a batch from
+        before a restart: its rows were re-read and go again, and the collector drops the duplicates)."""
+        entry = self._forget(batch_id) or self._given_up.pop(batch_id, None)
         if entry is None:
             return
-        self.store.mark_synced(entry.uuids)
-        self.counters.acked_rows += len(entry.uuids)
+        try:
+            newly_synced = self.store.mark_synced(entry.uuids)
+        except Exception:
+            self.drops.give_back(entry.dropped_rows)  # the rows stay unsynced and go again, with the count
+            raise
+        self.drops.acknowledged(entry.dropped_rows)
+        self.counters.acked_rows += newly_synced  # a late confirmation and its re-sent copy count once
         self.counters.last_ack_at = now_iso()
+        self.current_ack_timeout_s = self.ack_timeout_s
+
+    def dead_lettered(self, batch_id: str) -> None:
+        """The collector kept the batch as a dead letter: its rows will never be stored, nor will a re-send
+        change that. Mark them synced (they are in the collector's dead_letters table) and say so."""
+        entry = self._inflight.get(batch_id) or self._given_up.get(batch_id)
+        if entry is not None:
+            log.warning(
+                "the collector kept batch %s (%d predictions) as a dead letter; not sending them again",
+                batch_id,
+                len(entry.uuids),
+            )
+            self.counters.dead_lettered_rows += len(entry.uuids)
+        self.confirm(batch_id)
 
     def refuse(self, batch_id: str, reason: str) -> None:
         """The batch was not delivered: keep its rows and hold publishing back for REFUSED_BACKOFF_S."""
         entry = self._forget(batch_id)
         if entry is None:
             return
-        self._dropped_unreported += entry.dropped_rows
+        self.drops.give_back(entry.dropped_rows)
         self._hold_until = self.clock() + REFUSED_BACKOFF_S
         log.warning("%s; keeping %d rows and retrying in %.0fs", reason, len(entry.uuids), REFUSED_BACKOFF_S)
 
@@ -214,16 +249,25 @@ class UploadPipeline:
         connected_since = self.transport.connected_since
         if connected_since is None:
             return
+        timeout = self.current_ack_timeout_s
         expired = [
             batch_id
             for batch_id, entry in self._inflight.items()
-            if now - max(entry.sent_at, connected_since) > self.ack_timeout_s
+            if now - max(entry.sent_at, connected_since) > timeout
         ]
         for batch_id in expired:
-            self._dropped_unreported += self._forget(batch_id).dropped_rows
+            entry = self._forget(batch_id)
+            self.drops.give_back(entry.dropped_rows)
+            self._given_up[batch_id] = entry
+        while len(self._given_up) > REMEMBERED_GIVEN_UP:
+            self._given_up.popitem(last=False)
         if expired:
+            self.current_ack_timeout_s = min(timeout * 2, MAX_ACK_TIMEOUT_S)
             log.warning(
-                "%d batches were not acknowledged within %.0fs; they will be re-sent", len(expired), self.ack_timeout_s
+                "%d batches were not acknowledged by the collector within %.0fs; re-sending them (next wait %.0fs)",
+                len(expired),
+                timeout,
+                self.current_ack_timeout_s,
             )
 
     def _forget(self, batch_id: str) -> _Inflight | None:
@@ -242,8 +286,8 @@ class UploadPipeline:
         if overflow <= 0:
             return 0
         dropped = drop_oldest_unsynced(self.store, overflow)
-        self.counters.dropped_rows += dropped
-        self._dropped_unreported += dropped
+        self.drops.dropped(dropped)
+        self.counters.dropped_rows = self.drops.total
         self.counters.buffer_rows = waiting - dropped
         log.warning(
             "offline buffer over its cap of %d rows: dropped the %d oldest unsynced predictions",
@@ -255,6 +299,10 @@ class UploadPipeline:
     def refresh_buffer_rows(self) -> int:
         self.counters.buffer_rows = self.store.count_unsynced()
         return self.counters.buffer_rows
+
+    def forget_read_ahead(self) -> None:
+        """After an error: read the store again rather than trust rows read before it."""
+        self._pending.clear()
 
     def _refill_pending(self) -> None:
         """Read the next page of unsynced rows once, rather than once per batch."""
@@ -293,7 +341,7 @@ class UploadPipeline:
         self.counters.invalid_rows += 1
 
     def _split_to_fit(self, records: list[dict]) -> list[tuple[str, list[str], bytes, int]]:
-        dropped, self._dropped_unreported = self._dropped_unreported, 0
+        dropped = self.drops.take()
         batch = {
             "schema": PREDICTION_BATCH.schema_id,
             "device_id": self.device_id,
@@ -308,7 +356,7 @@ class UploadPipeline:
         try:
             return [(batch["batch_id"], [r["uuid"] for r in records], PREDICTION_BATCH.encode(batch), dropped)]
         except ContractError as exc:
-            self._dropped_unreported += dropped
+            self.drops.give_back(dropped)
             if exc.reason != "oversized" or len(records) == 1:
                 raise
         half = len(records) // 2

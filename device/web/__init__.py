@@ -3,7 +3,8 @@
     app = create_app(daemon)   # the app serves the Daemon it is given (model, store, config)
 
 Blueprints: `pages` (classify, history, status: server-rendered, no JavaScript needed),
-`api` (/api/v1/...), `health` (/healthz). Templates autoescape; all assets are vendored under
+`api` (/api/v1/...), `health` (/healthz). `security` checks the Host header, the form's CSRF token
+and the optional read token before any of them runs. Templates autoescape; all assets are vendored under
 `static/` (hand-written CSS), so the page works with no internet and on a phone.
 """
 
@@ -16,7 +17,7 @@ from device.daemon import Daemon
 
 def create_app(daemon: Daemon) -> Flask:
     """The Flask app over `daemon`; its limits come from `daemon.config` ([web] max_request_bytes)."""
-    from device.web import api, errors, health, pages
+    from device.web import api, errors, health, pages, security
 
     config = daemon.config
     app = Flask(__name__)
@@ -32,6 +33,7 @@ def create_app(daemon: Daemon) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    security.register(app, config.web, config.admin.token)
     errors.register(app)
     _log_requests(app)
     return app

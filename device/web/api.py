@@ -14,13 +14,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import uuid as uuid_module
 from pathlib import Path
 
 from flask import Blueprint, jsonify, request
 
-from device.daemon import ModelUnavailable
-from device.store import StoreWriteError
+from device.daemon import Busy, ModelUnavailable
+from device.store import IdConflict, StoreWriteError
 from device.web.context import config, daemon
 from device.web.errors import ApiError
 from shared.errors import UserError
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_PAGE = 200
+MAX_OFFSET = 10**9
+MAX_RETENTION_DAYS = 36_500  # a century; beyond it the cutoff date does not exist
+MAX_BUNDLE_PATH = 4096
+_ASCII_INTEGER = re.compile(r"-?[0-9]{1,19}\Z")
 
 
 def _json_body() -> dict:
@@ -43,6 +48,10 @@ def _json_body() -> dict:
         raise ApiError(400, f"request body is not valid UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal over Python's 4,300-digit limit
+        raise ApiError(400, f"invalid JSON: {str(exc)[:100]}") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body must be a JSON object, got {type(body).__name__}")
     return body
@@ -92,23 +101,32 @@ def predict():
             with_advice=_optional_bool(body, "advice"),
             profile_skills=_profile_skills(body),
         )
+    except IdConflict as exc:
+        raise ApiError(409, str(exc)) from None
     except UserError as exc:
         raise ApiError(400, exc.format_message()) from None
     except ModelUnavailable as exc:
         raise ApiError(503, f"model not loaded: {exc.reason}", fix=exc.fix) from None
+    except Busy as exc:
+        raise ApiError(429, str(exc), retry_after_s=exc.retry_after_s) from None
     return jsonify(result.to_json())
 
 
-def _int_arg(name: str, default: int, low: int, high: int | None = None) -> int:
+def parse_bounded_int(raw: str, low: int, high: int) -> int | None:
+    """ASCII digits within [low, high], else None ('²' and '٣' are digits to str.isdigit, not here)."""
+    if not _ASCII_INTEGER.match(raw):
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an integer, got {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        raise ApiError(400, f"query parameter {name!r} must be between {low} and {high or 'any'}, got {value}")
+    value = parse_bounded_int(raw, low, high)
+    if value is None:
+        raise ApiError(400, f"query parameter {name!r} must be an integer between {low} and {high}, got {raw[:40]!r}")
     return value
 
 
@@ -126,7 +144,7 @@ def predictions():
     if store is None:
         raise ApiError(503, f"prediction store unavailable: {daemon().store_error}")
     limit = _int_arg("limit", 20, 1, MAX_PAGE)
-    offset = _int_arg("offset", 0, 0)
+    offset = _int_arg("offset", 0, 0, MAX_OFFSET)
     label = label_filter(request.args.get("label"))
     rows = store.recent(limit=limit, offset=offset, label=label)
     items = [{key: value for key, value in row.items() if key != "text"} for row in rows]
@@ -159,8 +177,8 @@ def admin_prune():
     _require_admin()
     body = _optional_json_body()
     days = body.get("retention_days", config().store.retention_days)
-    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-        raise ApiError(400, "retention_days must be a non-negative integer")
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_RETENTION_DAYS:
+        raise ApiError(400, f"retention_days must be an integer between 0 and {MAX_RETENTION_DAYS}")
     store = daemon().store
     if store is None:
         raise ApiError(503, f"prediction store unavailable: {daemon().store_error}")
@@ -180,8 +198,8 @@ def admin_reload_model():
     _require_admin()
     body = _optional_json_body()
     bundle = body.get("bundle")
-    if bundle is not None and not isinstance(bundle, str):
-        raise ApiError(400, "bundle must be a path string")
+    if bundle is not None and (not isinstance(bundle, str) or "\x00" in bundle or len(bundle) > MAX_BUNDLE_PATH):
+        raise ApiError(400, f"bundle must be a path string (at most {MAX_BUNDLE_PATH} characters, no NUL)")
     target = Path(bundle) if bundle else daemon().bundle_dir
     if not daemon().load_model(target):
         raise ApiError(409, f"could not load {target}; still serving the previous model", model=daemon().model_info())

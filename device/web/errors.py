@@ -31,7 +31,10 @@ def _wants_json() -> bool:
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return json_error(exc.status, exc.message, **exc.details)
+        response = json_error(exc.status, exc.message, **exc.details)
+        if "retry_after_s" in exc.details:
+            response.headers["Retry-After"] = str(exc.details["retry_after_s"])
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

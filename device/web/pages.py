@@ -8,8 +8,8 @@ import math
 
 from flask import Blueprint, render_template, request
 
-from device.daemon import Classification, ModelUnavailable
-from device.web.api import label_filter
+from device.daemon import Busy, Classification, ModelUnavailable
+from device.web.api import MAX_OFFSET, label_filter, parse_bounded_int
 from device.web.context import config, daemon
 from device.web.errors import ApiError
 from shared.errors import UserError
@@ -59,6 +59,8 @@ def classify():
         return render_template("classify.html", text=text, skills=skills, error=exc.format_message()), 400
     except ModelUnavailable as exc:
         return render_template("classify.html", text=text, skills=skills, error=f"No model loaded: {exc.reason}"), 503
+    except Busy as exc:
+        return render_template("classify.html", text=text, skills=skills, error=f"Busy: {exc}"), 429
     return render_template(
         "classify.html", text=text, skills=skills, result=result, segments=highlighted_segments(result)
     )
@@ -71,8 +73,9 @@ def history():
         label = label_filter(request.args.get("label"))
     except ApiError as exc:
         return render_template("error.html", status=400, message=exc.message), 400
-    page = request.args.get("page", "1")
-    page = int(page) if page.isdigit() and int(page) > 0 else 1
+    page = parse_bounded_int(request.args.get("page") or "1", 1, MAX_OFFSET)
+    if page is None:
+        return render_template("error.html", status=400, message="page must be a positive integer"), 400
     if store is None:
         return render_template(
             "history.html", rows=[], total=0, page=1, pages=1, label=label, error=daemon().store_error

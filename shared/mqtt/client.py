@@ -1,12 +1,18 @@
 """One way to build a paho MQTT v5 client, for the device agent and the cloud tools alike.
 
 Every client: MQTT v5, a persistent session (clean_start=False + Session Expiry Interval, so QoS 1
-messages queued while a client is away are delivered when it comes back), optional TLS (CA, client
+messages queued while a client is away are delivered when it comes back), a Maximum Packet Size (the
+broker drops anything bigger instead of making the client receive it), optional TLS (CA, client
 certificate) and username/password, and paho's own reconnect loop with exponential backoff.
+
+Plaintext: a password is refused over a connection without TLS unless `allow_plaintext_password`
+says so (and then every connection logs a warning); without TLS at all, a client talking to
+anything but loopback logs a warning that its traffic can be read and altered on the way.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
 import threading
@@ -17,8 +23,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from shared.errors import UserError
+from shared.mqtt.contract import MAX_PACKET_BYTES
 
 DEFAULT_SESSION_EXPIRY_S = 7 * 24 * 3600  # a week: fleets may be offline for days
+
+log = logging.getLogger("careeredge.mqtt")
 
 
 @dataclass(frozen=True)
@@ -34,21 +43,61 @@ class BrokerSettings:
     session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
     reconnect_min_s: int = 1
     reconnect_max_s: int = 30
+    max_packet_bytes: int = MAX_PACKET_BYTES
+    allow_plaintext_password: bool = False
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_ca or self.tls_cert)
 
     @property
     def address(self) -> str:
-        scheme = "mqtts" if self.tls_ca or self.tls_cert else "mqtt"
-        return f"{scheme}://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def check_transport_security(settings: BrokerSettings) -> None:
+    """Refuse a password over plaintext unless allowed; warn about plaintext that leaves the machine."""
+    if settings.tls:
+        return
+    if settings.username and not settings.allow_plaintext_password:
+        raise UserError(
+            f"refusing to send the MQTT password for {settings.username!r} to {settings.address} without TLS "
+            "(anyone on the path can read it): set a TLS CA ([sync] tls_ca / --tls-ca, port 8883), or allow "
+            "it explicitly ([sync] allow_plaintext_password = true / --allow-plaintext-password)"
+        )
+    if settings.username:
+        log.warning(
+            "INSECURE: sending the MQTT password for %r to %s in plaintext (allowed by "
+            "allow_plaintext_password); configure TLS",
+            settings.username,
+            settings.address,
+        )
+    elif not settings.loopback:
+        log.warning(
+            "INSECURE: MQTT to %s without TLS: predictions and model updates travel unencrypted and "
+            "unauthenticated; configure a TLS CA (port 8883)",
+            settings.address,
+        )
 
 
 def make_client(client_id: str, settings: BrokerSettings, *, manual_ack: bool = False) -> mqtt.Client:
+    check_transport_security(settings)
     client = mqtt.Client(
         callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5,
         manual_ack=manual_ack,
     )
-    if settings.tls_ca or settings.tls_cert:
+    if settings.tls:
         if bool(settings.tls_cert) != bool(settings.tls_key):
             raise UserError("TLS client authentication needs both tls_cert and tls_key")
         try:
@@ -69,12 +118,18 @@ def make_client(client_id: str, settings: BrokerSettings, *, manual_ack: bool = 
 
 def connect_in_background(client: mqtt.Client, settings: BrokerSettings) -> None:
     """Start paho's network thread; it keeps (re)connecting with backoff until `client.disconnect()`."""
-    properties = Properties(PacketTypes.CONNECT)
-    properties.SessionExpiryInterval = settings.session_expiry_s
+    properties = connect_properties(settings, settings.session_expiry_s)
     client.connect_async(
         settings.host, settings.port, keepalive=settings.keepalive_s, clean_start=False, properties=properties
     )
     client.loop_start()
+
+
+def connect_properties(settings: BrokerSettings, session_expiry_s: int) -> Properties:
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = session_expiry_s
+    properties.MaximumPacketSize = settings.max_packet_bytes
+    return properties
 
 
 class AvailabilityLog:

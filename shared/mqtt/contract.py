@@ -43,6 +43,10 @@ MAX_CHUNK_BYTES = 1 * MIB
 MAX_BUNDLE_BYTES = 1024 * MIB
 MAX_OTA_EVENT_BYTES = 8 * KIB
 MAX_MODEL_STATE_BYTES = 8 * KIB
+# The MQTT Maximum Packet Size every client sets in CONNECT (and the broker's `max_packet_size`): the
+# largest payload above plus room for the topic and properties. A bigger packet is dropped by the
+# broker before it reaches the client, rather than received whole and then refused.
+MAX_PACKET_BYTES = max(MAX_CHUNK_BYTES, MAX_PREDICTION_BATCH_BYTES) + 64 * KIB
 
 # Integer ranges. Every integer a receiver stores must fit the storage's 64-bit signed INTEGER /
 # BIGINT (JSON itself has no limit: `1e400`-sized integers parse fine in Python and then fail to bind).
@@ -103,6 +107,11 @@ class Topics:
     @staticmethod
     def device_ota_events(device_id: str) -> str:
         return _device_topic(device_id, "ota")
+
+    @staticmethod
+    def device_acks(device_id: str) -> str:
+        """Collector -> device: the prediction batches it committed (end-to-end acknowledgement)."""
+        return _device_topic(device_id, "acks")
 
     @staticmethod
     def model_manifest(channel: str) -> str:
@@ -310,6 +319,8 @@ class MessageType:
     fields: Schema
     max_bytes: int
     extra_check: Callable[[dict], None] | None = field(default=None, compare=False)
+    # Older schema ids of the same fields that receivers still accept (senders write `schema_id`).
+    also_accepts: frozenset[str] = frozenset()
 
     def decode(self, raw: bytes) -> dict:
         """Size check, strict UTF-8 JSON parse, schema id check, field validation. Raises ContractError."""
@@ -328,7 +339,7 @@ class MessageType:
     def validate(self, obj: Any) -> dict:
         if not isinstance(obj, dict):
             raise ContractError("schema", "payload must be a JSON object")
-        if obj.get("schema") != self.schema_id:
+        if obj.get("schema") != self.schema_id and obj.get("schema") not in self.also_accepts:
             raise ContractError("wrong_schema", f"expected schema {self.schema_id!r}, got {obj.get('schema')!r}")
         validate_object(obj, self.fields, "payload")
         if self.extra_check is not None:
@@ -402,8 +413,12 @@ DEVICE_SKEW: Schema = {
     ),
 }
 
+# /2: the sender marks its rows synced only when the collector acknowledges the batch on the
+# device's `acks` topic (PREDICTION_ACK). /1 senders took the broker's PUBACK as delivery; collectors
+# still accept their batches (and acknowledge them too, to nobody listening).
 PREDICTION_BATCH = MessageType(
-    schema_id="careeredge.predictions/1",
+    schema_id="careeredge.predictions/2",
+    also_accepts=frozenset({"careeredge.predictions/1"}),
     max_bytes=MAX_PREDICTION_BATCH_BYTES,
     fields={
         "device_id": Field(str, pattern=_IDENTIFIER),
@@ -413,6 +428,28 @@ PREDICTION_BATCH = MessageType(
         "dropped_rows": Field(int, required=False, minimum=0, maximum=MAX_DROPPED_ROWS),
         "records": Field(list, min_len=1, max_len=MAX_RECORDS_PER_BATCH, items=PREDICTION_RECORD),
         "skew": Field(dict, required=False, nullable=True, check=_object_check(DEVICE_SKEW)),
+    },
+)
+
+
+def is_batch_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_UUIDISH.match(value))
+
+
+MAX_ACKED_BATCHES = 1000
+MAX_PREDICTION_ACK_BYTES = 64 * KIB
+
+PREDICTION_ACK = MessageType(
+    schema_id="careeredge.predictions.ack/1",
+    max_bytes=MAX_PREDICTION_ACK_BYTES,
+    fields={
+        "device_id": Field(str, pattern=_IDENTIFIER),
+        # Batches now in the collector's store (a re-sent or redelivered batch is acknowledged again).
+        "committed": Field(list, max_len=MAX_ACKED_BATCHES, items=Field(str, pattern=_UUIDISH)),
+        # Batches the collector kept as dead letters (refused by the contract or the store): never
+        # stored, never worth re-sending; the device logs them and stops sending their rows.
+        "dead_lettered": Field(list, required=False, max_len=MAX_ACKED_BATCHES, items=Field(str, pattern=_UUIDISH)),
+        "at": _TIMESTAMP,
     },
 )
 
@@ -444,10 +481,14 @@ OTA_MANIFEST = MessageType(
         "metrics": Field(dict, required=False, nullable=True),
         "key_id": Field(str, pattern=_HEX16),
         "signature": Field(str, max_len=200),
+        # Rotation records (shared.signing) leading from an older trusted key to `key_id`.
+        "key_rotations": Field(list, required=False, max_len=8, items=Field(dict)),
     },
 )
 
-OTA_EVENTS = frozenset({"download_started", "download_resumed", "activated", "rejected", "rolled_back"})
+OTA_EVENTS = frozenset(
+    {"download_started", "download_resumed", "download_paused", "activated", "rejected", "rolled_back"}
+)
 
 OTA_EVENT = MessageType(
     schema_id="careeredge.ota.event/1",

@@ -39,6 +39,20 @@ def make_config(tmp_path: Path, bundle: Path | None, **store) -> Config:
     return config
 
 
+def app_and_daemon_for(tmp_path: Path, bundle: Path, admin_token: str | None = None, **web):
+    """A Flask app over a real Daemon (tiny model, SQLite file in tmp_path); close the daemon afterwards."""
+    from device.daemon import Daemon
+    from device.web import create_app
+
+    config = make_config(tmp_path, bundle)
+    if admin_token:
+        config.override("admin", token=admin_token)
+    if web:
+        config.override("web", **web)
+    daemon = Daemon(config, bundle_dir=bundle)
+    return create_app(daemon), daemon
+
+
 @dataclass
 class DaemonProcess:
     process: subprocess.Popen
@@ -134,3 +148,12 @@ def daemon_factory(tmp_path):
 
 def post_json(url: str, body, timeout: float = 10) -> requests.Response:
     return requests.post(url, json=body, timeout=timeout)
+
+
+def post_form(client, data: dict, path: str = "/"):
+    """Submit the classify form as a browser does: load the page (CSRF cookie + token), then post."""
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    return client.post(path, data={**data, "csrf_token": token})

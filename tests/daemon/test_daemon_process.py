@@ -6,13 +6,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
-import uuid
 
 import requests
 
 from tests.daemon.conftest import REPO_ROOT, post_json
+from tests.support.kill_under_load import kill_under_load
 
 DS_TEXT = "Data analyst: statistics, SQL, pandas, dashboards and A/B testing."
 
@@ -86,43 +84,8 @@ def test_config_error_exits_2_naming_the_key(tmp_path):
 def test_kill_9_five_times_loses_no_acknowledged_prediction(daemon_factory, tiny_bundle, tmp_path):
     """Clients send predictions (each with its own id) while the daemon is SIGKILLed 5 times.
     Every id that got a 200 must be in the DB exactly once, and the DB must pass integrity_check."""
-    db_path = tmp_path / "reliability.db"
-    acknowledged: list[str] = []
-    lock = threading.Lock()
-
-    def client(url: str, stop: threading.Event) -> None:
-        session = requests.Session()
-        while not stop.is_set():
-            key = str(uuid.uuid4())
-            try:
-                response = session.post(url + "api/v1/predict", json={"text": DS_TEXT, "id": key}, timeout=5)
-            except requests.RequestException:
-                continue  # the daemon died mid-request: no 200, no promise
-            if response.status_code == 200 and response.json()["stored"]:
-                with lock:
-                    acknowledged.append(key)
-
-    for round_number in range(5):
-        daemon = daemon_factory(tiny_bundle, db_path=db_path)
-        stop = threading.Event()
-        threads = [threading.Thread(target=client, args=(daemon.url, stop)) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        before = len(acknowledged)
-        deadline = time.monotonic() + 20
-        while len(acknowledged) < before + 40 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        daemon.process.kill()  # SIGKILL: no handler, no flush, no goodbye
-        daemon.process.wait(timeout=10)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=10)
-        assert len(acknowledged) >= before + 40, f"round {round_number}: daemon stopped answering"
-
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        stored = [row[0] for row in conn.execute("SELECT uuid FROM predictions")]
-    assert len(stored) == len(set(stored)), "duplicate rows"
-    missing = set(acknowledged) - set(stored)
-    assert not missing, f"{len(missing)} acknowledged predictions lost"
-    assert len(acknowledged) >= 200
+    report = kill_under_load(lambda db: daemon_factory(tiny_bundle, db_path=db), tmp_path / "reliability.db", kills=5)
+    assert report.integrity == "ok"
+    assert report.duplicated == 0, "duplicate rows"
+    assert report.lost == 0, f"{report.lost} acknowledged predictions lost"
+    assert report.acknowledged >= 200

@@ -10,7 +10,7 @@ import pytest
 
 from device.daemon import Daemon
 from device.web import create_app
-from tests.daemon.conftest import make_config
+from tests.daemon.conftest import make_config, post_form
 
 CLI_KEYS = {"id", "label", "label_name", "probabilities", "model_version", "latency_ms"}
 DS_TEXT = "We need statistics, pandas, SQL and A/B testing for data analysis and forecasting."
@@ -139,7 +139,7 @@ def test_full_disk_still_answers_with_stored_false(client, app_and_daemon, caplo
 def test_classify_page_shows_result_and_escapes_markup(client):
     page = client.get("/")
     assert page.status_code == 200 and b'<textarea id="text"' in page.data
-    posted = client.post("/", data={"text": DS_TEXT + " <script>alert('x')</script>", "skills": "SQL"})
+    posted = post_form(client, {"text": DS_TEXT + " <script>alert('x')</script>", "skills": "SQL"})
     html = posted.get_data(as_text=True)
     assert posted.status_code == 200
     assert 'id="result-label">Data Science<' in html
@@ -149,12 +149,12 @@ def test_classify_page_shows_result_and_escapes_markup(client):
 
 
 def test_empty_form_is_a_400_page(client):
-    response = client.post("/", data={"text": "   "})
+    response = post_form(client, {"text": "   "})
     assert response.status_code == 400 and b"whitespace-only" in response.data
 
 
 def test_history_and_status_pages(client):
-    client.post("/", data={"text": DS_TEXT})
+    post_form(client, {"text": DS_TEXT})
     history = client.get("/history?label=1").get_data(as_text=True)
     assert 'id="history"' in history and "Data Science" in history and "page 1 of 1" in history
     assert client.get("/history?label=7").status_code == 400

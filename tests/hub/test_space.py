@@ -21,7 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 from cloud.space.command import build_space, space_group
-from shared.mqtt.contract import PREDICTION_BATCH, Topics
+from shared.mqtt.contract import PREDICTION_BATCH, PREDICTION_RECORD, Topics, validate_object
 from tests.conftest import KAGGLE_CSV, require
 from tests.support.fake_hub import FakeHub
 from tests.support.mosquitto import Mosquitto, free_loopback_port, mosquitto_binary
@@ -218,3 +218,21 @@ def test_a_full_log_queue_drops_and_counts_instead_of_blocking_the_request():
     release.set()
     log.close()
     assert [r["n"] for r in written] == [0, 1, 2] and log.counters.written == 3
+
+
+def test_a_posting_with_nul_characters_is_logged_as_a_record_the_collector_stores(tiny_bundle):
+    """PostgreSQL text cannot hold U+0000, so the contract refuses it: one such posting would send the
+    whole batch of 100 records it travels in to the collector's dead letters."""
+    from cloud.space.app import SpaceModel
+
+    logged: list[dict] = []
+
+    class ListLog:
+        def submit(self, record: dict) -> bool:
+            logged.append(record)
+            return True
+
+    SpaceModel(tiny_bundle, ListLog()).classify("Data scientist\x00 with statistics, pandas and regression.")
+    [record] = logged
+    validate_object(record, PREDICTION_RECORD, "record")
+    assert record["text"] == "Data scientist with statistics, pandas and regression."

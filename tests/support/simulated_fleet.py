@@ -11,11 +11,11 @@ descriptor numbered above 1023, and each agent holds about seven (its socket, pa
 the store's database, WAL and shared-memory files, its lock file). Past that, agents quietly fail
 to connect. (A real device runs one agent: this is a limit of simulating many in one process.)
 
-In those worker processes the agent's housekeeping runs every 30 s instead of every 2 s (status
-file) and 5 s (buffer-cap check): on a real fleet each device pays for that on its own CPU, while
+In those worker processes the agent's housekeeping runs every 30 s instead of every 2 s (buffer
+count) and 5 s (buffer-cap check): on a real fleet each device pays for that on its own CPU, while
 here a thousand of them would take a core of the machine whose server side is being measured.
 Everything on the sync path (reading the store, encoding and validating batches, publishing,
-marking rows synced on PUBACK) is the device code as shipped.
+marking rows synced on the collector's acknowledgement) is the device code as shipped.
 """
 
 from __future__ import annotations
@@ -189,8 +189,9 @@ class DeviceFleet:
 
 def _worker_main(root: str, ids: list[str], host: str, port: int, batch_size: int, poll_s: float, pipe) -> None:
     from device.sync import agent as agent_module
+    from device.sync import upload as upload_module
 
-    agent_module.STATE_WRITE_INTERVAL_S = agent_module.CAP_CHECK_INTERVAL_S = SIMULATED_HOUSEKEEPING_S
+    agent_module.BUFFER_COUNT_INTERVAL_S = upload_module.CAP_CHECK_INTERVAL_S = SIMULATED_HOUSEKEEPING_S
     broker = BrokerSettings(host=host, port=port, reconnect_min_s=1, reconnect_max_s=5)
     fleet = DeviceFleet(Path(root), ids, broker, batch_size, poll_s)
     producing: list[threading.Thread] = []

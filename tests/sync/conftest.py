@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared.bundle import read_manifest, save_manifest
+from shared.mqtt.contract import PREDICTION_BATCH
 from shared.signing import generate_keypair, load_private_key, load_public_key
 from tests.conftest import REPO_ROOT, require
 from tests.support.mosquitto import Mosquitto, mosquitto_binary
@@ -100,3 +101,38 @@ def fill_store(path: Path, count: int) -> list[str]:
 
     with PredictionStore(path) as store:
         return [store.insert(prediction_record(i)) for i in range(count)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MemoryTransport:
+    """The upload pipeline's transport without a broker: records every batch it is handed, decoded as the
+    collector decodes it (a batch the contract refuses fails the test); the test decides each one's fate."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.connected_since: float | None = clock.now
+        self.accepting = True
+        self.sent: list[dict] = []  # decoded batches, in publish order
+        self.sizes: list[int] = []
+
+    def publish_batch(self, batch_id: str, payload: bytes) -> bool:
+        if not self.accepting:
+            return False
+        batch = PREDICTION_BATCH.decode(payload)  # what the collector would accept
+        assert batch["batch_id"] == batch_id
+        self.sent.append(batch)
+        self.sizes.append(len(payload))
+        return True
+
+    def uuids(self, batch: dict) -> list[str]:
+        return [record["uuid"] for record in batch["records"]]
+
+    def reconnect(self) -> None:
+        self.connected_since = self.clock.now

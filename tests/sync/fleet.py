@@ -45,6 +45,7 @@ def make_agent(
     public_key: Path | None = None,
     batch_size: int = 100,
     buffer_cap_rows: int = 100_000,
+    ack_timeout_s: float = 60.0,
     **kwargs,
 ) -> SyncAgent:
     store_path = store_path or tmp_path / f"{device_id}.db"
@@ -57,6 +58,7 @@ def make_agent(
         batch_size=batch_size,
         buffer_cap_rows=buffer_cap_rows,
         poll_interval_s=0.2,
+        ack_timeout_s=ack_timeout_s,
     )
     return SyncAgent(
         settings,

@@ -53,6 +53,7 @@ def test_every_topic_is_documented_in_contract_md():
         Topics.device_predictions("DEVICE"),
         Topics.device_model("DEVICE"),
         Topics.device_ota_events("DEVICE"),
+        Topics.device_acks("DEVICE"),
         Topics.model_manifest("CHANNEL"),
         Topics.model_chunk("CHANNEL", "0123456789abcdef", 0),
     ]

@@ -139,43 +139,49 @@ def attack_short_last_chunk(tmp_path, keys, tiny_bundle):
 
 
 @pytest.mark.parametrize(
-    "attack, reason",
+    "attack, event, reason",
     [
-        (attack_corrupted_chunk, "chunk_corrupt"),
-        (attack_bad_signature, "bad_signature"),
-        (attack_other_key, "unknown_key"),
-        (attack_truncated_bundle, "bad_archive"),
-        (attack_short_last_chunk, "truncated_chunk"),
+        (attack_bad_signature, "rejected", "bad_signature"),
+        (attack_other_key, "rejected", "unknown_key"),
+        (attack_truncated_bundle, "rejected", "bad_archive"),
+        # Bad copies of a chunk say nothing about the signed release: paused and reported, never rejected.
+        (attack_corrupted_chunk, "download_paused", "chunk_corrupt"),
+        (attack_short_last_chunk, "download_paused", "truncated_chunk"),
     ],
 )
-def test_bad_updates_are_rejected_reported_and_the_old_model_stays(
-    broker, tmp_path, keys, tiny_bundle, fleet, attack, reason
+def test_bad_updates_are_reported_and_the_old_model_stays(
+    broker, tmp_path, keys, tiny_bundle, fleet, attack, event, reason
 ):
     agent, storage = fleet["agent"], fleet["storage"]
     manifest, chunks = attack(tmp_path, keys, tiny_bundle)
     publish_raw_update(broker, manifest, chunks)
-    rejected = wait_for_event(storage, "rejected")
-    assert rejected["reason"] == reason, rejected
+    reported = wait_for_event(storage, event)
+    assert reported["reason"] == reason, reported
     assert active_version(agent) == "1"
     assert agent.state()["ota"]["last_event"]["reason"] == reason
     slots = sorted(p.name for p in (agent.settings.models_dir / "slots").iterdir())
     assert len(slots) == 1 and slots[0].startswith("1-"), slots  # nothing of v2 was installed
-    assert not list((agent.settings.models_dir / "downloads").iterdir())
+    remembered = json.loads((agent.settings.models_dir / "ota_state.json").read_text())["rejected"]
+    if event == "rejected":
+        assert manifest["sha256"] in remembered or reason in remembered.values()
+        assert not list((agent.settings.models_dir / "downloads").iterdir())
+    else:  # the chunks it has are kept for the next attempt, and the release is not blacklisted
+        assert manifest["sha256"] not in remembered and not ota_events(storage, "rejected")
 
 
-def test_failed_health_check_rolls_back_automatically(broker, tmp_path, keys, tiny_bundle, fleet):
+def test_failed_health_check_keeps_the_current_model(broker, tmp_path, keys, tiny_bundle, fleet):
     agent, storage = fleet["agent"], fleet["storage"]
     broken = bundle_version(tiny_bundle, tmp_path / "v2", "2", golden_labels_flipped=True)
     publish(broker, broken, keys, tmp_path)
-    rolled_back = wait_for_event(storage, "rolled_back")
-    assert rolled_back["reason"] == "health_check_failed" and rolled_back["version"] == "2"
-    assert "0/" in rolled_back["detail"]
+    rejected = wait_for_event(storage, "rejected")
+    assert rejected["reason"] == "health_check_failed" and rejected["version"] == "2"
+    assert "0/" in rejected["detail"]
     assert active_version(agent) == "1"
-    assert [name.split("-")[0] for name in fleet["served"]] == ["1", "2", "1"]  # the daemon is switched back
+    assert [name.split("-")[0] for name in fleet["served"]] == ["1"]  # checked before the daemon ever saw it
     # The rejected bundle is not retried on reconnect (the manifest stays retained on the broker).
     agent.ota.submit_connected()
     time.sleep(1.0)
-    assert len(ota_events(storage, "rolled_back")) == 1
+    assert len(ota_events(storage, "rejected")) == 1
 
 
 def test_model_cli_rolls_back_by_hand_and_the_device_does_not_reinstall(broker, tmp_path, keys, tiny_bundle, fleet):

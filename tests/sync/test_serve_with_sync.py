@@ -25,10 +25,14 @@ def test_a_prediction_served_over_http_reaches_the_collector(broker, tmp_path, t
         assert answer["stored"] is True
         wait_until(lambda: answer["id"] in uuids_in_collector(storage), 30, "the prediction at the collector")
 
-        sync = requests.get(daemon.url + "api/v1/status", timeout=10).json()["sync"]
-        assert sync["enabled"] and sync["running"] and sync["broker_connected"]
-        assert sync["device_id"] == "pi-serve" and sync["acked_rows"] == 1
+        # The collector acknowledges after its commit; once nothing is in flight the status shows it at once
+        # (the counters alone are refreshed only once a minute).
+        wait_until(lambda: sync_status(daemon.url)["acked_rows"] == 1, 10, "the acknowledgement in the status")
+        sync = sync_status(daemon.url)
+        assert sync["enabled"] and sync["running"] and sync["broker_connected"] and sync["device_id"] == "pi-serve"
         wait_until(lambda: sync_buffer(daemon.url) == 0, 10, "the buffer to show the row as synced")
+        health = requests.get(daemon.url + "healthz", timeout=10).json()
+        assert health["status"] == "ok" and health["sync"]["upload_alive"] and health["sync"]["last_error"] is None
 
         probe.subscribe(Topics.device_status("pi-serve"))
         assert daemon.stop(signal.SIGTERM) == 0
@@ -43,5 +47,9 @@ def test_a_prediction_served_over_http_reaches_the_collector(broker, tmp_path, t
         collector.stop()
 
 
+def sync_status(url: str) -> dict:
+    return requests.get(url + "api/v1/status", timeout=10).json()["sync"]
+
+
 def sync_buffer(url: str) -> int | None:
-    return requests.get(url + "api/v1/status", timeout=10).json()["sync"]["buffer_rows"]
+    return sync_status(url)["buffer_rows"]

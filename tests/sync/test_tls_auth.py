@@ -6,6 +6,7 @@ import datetime
 import ipaddress
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -127,3 +128,52 @@ def test_wrong_password_or_missing_client_certificate_is_refused(secure_broker, 
         wait_until(lambda: not agent.state()["broker_connected"], 1, "still disconnected")
     finally:
         agent.stop()
+
+
+def test_a_password_is_never_sent_over_plaintext_unless_explicitly_allowed(caplog, repo_root):
+    from shared.errors import UserError
+    from shared.mqtt.client import make_client
+
+    plaintext = BrokerSettings(host="broker.lan", port=1883, username="pi-1", password="secret")
+    with pytest.raises(UserError, match="without TLS"):
+        make_client("pi-1", plaintext)
+    with caplog.at_level("WARNING", logger="careeredge.mqtt"):
+        make_client("pi-1", BrokerSettings(**{**plaintext.__dict__, "allow_plaintext_password": True}))
+        make_client("pi-1", BrokerSettings(host="broker.lan", port=1883))
+        make_client("pi-1", BrokerSettings(host="127.0.0.1", port=1883))  # loopback: nothing on a wire
+    warnings = [r.getMessage() for r in caplog.records if r.name == "careeredge.mqtt"]
+    assert len(warnings) == 2 and all(w.startswith("INSECURE") for w in warnings)
+    assert "password" in warnings[0] and "without TLS" in warnings[1]
+
+    # The shipped retrain unit publishes over TLS (8883, a pinned CA), never to 1883 in clear.
+    unit = (repo_root / "systemd" / "careeredge-retrain.service").read_text()
+    publish = next(line for line in unit.splitlines() if "careeredge-cloud publish" in line)
+    assert "--tls-ca" in publish and "8883" in publish and "1883" not in publish
+
+
+def test_the_sync_command_refuses_a_plaintext_password_with_one_line(tmp_path, repo_root):
+    config = tmp_path / "device.toml"
+    config.write_text(
+        '[sync]\nbroker_host = "broker.lan"\nusername = "pi-1"\npassword = "secret"\n'
+        f'models_dir = "{tmp_path / "models"}"\n[store]\npath = "{tmp_path / "device.db"}"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "device.cli", "sync", "--config", str(config), "--duration", "1"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "without TLS" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_collector_refuses_a_plaintext_password_before_opening_its_store(tmp_path):
+    from click.testing import CliRunner
+
+    from cloud.collector.command import collect_command
+
+    result = CliRunner().invoke(
+        collect_command,
+        ["--db", str(tmp_path / "c.sqlite"), "--broker-host", "broker.lan", "--username", "c", "--password", "x"],
+    )
+    assert result.exit_code == 2 and "without TLS" in result.output and not (tmp_path / "c.sqlite").exists()

@@ -1,48 +1,14 @@
 """The upload pipeline without a broker: a real SQLite store, an in-memory transport that records each
-batch and confirms or refuses it, and a clock the test moves."""
+batch and confirms or refuses it, and a clock the test moves (both in tests/sync/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from device.store import PredictionStore
-from device.sync.upload import ACK_TIMEOUT_S, REFUSED_BACKOFF_S, UploadPipeline
-from shared.mqtt.contract import MAX_PREDICTION_BATCH_BYTES, PREDICTION_BATCH
-from tests.sync.conftest import fill_store, prediction_record
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class MemoryTransport:
-    """Records every batch it is handed; the test decides each one's fate."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.connected_since: float | None = clock.now
-        self.accepting = True
-        self.sent: list[dict] = []  # decoded batches, in publish order
-        self.sizes: list[int] = []
-
-    def publish_batch(self, batch_id: str, payload: bytes) -> bool:
-        if not self.accepting:
-            return False
-        batch = PREDICTION_BATCH.decode(payload)  # what the collector would accept
-        assert batch["batch_id"] == batch_id
-        self.sent.append(batch)
-        self.sizes.append(len(payload))
-        return True
-
-    def uuids(self, batch: dict) -> list[str]:
-        return [record["uuid"] for record in batch["records"]]
-
-    def reconnect(self) -> None:
-        self.connected_since = self.clock.now
+from device.sync.upload import ACK_TIMEOUT_S, MAX_ACK_TIMEOUT_S, REFUSED_BACKOFF_S, UploadPipeline
+from shared.mqtt.contract import MAX_PREDICTION_BATCH_BYTES
+from tests.sync.conftest import Clock, MemoryTransport, fill_store, prediction_record
 
 
 @pytest.fixture
@@ -126,10 +92,40 @@ def test_an_unconfirmed_batch_is_resent_after_the_timeout_counted_from_the_last_
     clock.now += ACK_TIMEOUT_S * 0.5
     assert pipeline.step() == 10
     assert transport.uuids(transport.sent[1]) == uuids
-    pipeline.confirm(transport.sent[0]["batch_id"])  # given up on: ignored
-    assert store.count_unsynced() == 10
-    pipeline.confirm(transport.sent[1]["batch_id"])
+    pipeline.confirm(transport.sent[0]["batch_id"])  # given up on, but the collector has it: synced
     assert store.count_unsynced() == 0
+    pipeline.confirm(transport.sent[1]["batch_id"])  # the re-sent copy: nothing left to do
+    assert store.count_unsynced() == 0 and pipeline.counters.acked_rows == 10
+
+
+def test_each_timeout_without_an_acknowledgement_doubles_the_next_wait(store, transport, clock):
+    """A collector away for hours: the in-flight window is re-sent ever more rarely, not every minute."""
+    fill_store(store.path, 10)
+    pipeline = pipeline_for(store, transport, clock, max_inflight=1)
+    pipeline.step()
+    resent_at = []
+    for _ in range(8):
+        before = len(transport.sent)
+        while len(transport.sent) == before:
+            clock.now += 1.0
+            pipeline.step()
+        resent_at.append(clock.now)
+    waits = [round(b - a) for a, b in zip(resent_at, resent_at[1:])]
+    assert waits[:4] == [2 * ACK_TIMEOUT_S + 1, 4 * ACK_TIMEOUT_S + 1, 8 * ACK_TIMEOUT_S + 1, MAX_ACK_TIMEOUT_S + 1]
+    assert waits[-1] == MAX_ACK_TIMEOUT_S + 1
+    pipeline.confirm(transport.sent[-1]["batch_id"])
+    assert pipeline.current_ack_timeout_s == ACK_TIMEOUT_S  # the first acknowledgement resets it
+
+
+def test_a_batch_the_collector_dead_lettered_is_not_sent_again(store, transport, clock, caplog):
+    fill_store(store.path, 10)
+    pipeline = pipeline_for(store, transport, clock)
+    pipeline.step()
+    with caplog.at_level("WARNING", logger="careeredge.sync"):
+        pipeline.dead_lettered(transport.sent[0]["batch_id"])
+    assert store.count_unsynced() == 0 and pipeline.counters.dead_lettered_rows == 10
+    assert "dead letter" in caplog.text
+    assert pipeline.step() == 0
 
 
 def test_nothing_is_published_while_disconnected_or_refused_by_the_transport(store, transport, clock):
