@@ -35,7 +35,7 @@ setup: $(FULL_STAMP)
 $(FULL_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/pip install --quiet -e '.[device,cloud,dev]'
+	$(BIN)/pip install --quiet -e '.[device,cloud,vertex,dev]'
 	rm -f $(VENV)/.device-* $(VENV)/.full-* && touch $(DEVICE_STAMP) $@
 
 ## model-a: the Model A chain (prepare -> label -> train_a -> cv_a -> evaluate_a; ingest -> normalize -> distill_a -> export)

@@ -29,6 +29,11 @@ COMMANDS = {
     "space": "cloud.space.command:space_group",
     "publish": "cloud.publisher.command:publish_command",
     "keygen": "cloud.publisher.command:keygen_command",
+    "replay-weeks": "cloud.monitoring.replay:replay_weeks_command",
+    "monitor": "cloud.monitoring.job:monitor_command",
+    "report": "cloud.monitoring.report:report_command",
+    "dashboard": "cloud.dashboard.command:dashboard_command",
+    "vertex-export": "cloud.monitoring.vertex:vertex_export_command",
     "build-device-bundle": "cloud.appliance.command:build_device_bundle_command",
     "frozen-head": "cloud.training.frozen_head:frozen_head_command",
 }

@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 from shared.labels import LABEL_NAMES
+from shared.monitoring.trends import TRENDS_IN_BUNDLE
 from shared.skills import SKILLS_BY_NAME, SkillMatch, canonical_skill, find_skills
 
 log = logging.getLogger(__name__)
@@ -84,20 +85,16 @@ class DemandTable:
         self.trends_path = trends_path
 
     @classmethod
-    def load(cls, trends_file: Path | None = None) -> DemandTable:
+    def load(cls, trends_file: Path | None = None, bundle_dir: Path | None = None) -> DemandTable:
+        """The baseline plus the first readable trends file: `trends_file`, else the one the active
+        bundle carries (`trends.json`, covered by its signed manifest; the cloud's `monitor --bundle`)."""
         baseline_text = resources.files("shared").joinpath("skill_baseline_2025.json").read_text("utf-8")
         baseline = json.loads(baseline_text)
-        trends = None
-        if trends_file is not None and Path(trends_file).is_file():
-            try:
-                trends = json.loads(Path(trends_file).read_text(encoding="utf-8"))
-                if not isinstance(trends.get("skills"), dict):
-                    raise ValueError("no 'skills' object")
-            except (OSError, ValueError) as exc:
-                # Unreadable trends must not take advice down: fall back to the baseline, loudly.
-                log.warning("advice.trends_unreadable", extra={"fields": {"path": str(trends_file), "error": str(exc)}})
-                trends = None
-        return cls(baseline, trends, Path(trends_file) if trends is not None else None)
+        candidates = [trends_file, Path(bundle_dir) / TRENDS_IN_BUNDLE if bundle_dir is not None else None]
+        for path in (Path(p) for p in candidates if p is not None):
+            if path.is_file() and (trends := _read_trends(path)) is not None:
+                return cls(baseline, trends, path)
+        return cls(baseline)
 
     @property
     def source(self) -> dict:
@@ -154,6 +151,21 @@ class DemandTable:
             return [(n, self.demand(n, label)) for n in names if lift(n) > 0]
         scored = [(name, self.demand(name, label)) for name in self.baseline["skills"]]
         return sorted((item for item in scored if item[1].score > 0), key=lambda item: -item[1].score)
+
+
+def _read_trends(path: Path) -> dict | None:
+    """A trends file checked (shared.monitoring.trends): unknown skills and bad shares are dropped and
+    logged; an unreadable file gives None, so advice falls back to the baseline, loudly."""
+    from shared.monitoring.trends import TrendsError, check_trends
+
+    try:
+        trends, problems = check_trends(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TrendsError) as exc:
+        log.warning("advice.trends_unreadable", extra={"fields": {"path": str(path), "error": str(exc)}})
+        return None
+    if problems:
+        log.warning("advice.trends_entries_ignored", extra={"fields": {"path": str(path), "problems": problems}})
+    return trends
 
 
 def normalise_profile(skills: Iterable[str]) -> tuple[list[str], list[str]]:

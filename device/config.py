@@ -65,6 +65,13 @@ class ModelConfig:
     backend: str = _one_of("auto", ("auto", "onnxruntime", "hailo"))
     threads: int | None = _bounded(None, 1, 64)
     hef: Path | None = None  # a HEF outside the bundle (the model zoo's precompiled encoder)
+    shadow: Path | None = None  # a second bundle scored off the request path (device.shadow)
+
+
+@dataclass
+class MonitoringConfig:
+    window: int = _bounded(500, 20)  # recent predictions the device's own skew is computed over
+    interval_s: int = _bounded(600, 10)  # how often it is recomputed
 
 
 @dataclass
@@ -122,6 +129,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     source: Path | None = None  # the user file that was read, if any
 
     def override(self, section: str, **values: Any) -> Config:
@@ -154,6 +162,7 @@ SECTIONS: dict[str, type] = {
     "admin": AdminConfig,
     "profile": ProfileConfig,
     "sync": SyncConfig,
+    "monitoring": MonitoringConfig,
 }
 SECRET_KEYS = {"token", "password", "read_token"}
 

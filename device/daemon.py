@@ -112,8 +112,10 @@ class Daemon:
         self.model_fix: str | None = None
         self.store: PredictionStore | None = None
         self.store_error: str | None = None
-        self.demand = DemandTable.load(config.profile.trends_file)
+        self.demand = DemandTable.load(config.profile.trends_file, self.bundle_dir)
         self.status_providers: dict[str, Callable[[], dict]] = {"sync": self._sync_state}
+        self.shadow = None  # device.shadow.ShadowRunner when [model] shadow is set
+        self.skew = None  # device.monitoring.SkewMonitor once the store is open
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._model_lock = threading.Lock()
         self._explain_slots = threading.BoundedSemaphore(MAX_CONCURRENT_EXPLAINS)
@@ -121,6 +123,8 @@ class Daemon:
             self.load_model(self.bundle_dir)
         if open_store:
             self._open_store()
+        if load_model and self.store is not None and config.model.shadow is not None:
+            self._load_shadow(config.model.shadow)
 
     # --- lifecycle -----------------------------------------------------------------------------
     def load_model(self, bundle_dir: Path) -> bool:
@@ -148,6 +152,7 @@ class Daemon:
             previous = (self.backend, self.batcher)
             self.backend, self.batcher = backend, batcher
             self.bundle_dir, self.model_error, self.model_fix = Path(bundle_dir), None, None
+        self.demand = DemandTable.load(self.config.profile.trends_file, bundle_dir)  # a new bundle may bring trends
         if backend.fallback_reason:  # an accelerator that could not run it: one line, the CPU serves
             log.warning("hailo.unavailable", extra={"fields": {"reason": backend.fallback_reason}})
         if previous[1] is not None:
@@ -182,6 +187,33 @@ class Daemon:
             # Predictions still work without a store (they come back `stored: false`).
             self.store_error = str(exc)
             log.error("store.unavailable", extra={"fields": {"error": str(exc)}})
+
+    def _load_shadow(self, bundle_dir: Path) -> None:
+        """Load the [model] shadow bundle; a bad one is logged and skipped (serving never depends on it)."""
+        from device.runtime import load_backend
+        from device.shadow import ShadowRunner
+
+        try:
+            backend = load_backend(bundle_dir, self.config.model.backend, self.config.model.threads)
+        except UserError as exc:
+            log.error(
+                "shadow.unavailable", extra={"fields": {"bundle": str(bundle_dir), "error": exc.format_message()}}
+            )
+            return
+        self.shadow = ShadowRunner(backend, self.store)
+        self.status_providers["shadow"] = lambda: {"bundle": str(bundle_dir), **self.shadow.model,
+                                                   **self.shadow.stats.to_json()}  # fmt: skip
+        self.on_shutdown(self.shadow.close)
+
+    def start_skew_monitor(self) -> None:
+        """Compute the device's own skew now and every [monitoring] interval_s (device.monitoring)."""
+        if self.store is None:
+            return
+        from device.monitoring import SkewMonitor
+
+        self.skew = SkewMonitor(self.store, self.config.monitoring.window)
+        self.status_providers["monitoring"] = self.skew.status
+        self.on_shutdown(self.skew.start(self.config.monitoring.interval_s).set)
 
     def start_retention(self, interval_s: float = PRUNE_INTERVAL_S) -> None:
         """Prune synced rows older than [store] retention_days now and then every `interval_s`."""
@@ -258,6 +290,9 @@ class Daemon:
                 result.skill_matches = find_skills(result.cleaned_text)
             if explain:
                 result.driving_terms = self._explain(backend, batcher, prepared.text)
+        if self.shadow is not None and result.stored:
+            # Queued only: the shadow scores it in its own thread, after this answer is on its way.
+            self.shadow.submit(result.uuid, model_input(prepared.text, self.shadow.backend.preprocessing))
         if with_advice:
             skills = self.config.profile.skills if profile_skills is None else profile_skills
             result.advice = advise(

@@ -103,6 +103,8 @@ def start_sync_agent(daemon: Daemon) -> None:
         store_factory=lambda: daemon.store,
         on_model_activated=daemon.load_model,
     )
+    if daemon.skew is not None:
+        agent.skew_summary = daemon.skew.unsent_summary
     agent.start()
     daemon.add_status_provider("sync", lambda: {"enabled": True, **agent.state()})
     daemon.on_shutdown(agent.stop)
@@ -120,6 +122,7 @@ def run_server(config: Config, pinned_bundle: bool = False, ready: Callable[[str
     limit_arenas()  # before the model, the sync agent and waitress start their threads
     daemon = Daemon(config, bundle_dir=resolve_bundle(config, pinned=pinned_bundle))
     daemon.start_retention()
+    daemon.start_skew_monitor()
     if config.sync.enabled:
         try:
             start_sync_agent(daemon)

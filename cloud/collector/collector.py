@@ -214,6 +214,7 @@ class Collector:
             except UnstorableMessage:
                 pass  # one of them: find it below
             else:
+                self.storage.store_monitoring([batch for _, batch in batches])
                 for (i, _), result in zip(batches, committed):
                     outcomes[i] = self._count_committed(result)
                 return
@@ -222,7 +223,9 @@ class Collector:
             outcomes[i] = self._guarded(topic, payload, lambda b=batch: self._count_committed(self._store_one(b)))
 
     def _store_one(self, batch: dict) -> StoredBatch:
-        return self.storage.store_prediction_batches([batch])[0]
+        stored = self.storage.store_prediction_batches([batch])[0]
+        self.storage.store_monitoring([batch])  # after the commit: a redelivery redoes it, idempotently
+        return stored
 
     def _guarded(self, topic: str, payload: bytes, store: Callable[[], str]) -> str:
         try:

@@ -35,6 +35,8 @@ from cloud.collector.storage_api import (
     UnstorableMessage,
     prediction_values,
     redact_url,
+    shadow_values,
+    skew_values,
     utc_timestamp,
 )
 
@@ -92,6 +94,7 @@ _VALUE_ERRORS = (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError, 
 class PostgresStorage(StorageReads):
     DELAY_SQL = "SELECT extract(epoch FROM received_at - created_at)::float8 FROM predictions"
     SCHEMA_VERSION_SQL = "SELECT coalesce(max(version), 0) FROM schema_migrations"
+    PARAM = "%s"
     engine = "postgresql"
 
     def __init__(
@@ -238,6 +241,26 @@ class PostgresStorage(StorageReads):
                     "payload": letter.kept_payload,
                 },
             )
+
+    def store_monitoring(self, batches: list[dict]) -> None:
+        shadows = [row for batch in batches for row in shadow_values(batch)]
+        skews = [values for batch in batches if (values := skew_values(batch)) is not None]
+        if not shadows and not skews:
+            return
+        self._ready()
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            if shadows:
+                cursor.executemany(
+                    "INSERT INTO prediction_shadows VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", shadows
+                )
+            if skews:
+                cursor.executemany(
+                    "INSERT INTO device_skew VALUES (%s, %s, %s, now(), %s, %s, %s::jsonb)"
+                    " ON CONFLICT (device_id, window_label) DO UPDATE SET computed_at = excluded.computed_at,"
+                    " received_at = excluded.received_at, documents = excluded.documents, alerts = excluded.alerts,"
+                    " summary = excluded.summary WHERE excluded.computed_at > device_skew.computed_at",
+                    skews,
+                )
 
     # --- read side (CLI summary, tests, bench; not part of the write interface) -------------------
 

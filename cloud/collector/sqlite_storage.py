@@ -27,6 +27,8 @@ from cloud.collector.storage_api import (
     iso_utc,
     now_utc,
     prediction_values,
+    shadow_values,
+    skew_values,
     utc_timestamp,
 )
 from shared.migrations import sqlite_statements
@@ -55,6 +57,7 @@ _INSERT_PREDICTION = (
 class SqliteStorage(StorageReads):
     DELAY_SQL = "SELECT (julianday(received_at) - julianday(created_at)) * 86400.0 FROM predictions"
     SCHEMA_VERSION_SQL = "PRAGMA user_version"
+    PARAM = "?"
     engine = "sqlite"
 
     def __init__(self, path: Path, busy_timeout_s: float = 30.0, open_now: bool = True):
@@ -180,6 +183,22 @@ class SqliteStorage(StorageReads):
             db.execute(
                 "INSERT INTO rejections VALUES (?, 1) ON CONFLICT(reason) DO UPDATE SET count = count + 1",
                 (letter.reason,),
+            )
+
+    def store_monitoring(self, batches: list[dict]) -> None:
+        shadows = [row for batch in batches for row in shadow_values(batch)]
+        skews = [values for batch in batches if (values := skew_values(batch)) is not None]
+        if not shadows and not skews:
+            return
+        received_at = iso_utc(now_utc())
+        with self._write() as db:
+            db.executemany("INSERT OR IGNORE INTO prediction_shadows VALUES (?, ?, ?, ?, ?, ?)", shadows)
+            db.executemany(
+                "INSERT INTO device_skew VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(device_id, window_label) DO UPDATE"
+                " SET computed_at = excluded.computed_at, received_at = excluded.received_at,"
+                " documents = excluded.documents, alerts = excluded.alerts, summary = excluded.summary"
+                " WHERE excluded.computed_at > device_skew.computed_at",
+                [(d, w, iso_utc(at), received_at, n, a, summary) for d, w, at, n, a, summary in skews],
             )
 
     # --- read side (CLI summary, demo, tests, bench; not part of the write interface) -------------

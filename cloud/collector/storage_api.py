@@ -14,6 +14,7 @@ The collector acts on what a write failure *means*, so every engine maps its dri
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +44,22 @@ PREDICTION_COLUMNS = (
     "p0",
     "p1",
     "latency_ms",
+)
+
+
+LOGGED_COLUMNS = (
+    "device_id",
+    "uuid",
+    "created_at",
+    "received_at",
+    "source",
+    "model_name",
+    "text",
+    "snippet",
+    "label",
+    "p1",
+    "shadow_model",
+    "shadow_p1",
 )
 
 
@@ -106,6 +123,10 @@ class CollectorStorage(Protocol):
     def store_dead_letter(self, letter: DeadLetter) -> None:
         """Keep a message that will never be stored, and count it under its reason."""
 
+    def store_monitoring(self, batches: list[dict]) -> None:
+        """Keep what committed batches carry for monitoring: shadow predictions, the device's skew.
+        Idempotent (a redelivered batch changes nothing); called after the batches are committed."""
+
     def close(self) -> None: ...
 
 
@@ -113,9 +134,11 @@ class StorageReads:
     """The read side both engines share (CLI summaries, the demo, tests, the bench): the same SQL,
     values normalised to the same Python types. Not part of the write interface."""
 
-    # Engine-specific SQL for what differs: seconds from created_at to stored, the schema version.
+    # Engine-specific SQL for what differs: seconds from created_at to stored, the schema version,
+    # the driver's parameter mark.
     DELAY_SQL: str
     SCHEMA_VERSION_SQL: str
+    PARAM: str
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         raise NotImplementedError
@@ -160,6 +183,48 @@ class StorageReads:
 
     def schema_version(self) -> int:
         return self._read(self.SCHEMA_VERSION_SQL)[0][0]
+
+    def logged_predictions(self, texts_from: str | None = None) -> list[dict]:
+        """Every stored prediction with its shadow (if any), oldest first: what the monitoring job reads.
+
+        `texts_from` (an ISO timestamp): text and snippet only for rows received at or after it (the
+        job has projected the older ones already); None: for every row."""
+        text_columns = "p.text, p.snippet" if texts_from is None else (
+            "CASE WHEN p.received_at >= %s THEN p.text END, CASE WHEN p.received_at >= %s THEN p.snippet END"
+        )  # fmt: skip
+        sql = (
+            f"SELECT p.device_id, p.uuid, p.created_at, p.received_at, p.source, p.model_name, {text_columns},"
+            " p.label, p.p1, s.model_name, s.p1 FROM predictions p LEFT JOIN prediction_shadows s"
+            " ON s.device_id = p.device_id AND s.uuid = p.uuid ORDER BY p.created_at, p.device_id, p.uuid"
+        )
+        params = () if texts_from is None else (texts_from, texts_from)
+        rows = self._read(sql.replace("%s", self.PARAM) if texts_from is not None else sql, params)
+        return [
+            dict(
+                zip(
+                    LOGGED_COLUMNS, (*row[:2], iso_utc(utc_timestamp(row[2])), iso_utc(utc_timestamp(row[3])), *row[4:])
+                )
+            )
+            for row in rows
+        ]
+
+    def device_skew(self) -> list[dict]:
+        """The latest skew summary each device sent, per window."""
+        rows = self._read(
+            "SELECT device_id, window_label, computed_at, documents, alerts, summary FROM device_skew"
+            " ORDER BY device_id, computed_at"
+        )
+        return [
+            {
+                "device_id": row[0],
+                "window": row[1],
+                "computed_at": iso_utc(utc_timestamp(row[2])),
+                "documents": row[3],
+                "alerts": row[4],
+                "summary": row[5] if isinstance(row[5], dict) else json.loads(row[5]),
+            }
+            for row in rows
+        ]
 
 
 # --- shared by the engines ------------------------------------------------------------------------
@@ -210,6 +275,37 @@ def prediction_values(batch: dict) -> list[tuple]:
         ]
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise UnstorableMessage(f"a record cannot be stored: {exc}") from exc
+
+
+def shadow_values(batch: dict) -> list[tuple]:
+    """(device_id, uuid, model_name, model_version, p0, p1) for every record with a shadow prediction."""
+    return [
+        (
+            batch["device_id"],
+            r["uuid"],
+            r["shadow"]["model_name"],
+            r["shadow"].get("model_version"),
+            float(r["shadow"]["probabilities"][0]),
+            float(r["shadow"]["probabilities"][1]),
+        )
+        for r in batch["records"]
+        if r.get("shadow")
+    ]
+
+
+def skew_values(batch: dict) -> tuple | None:
+    """(device_id, window, computed_at, documents, alerts, summary JSON) of a batch's skew, or None."""
+    skew = batch.get("skew")
+    if not skew:
+        return None
+    return (
+        batch["device_id"],
+        skew["window"],
+        utc_timestamp(skew["computed_at"]),
+        int(skew["documents"]),
+        len(skew["alerts"]),
+        json.dumps(skew, sort_keys=True),
+    )
 
 
 _CONNINFO_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)

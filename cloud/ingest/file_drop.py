@@ -54,7 +54,8 @@ def _json_array(path: Path, text: str) -> list[dict]:
 
 def _json_lines(path: Path, text: str) -> list[dict]:
     records = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only: str.splitlines() also splits at U+2028, U+0085, ... that JSON strings may hold.
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:

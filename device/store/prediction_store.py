@@ -234,6 +234,19 @@ class PredictionStore:
     def _write_transaction(self):
         return _ImmediateTransaction(self._conn, self._lock, self.path)
 
+    def record_shadow(self, uuid: str, model_name: str, model_version: str, probabilities: Sequence[float]) -> bool:
+        """Attach a shadow model's answer to a stored prediction (a row not yet synced, or already
+        synced: the shadow is kept either way). Returns whether the row exists."""
+        try:
+            with self._lock:
+                cursor = self._conn.execute(
+                    f"UPDATE {TABLE} SET shadow_model = ?, shadow_version = ?, shadow_p0 = ?, shadow_p1 = ? WHERE uuid = ?",
+                    [model_name, str(model_version), float(probabilities[0]), float(probabilities[1]), uuid],
+                )
+        except sqlite3.Error as exc:
+            raise StoreWriteError(f"could not store the shadow prediction of {uuid} in {self.path}: {exc}") from exc
+        return cursor.rowcount == 1
+
     # --- reading -----------------------------------------------------------------------------
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict]:
         with self._lock:

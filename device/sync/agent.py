@@ -114,6 +114,7 @@ class SyncAgent:
             on_acknowledged=self._wake.set,
         )
         self.pipeline: UploadPipeline | None = None  # built by the upload thread, on its store
+        self.skew_summary = None  # callable -> the device's skew summary to send, or None (device.monitoring)
         self._upload_thread: threading.Thread | None = None
         self.upload_health = UploadHealth()
         self._lock_fd: int | None = None
@@ -224,7 +225,7 @@ class SyncAgent:
                 store.close()
 
     def _make_pipeline(self, store) -> UploadPipeline:
-        return UploadPipeline(
+        pipeline = UploadPipeline(
             store,
             self.transport,
             self.settings.device_id,
@@ -234,6 +235,8 @@ class SyncAgent:
             ack_timeout_s=self.settings.ack_timeout_s,
             ledger_path=Path(self.settings.models_dir) / UPLOAD_LEDGER_FILE,
         )
+        pipeline.skew_summary = self.skew_summary
+        return pipeline
 
     def _drain(self, pipeline: UploadPipeline) -> None:
         deadline = time.monotonic() + 2.0  # let the last acknowledgements land so they are not re-sent later

@@ -114,7 +114,17 @@ def row_to_record(row: dict) -> dict:
         "label_name": row["label_name"],
         "probabilities": [min(1.0, max(0.0, float(row["p0"]))), min(1.0, max(0.0, float(row["p1"])))],
         "latency_ms": None if row.get("latency_ms") is None else max(0.0, float(row["latency_ms"])),
+        **_shadow_field(row),
     }
+
+
+def _shadow_field(row: dict) -> dict:
+    """The optional `shadow` field: present only when a shadow model answered for this row."""
+    if row.get("shadow_model") is None or row.get("shadow_p0") is None:
+        return {}
+    probabilities = [min(1.0, max(0.0, float(row[key]))) for key in ("shadow_p0", "shadow_p1")]
+    version = row.get("shadow_version")
+    return {"shadow": {"model_name": row["shadow_model"], "model_version": version, "probabilities": probabilities}}
 
 
 class UploadPipeline:
@@ -147,6 +157,8 @@ class UploadPipeline:
         self._pending: deque[dict] = deque()  # read-ahead of unsynced rows, dropped on any doubt
         self._invalid_uuids: set[str] = set()
         self._hold_until = 0.0
+        # Set by the composition root when the daemon monitors its own skew (device.monitoring).
+        self.skew_summary: Callable[[], dict | None] | None = None
         self.drops = DropLedger(ledger_path)
         self.counters.dropped_rows = self.drops.total
         self._last_cap_check: float | None = None
@@ -338,6 +350,9 @@ class UploadPipeline:
             "dropped_rows": dropped,
             "records": records,
         }
+        skew = self.skew_summary() if self.skew_summary is not None else None
+        if skew:
+            batch["skew"] = skew  # the device's own skew, sent with its logs (shared/mqtt/CONTRACT.md)
         try:
             return [(batch["batch_id"], [r["uuid"] for r in records], PREDICTION_BATCH.encode(batch), dropped)]
         except ContractError as exc:

@@ -126,6 +126,7 @@ class CareerEdgeApp(App):
         from device.sync.slots import resolve_bundle
 
         daemon = Daemon(self.config, bundle_dir=resolve_bundle(self.config, pinned=self.pinned_bundle))
+        daemon.start_skew_monitor()
         self.call_from_thread(self._set_daemon, daemon)
 
     def _set_daemon(self, daemon) -> None:
@@ -260,6 +261,16 @@ class CareerEdgeApp(App):
             lines.append(f"  [red]{self._escape(db.get('error'))}[/red]")
         sync = info.get("sync") or {}
         lines += ["", "[b]Sync[/b]"] + [f"  {key:<22}{self._escape(value)}" for key, value in sync.items()]
+        skew = info.get("monitoring")
+        if skew:
+            alarm = skew.get("state") == "alert"
+            message = self._escape(skew.get("message", ""))
+            lines += ["", "[b]Skew vs 2025[/b]", f"  [red]ALARM[/red]: {message}" if alarm else f"  {message}"]
+        shadow = info.get("shadow")
+        if shadow:
+            lines.append(
+                f"  shadow {self._escape(shadow['name'])}: {shadow['scored']} scored, {shadow['dropped']} dropped"
+            )
         lines += ["", f"[b]Advice data[/b]\n  {self._escape(info['advice_source']['description'])}"]
         self.query_one("#status-text", Static).update("\n".join(lines))
 

@@ -375,6 +375,44 @@ PREDICTION_RECORD: Schema = {
     "latency_ms": Field(_NUMBER, nullable=True, minimum=0.0, maximum=MAX_LATENCY_MS),
 }
 
+
+def _object_check(schema: Schema) -> Callable[[Any, str, str | int | None], None]:
+    """A Field check that validates a nested JSON object against `schema`."""
+
+    def check(value: Any, where: str, key: str | int | None) -> None:
+        validate_object(value, schema, _path(where, key))
+
+    return check
+
+
+# Optional (absent from devices without [model] shadow): the shadow model's answer for the same text,
+# computed off the request path. The served prediction is the record's label/probabilities.
+SHADOW_PREDICTION: Schema = {
+    "model_name": Field(str, max_len=128),
+    "model_version": Field(str, nullable=True, max_len=64),
+    "probabilities": Field(list, min_len=2, max_len=2, items=Field(_NUMBER, minimum=0.0, maximum=1.0)),
+}
+PREDICTION_RECORD["shadow"] = Field(dict, required=False, nullable=True, check=_object_check(SHADOW_PREDICTION))
+
+MAX_SKEW_FEATURES = 200
+# Optional: the skew the device computed from its own store (shared.monitoring) for its last window.
+DEVICE_SKEW: Schema = {
+    "window": Field(str, max_len=64),  # e.g. "last 500 predictions" or "2026-W31"
+    "computed_at": _TIMESTAMP,
+    "documents": Field(int, minimum=0, maximum=MAX_INT64),
+    "threshold": Field(_NUMBER, minimum=0.0, maximum=1.0),
+    "alerts": Field(list, max_len=MAX_SKEW_FEATURES, items=Field(str, max_len=128)),
+    "worst": Field(
+        list,
+        max_len=10,
+        items={
+            "feature": Field(str, max_len=128),
+            "value": Field(_NUMBER, minimum=0.0),
+            "threshold": Field(_NUMBER, minimum=0.0, maximum=1.0),
+        },
+    ),
+}
+
 # /2: the sender marks its rows synced only when the collector acknowledges the batch on the
 # device's `acks` topic (PREDICTION_ACK). /1 senders took the broker's PUBACK as delivery; collectors
 # still accept their batches (and acknowledge them too, to nobody listening).
@@ -389,6 +427,7 @@ PREDICTION_BATCH = MessageType(
         # Rows the device dropped under its buffer-cap policy since the previous batch.
         "dropped_rows": Field(int, required=False, minimum=0, maximum=MAX_DROPPED_ROWS),
         "records": Field(list, min_len=1, max_len=MAX_RECORDS_PER_BATCH, items=PREDICTION_RECORD),
+        "skew": Field(dict, required=False, nullable=True, check=_object_check(DEVICE_SKEW)),
     },
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cloud.ingest.sources.base import MalformedRecord, SourceMapper
 from cloud.ingest.sources.brightdata import BrightDataLinkedIn
+from cloud.ingest.sources.job_radar_2026 import JobRadar2026
 from cloud.ingest.sources.kaggle_2025 import Kaggle2025
 from cloud.ingest.sources.uk_2026 import UkJobTracker2026
 
@@ -18,6 +19,7 @@ MAPPERS: dict[str, SourceMapper] = {
         BrightDataLinkedIn(),
         Kaggle2025(),
         UkJobTracker2026(),
+        JobRadar2026(),
     )
 }
 
