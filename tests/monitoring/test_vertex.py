@@ -23,8 +23,9 @@ from cloud.monitoring.vertex import (
     vertex_rows,
 )
 from shared.monitoring.features import SKILL_NAMES, project
+from tests.conftest import require_module
 
-aiplatform = pytest.importorskip("vertexai.resources.preview.ml_monitoring", reason="the vertex extra")
+aiplatform = require_module("vertexai.resources.preview.ml_monitoring", "the vertex extra")
 
 
 def test_spec_uses_vertex_metrics_thresholds_and_one_column_per_feature():
