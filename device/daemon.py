@@ -292,7 +292,7 @@ class Daemon:
                 result.driving_terms = self._explain(backend, batcher, prepared.text)
         if self.shadow is not None and result.stored:
             # Queued only: the shadow scores it in its own thread, after this answer is on its way.
-            self.shadow.submit(result.uuid, model_input(prepared.text, self.shadow.backend.preprocessing))
+            self.shadow.submit(result.uuid, prepared.text)
         if with_advice:
             skills = self.config.profile.skills if profile_skills is None else profile_skills
             result.advice = advise(

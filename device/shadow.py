@@ -52,11 +52,11 @@ class ShadowRunner:
     def model(self) -> dict:
         return {"name": self.backend.model_name, "version": self.backend.model_version}
 
-    def submit(self, uuid: str, model_input: str) -> None:
-        """Queue one served text for the shadow; never blocks."""
+    def submit(self, uuid: str, text: str) -> None:
+        """Queue one served text for the shadow; never blocks. Its model input is made in the shadow's thread."""
         with self._idle:
             try:
-                self._queue.put_nowait((uuid, model_input))
+                self._queue.put_nowait((uuid, text))
             except queue.Full:
                 self.stats.dropped += 1
                 return
@@ -82,7 +82,7 @@ class ShadowRunner:
 
     def _score(self, items: list[tuple[str, str]]) -> None:
         try:
-            predictions = self.backend.predict_model_inputs([text for _, text in items])
+            predictions = self.backend.predict([text for _, text in items])
             for (uuid, _), prediction in zip(items, predictions):
                 self.store.record_shadow(
                     uuid, self.backend.model_name, prediction.model_version, prediction.probabilities
