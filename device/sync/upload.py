@@ -321,7 +321,7 @@ class UploadPipeline:
             except (KeyError, TypeError, ValueError) as exc:
                 self._mark_invalid(row.get("uuid"), exc)
         try:
-            return self._split_to_fit(records) if records else []
+            return self._encode_batches(records) if records else []
         except ContractError:
             pass
         # Some row breaks the contract: find it, so one bad row never blocks the queue. It stays in
@@ -333,14 +333,19 @@ class UploadPipeline:
                 valid.append(record)
             except ContractError as exc:
                 self._mark_invalid(record["uuid"], exc)
-        return self._split_to_fit(valid) if valid else []
+        return self._encode_batches(valid) if valid else []
 
     def _mark_invalid(self, row_uuid, exc: Exception) -> None:
         log.warning("not uploading prediction %s: %s", row_uuid, exc)
         self._invalid_uuids.add(row_uuid)
         self.counters.invalid_rows += 1
 
-    def _split_to_fit(self, records: list[dict]) -> list[tuple[str, list[str], bytes, int]]:
+    def _encode_batches(self, records: list[dict]) -> list[tuple[str, list[str], bytes, int]]:
+        # The skew summary is taken once per batch to send and rides on its first part if it must be split.
+        skew = self.skew_summary() if self.skew_summary is not None else None
+        return self._split_to_fit(records, skew)
+
+    def _split_to_fit(self, records: list[dict], skew: dict | None) -> list[tuple[str, list[str], bytes, int]]:
         dropped = self.drops.take()
         batch = {
             "schema": PREDICTION_BATCH.schema_id,
@@ -350,7 +355,6 @@ class UploadPipeline:
             "dropped_rows": dropped,
             "records": records,
         }
-        skew = self.skew_summary() if self.skew_summary is not None else None
         if skew:
             batch["skew"] = skew  # the device's own skew, sent with its logs (shared/mqtt/CONTRACT.md)
         try:
@@ -360,4 +364,4 @@ class UploadPipeline:
             if exc.reason != "oversized" or len(records) == 1:
                 raise
         half = len(records) // 2
-        return self._split_to_fit(records[:half]) + self._split_to_fit(records[half:])
+        return self._split_to_fit(records[:half], skew) + self._split_to_fit(records[half:], None)
