@@ -122,7 +122,9 @@ class InferenceBackend(ABC):
         while pending:
             prefixes = [whitespace_prefix(texts[i], limit) for i in pending]
             short = []
-            for i, prefix, encoding in zip(pending, prefixes, self.tokenizer.encode_batch(prefixes)):
+            # encode_batch_fast: the same ids, masks and overflow as encode_batch, without the character
+            # offsets the model never reads (a fifth of the tokenizing time on the 2025 postings).
+            for i, prefix, encoding in zip(pending, prefixes, self.tokenizer.encode_batch_fast(prefixes)):
                 encodings[i] = encoding
                 if len(prefix) < len(texts[i]) and len(encoding.overflowing) < self.windows:
                     short.append(i)

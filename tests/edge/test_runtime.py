@@ -134,4 +134,7 @@ def test_prefix_tokenization_equals_full_tokenization(backend, tiny_bundle, kagg
     long_words = " ".join(["y" * 120] * 100)  # each >100-char word is one [UNK]: the prefix cannot overflow
     texts += [long_words, "z" * 5000, "data\n" * 2000, "short"]
     for text in texts:
-        assert backend.encode([text]).input_ids[0].tolist() == full.encode(text).ids
+        batch, whole = backend.encode([text]), full.encode(text)
+        assert batch.input_ids[0].tolist() == whole.ids
+        assert batch.attention_mask[0].tolist() == whole.attention_mask
+        assert batch.token_type_ids[0].tolist() == whole.type_ids
