@@ -1,14 +1,17 @@
-"""Dynamic micro-batching: concurrent requests share one model call.
+"""Dynamic micro-batching: concurrent requests share model calls, a bounded number of calls in flight.
 
 Why: on a 2-4 core board, eight waitress threads each calling the ONNX session at once means eight
 activation sets in memory and eight callers fighting ORT's intra-op pool for the same cores. Instead,
-request threads queue their text here and one worker thread runs whatever has queued as a single
-batch (up to `max_batch`), so exactly one inference runs at a time, on all the cores it was given.
+request threads queue their text here and `workers` worker threads (default 1) each take whatever has
+queued as one batch (up to `max_batch`), so at most `workers` model calls run at once.
 
-Batching is greedy: the worker takes what queued while the previous call ran and never waits for
+Batching is greedy: a worker takes what queued while the previous call ran and never waits for
 company by default (`max_wait_ms=0`), so a lone request pays no extra latency. A 256-token BERT
-already fills the cores, so the win is memory and predictability (one activation set instead of
-eight, no oversubscribed thread pools) rather than throughput.
+already fills the cores, so batching buys memory and predictability (one activation set per worker,
+no oversubscribed thread pools) more than throughput. A second worker buys throughput: between two
+model calls a worker hands out results and pads the next batch in Python while the cores idle, and the
+other worker's call fills that gap (docs/performance.md measures it). It needs a backend whose calls
+may overlap (`InferenceBackend.concurrent_calls`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class MicroBatcher:
         predict_batch: Callable[[Sequence[str]], list],
         max_batch: int = 8,
         max_wait_ms: float = 0.0,
+        workers: int = 1,
         name: str = "careeredge-inference",
     ):
         self.predict_batch = predict_batch
@@ -39,9 +43,16 @@ class MicroBatcher:
         self._queue: queue.Queue = queue.Queue()
         self.batches = 0
         self.items = 0
-        self._busy_since: float | None = None  # monotonic start of the model call in progress
-        self._worker = threading.Thread(target=self._run, name=name, daemon=True)
-        self._worker.start()
+        self._counts = threading.Lock()
+        # Worker index -> monotonic start of its model call in progress (absent: not in a call).
+        self._busy_since: dict[int, float] = {}
+        self._workers = [
+            threading.Thread(target=self._run, args=(index,), name=f"{name}-{index}", daemon=True)
+            for index in range(max(1, workers))
+        ]
+        self.workers = len(self._workers)
+        for worker in self._workers:
+            worker.start()
 
     def predict(self, text: str, timeout: float | None = 60.0):
         """Block until the prediction for `text` is ready; model errors are re-raised here."""
@@ -59,15 +70,18 @@ class MicroBatcher:
         return [future.result(timeout=timeout) for future in futures]
 
     def alive(self, max_call_s: float) -> bool:
-        """The worker thread runs and no model call has lasted `max_call_s` or more (the systemd
+        """Every worker thread runs and no model call has lasted `max_call_s` or more (the systemd
         watchdog's liveness check: a hung model must stop the heartbeats)."""
-        busy_since = self._busy_since
-        stuck = busy_since is not None and time.monotonic() - busy_since >= max_call_s
-        return self._worker.is_alive() and not stuck
+        now = time.monotonic()
+        stuck = any(now - began >= max_call_s for began in list(self._busy_since.values()))
+        return all(worker.is_alive() for worker in self._workers) and not stuck
 
     def close(self) -> None:
+        """Stop after what is queued: each worker that meets the stop marker puts it back for the next."""
         self._queue.put(_STOP)
-        self._worker.join(timeout=10)
+        deadline = time.monotonic() + 10
+        for worker in self._workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _collect(self, first) -> list:
         batch = [first]
@@ -84,14 +98,15 @@ class MicroBatcher:
             batch.append(item)
         return batch
 
-    def _run(self) -> None:
+    def _run(self, index: int) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
+                self._queue.put(_STOP)  # for the other workers
                 return
             batch = self._collect(first)
             texts = [text for text, _ in batch]
-            self._busy_since = time.monotonic()
+            self._busy_since[index] = time.monotonic()
             try:
                 predictions = self.predict_batch(texts)
             except BaseException as exc:  # hand the error to every waiting request, keep serving
@@ -100,8 +115,9 @@ class MicroBatcher:
                     future.set_exception(exc)
                 continue
             finally:
-                self._busy_since = None
-            self.batches += 1
-            self.items += len(batch)
+                self._busy_since.pop(index, None)
+            with self._counts:
+                self.batches += 1
+                self.items += len(batch)
             for (_, future), prediction in zip(batch, predictions):
                 future.set_result(prediction)

@@ -64,6 +64,7 @@ class ModelConfig:
     bundle: Path = EMBEDDED_BUNDLE
     backend: str = _one_of("auto", ("auto", "onnxruntime", "hailo"))
     threads: int | None = _bounded(None, 1, 64)
+    inference_workers: int = _bounded(2, 1, 16)  # model calls in flight at once (device.batcher)
     hef: Path | None = None  # a HEF outside the bundle (the model zoo's precompiled encoder)
     shadow: Path | None = None  # a second bundle scored off the request path (device.shadow)
 

@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 # the activation memory of 8 (ONNX Runtime's arena keeps the peak a batch reached).
 MAX_BATCH = 4
 PRUNE_INTERVAL_S = 6 * 3600
-# An explanation is up to 17 inferences. They go through the same inference worker as every
-# prediction (so memory stays at one MAX_BATCH activation set), and at most this many explanations
+# An explanation is up to 17 inferences. They go through the same inference workers as every
+# prediction (so memory stays at one MAX_BATCH activation set per worker), and at most this many explanations
 # are in the queue at once, so they cannot starve plain predictions; the rest wait up to
 # EXPLAIN_WAIT_S for a turn, then get "busy, retry" (429).
 MAX_CONCURRENT_EXPLAINS = 2
@@ -147,7 +147,8 @@ class Daemon:
                 )
             log.error("model.unavailable", extra={"fields": {"bundle": str(bundle_dir), "error": exc.format_message()}})
             return False
-        batcher = MicroBatcher(backend.predict_tokenized, max_batch=MAX_BATCH)
+        workers = model.inference_workers if backend.concurrent_calls else 1
+        batcher = MicroBatcher(backend.predict_tokenized, max_batch=MAX_BATCH, workers=workers)
         with self._model_lock:
             previous = (self.backend, self.batcher)
             self.backend, self.batcher = backend, batcher

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WAITRESS_THREADS = 8  # request threads; inference itself is serialised through the MicroBatcher
+WAITRESS_THREADS = 8  # request threads; inference goes through the MicroBatcher's few workers
 # Slow or stalled clients (slowloris): waitress' defaults (100 connections, idle ones kept 120 s)
 # let 101 half-sent requests lock everyone out. Open connections cost a descriptor and a few KB
 # each, so accept many, and drop one that sends nothing for CHANNEL_TIMEOUT_S (a phone on a weak
@@ -194,7 +194,7 @@ def _allow_descriptors(wanted: int) -> None:
 
 def notify_systemd_ready(daemon: Daemon, url: str):
     """Under systemd (`Type=notify`): READY=1 now that the socket listens, then watchdog pings for as
-    long as the inference worker is alive (no model call stuck for longer than half `WatchdogSec`)."""
+    long as the inference workers are alive (no model call stuck for longer than half `WatchdogSec`)."""
     from device.systemd_notify import SystemdNotifier, Watchdog
 
     notifier = SystemdNotifier()

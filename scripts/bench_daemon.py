@@ -9,6 +9,10 @@ throughput is also reported as a ratio to it.
     python scripts/bench_daemon.py --json bench/daemon.json     # Model A when artifacts/bundles/model_a_v1 exists
     python scripts/bench_daemon.py --model DIR --json out.json  # any bundle
     python scripts/bench_daemon.py --model DIR --json out.json --synchronous full,normal --rounds 3
+    python scripts/bench_daemon.py --model DIR --json out.json --workers 1,2 --rounds 3
+
+`--workers 1,2` runs a daemon per [model] inference_workers count under the same load, the counts
+alternating round by round (medians of --rounds): what a second model call in flight buys.
 
 `--synchronous full,normal` adds the cost of fsyncing every answered prediction ([store]
 synchronous): in the same run, a daemon per mode takes the same load, the modes alternating round by
@@ -60,12 +64,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_daemon(
-    bundle: Path, work: Path, port: int, threads: int | None, synchronous: str = "full"
+    bundle: Path, work: Path, port: int, threads: int | None, synchronous: str = "full", workers: int | None = None
 ) -> tuple[subprocess.Popen, float]:
     work.mkdir(parents=True, exist_ok=True)
     config = work / "config.toml"
+    model = [f"threads = {threads}"] * bool(threads) + [f"inference_workers = {workers}"] * bool(workers)
     config.write_text(
-        f"[model]\n{f'threads = {threads}' if threads else ''}\n[web]\nmax_request_bytes = 1048576\n"
+        "[model]\n" + "".join(f"{line}\n" for line in model) + "[web]\nmax_request_bytes = 1048576\n"
         f'[store]\nsynchronous = "{synchronous}"\n',
         encoding="utf-8",
     )
@@ -159,6 +164,54 @@ def inprocess_baseline(bundle: Path, postings: list[str], threads: int | None, c
     return count / (time.perf_counter() - began)
 
 
+def daemon_round(
+    bundle: Path, work: Path, postings: list[str], args, synchronous: str = "full", workers: int | None = None
+) -> tuple[list[float], float, float]:
+    """A fresh daemon under the bench's load: (latencies in ms, wall time in s, RSS after, MB)."""
+    import psutil
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/v1/predict"
+    process, began = start_daemon(bundle, work, port, args.threads, synchronous, workers)
+    try:
+        wait_first_answer(url, began, process, postings[0])
+        latencies, wall, _ = drive(url, postings, args.requests, args.clients)
+        return latencies, wall, psutil.Process(process.pid).memory_info().rss / 1e6
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def compare_workers(bundle: Path, work: Path, postings: list[str], counts: list[int], rounds: int, args) -> dict:
+    """The daemon under the same load with each [model] inference_workers count, alternating round by round."""
+    throughput: dict[int, list[float]] = {n: [] for n in counts}
+    p50: dict[int, list[float]] = {n: [] for n in counts}
+    rss: dict[int, list[float]] = {n: [] for n in counts}
+    for round_number in range(rounds):
+        for count in counts if round_number % 2 == 0 else list(reversed(counts)):
+            latencies, wall, rss_mb = daemon_round(bundle, work / f"workers-{count}-{round_number}", postings, args,
+                                                   workers=count)  # fmt: skip
+            throughput[count].append(round(len(latencies) / wall, 1))
+            p50[count].append(round(statistics.median(latencies), 1))
+            rss[count].append(round(rss_mb, 1))
+    median = {
+        key: {n: round(statistics.median(v), 1) for n, v in table.items()}
+        for key, table in (("throughput_per_s", throughput), ("latency_p50_ms", p50), ("rss_mb", rss))
+    }
+    base = counts[0]
+    return {
+        "counts": counts,
+        "rounds": rounds,
+        "throughput_per_s": throughput,
+        "latency_p50_ms": p50,
+        "rss_mb": rss,
+        "median": median,
+        f"throughput_vs_{base}": {
+            n: round(median["throughput_per_s"][n] / median["throughput_per_s"][base], 3) for n in counts
+        },
+    }
+
+
 def compare_synchronous(bundle: Path, work: Path, postings: list[str], modes: list[str], rounds: int, args) -> dict:
     """The daemon under the same load with each [store] synchronous mode, alternating, and raw inserts."""
     throughput: dict[str, list[float]] = {mode: [] for mode in modes}
@@ -167,15 +220,7 @@ def compare_synchronous(bundle: Path, work: Path, postings: list[str], modes: li
     for round_number in range(rounds):
         order = modes if round_number % 2 == 0 else list(reversed(modes))
         for mode in order:
-            port = free_port()
-            url = f"http://127.0.0.1:{port}/api/v1/predict"
-            process, began = start_daemon(bundle, work / f"{mode}-{round_number}", port, args.threads, mode)
-            try:
-                wait_first_answer(url, began, process, postings[0])
-                latencies, wall, _ = drive(url, postings, args.requests, args.clients)
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
+            latencies, wall, _ = daemon_round(bundle, work / f"{mode}-{round_number}", postings, args, mode)
             throughput[mode].append(round(len(latencies) / wall, 1))
             p95[mode].append(round(percentile(latencies, 0.95), 1))
         for mode in order:
@@ -235,7 +280,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--synchronous", default=None, help="Also compare [store] synchronous modes side by side, e.g. full,normal."
     )
-    parser.add_argument("--rounds", type=int, default=3, help="Rounds of the --synchronous comparison.")
+    parser.add_argument(
+        "--workers", default=None, help="Also compare [model] inference_workers counts side by side, e.g. 1,2."
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of the --synchronous / --workers comparison.")
     args = parser.parse_args(argv)
 
     import psutil
@@ -272,6 +320,10 @@ def main(argv: list[str] | None = None) -> dict:
         if args.synchronous:
             modes = [m.strip() for m in args.synchronous.split(",") if m.strip()]
             synchronous = compare_synchronous(Path(bundle), work, postings, modes, args.rounds, args)
+        workers = None
+        if args.workers:
+            counts = [int(n) for n in args.workers.split(",") if n.strip()]
+            workers = compare_workers(Path(bundle), work, postings, counts, args.rounds, args)
 
     throughput = len(latencies) / wall
     results = {
@@ -295,6 +347,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if synchronous is not None:
         results["synchronous"] = synchronous
+    if workers is not None:
+        results["workers"] = workers
     results["meets_targets"] = (
         results["throughput_per_s"] >= TARGETS["throughput_per_s"]
         and results["rss_after_1000_mb"] <= TARGETS["rss_after_1000_mb"]
@@ -322,6 +376,14 @@ def main(argv: list[str] | None = None) -> dict:
             print(
                 f"    {mode:<8} daemon {median['throughput_per_s'][mode]:>7} pred/s, p95 "
                 f"{median['latency_p95_ms'][mode]} ms; store alone {median['store_inserts_per_s'][mode]} inserts/s"
+            )
+    if workers is not None:
+        print(f"  [model] inference_workers, medians of {workers['rounds']} alternating rounds:")
+        median, ratio = workers["median"], workers[f"throughput_vs_{workers['counts'][0]}"]
+        for count in workers["counts"]:
+            print(
+                f"    {count:<8} daemon {median['throughput_per_s'][count]:>7} pred/s ({ratio[count]}x), p50 "
+                f"{median['latency_p50_ms'][count]} ms, RSS {median['rss_mb'][count]} MB"
             )
     return results
 

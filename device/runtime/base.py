@@ -67,6 +67,9 @@ class InferenceBackend(ABC):
     """Subclasses set `type_key` and implement `logits`. Construct through `device.runtime.load_backend`."""
 
     type_key: ClassVar[str]
+    # Whether `logits` may run in several threads at once (the daemon's inference workers). False
+    # unless a backend knows its runtime allows it: one accelerator, for one, runs one call at a time.
+    concurrent_calls: ClassVar[bool] = False
     # Set when this backend serves because an accelerator could not (`device.runtime.load_backend`).
     fallback_reason: str | None = None
 

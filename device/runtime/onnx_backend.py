@@ -24,6 +24,7 @@ SESSION_SETTINGS = {
 
 class OnnxRuntimeBackend(InferenceBackend):
     type_key = "onnxruntime"
+    concurrent_calls = True  # InferenceSession.run is thread-safe; overlapping calls share its intra-op pool
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -41,3 +41,75 @@ def test_a_failing_batch_fails_its_callers_and_the_worker_keeps_going():
         batcher.predict("first")
     assert batcher.predict("second") == "second"
     batcher.close()
+
+
+def _overlap_probe():
+    """A model call that records how many calls run at once, and stays in long enough for a second
+    call to join it if the batcher allows one."""
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def call(texts):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        return list(texts)
+
+    return call, state
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_at_most_workers_model_calls_run_at_once(workers):
+    call, state = _overlap_probe()
+    batcher = MicroBatcher(call, max_batch=1, workers=workers)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(batcher.predict, [f"text {i}" for i in range(24)]))
+    batcher.close()
+    assert results == [f"text {i}" for i in range(24)]
+    assert state["most"] == workers  # a second worker's call overlaps the first's; never more than asked
+
+
+def test_one_stuck_worker_makes_the_batcher_not_alive_and_close_stops_every_worker():
+    release = threading.Event()
+
+    def model(texts):
+        if "hang" in texts:
+            release.wait(10)
+        return list(texts)
+
+    batcher = MicroBatcher(model, max_batch=1, workers=2)
+    assert batcher.alive(max_call_s=0.2)
+    with ThreadPoolExecutor(2) as pool:
+        stuck = pool.submit(batcher.predict, "hang")
+        assert batcher.predict("fine") == "fine"  # the other worker still answers
+        time.sleep(0.3)
+        assert not batcher.alive(max_call_s=0.2)  # the watchdog stops pinging
+        release.set()
+        assert stuck.result(timeout=5) == "hang"
+    assert batcher.alive(max_call_s=0.2)
+    batcher.close()
+    assert not any(worker.is_alive() for worker in batcher._workers)
+
+
+def test_the_daemon_runs_the_configured_workers_and_one_where_calls_cannot_overlap(tmp_path, monkeypatch):
+    from device.config import EMBEDDED_BUNDLE, load_config
+    from device.daemon import Daemon
+    from device.runtime.onnx_backend import OnnxRuntimeBackend
+
+    config = load_config(env={}).override("store", path=tmp_path / "predictions.db")
+    assert config.model.inference_workers == 2  # the default
+    config.override("model", inference_workers=3)
+    daemon = Daemon(config, bundle_dir=EMBEDDED_BUNDLE)
+    try:
+        assert daemon.batcher.workers == 3
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda i: daemon.classify(f"Data scientist {i}: pandas, SQL", "api"), range(12)))
+        assert all(answer.stored for answer in answers)
+        monkeypatch.setattr(OnnxRuntimeBackend, "concurrent_calls", False)  # like the Hailo backend
+        assert daemon.load_model(EMBEDDED_BUNDLE)
+        assert daemon.batcher.workers == 1
+    finally:
+        daemon.close()
