@@ -269,6 +269,17 @@ class PostgresStorage(StorageReads):
         with self._connection() as conn:
             return conn.execute(sql, params).fetchall()
 
+    def _read_chunks(self, sql: str, params: tuple, size: int) -> Iterator[list[tuple]]:
+        # A server-side cursor: PostgreSQL keeps the result and sends `size` rows per fetch, all from
+        # the statement's one snapshot. DECLARE needs a transaction block (the pool's connections
+        # autocommit); a read-only one that ends with the last chunk.
+        self._ready()
+        with self._connection() as conn, conn.transaction():
+            with conn.cursor(name="careeredge_read_chunks") as cursor:
+                cursor.execute(sql, params)
+                while rows := cursor.fetchmany(size):
+                    yield rows
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:

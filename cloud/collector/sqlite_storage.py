@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from cloud.collector import schema
@@ -211,6 +212,26 @@ class SqliteStorage(StorageReads):
                 return self._db.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise StorageUnavailable(f"{self.description}: {exc}") from exc
+
+    def _read_chunks(self, sql: str, params: tuple, size: int) -> Iterator[list[tuple]]:
+        # One statement, read in steps: the statement holds its read snapshot (WAL) until the last
+        # row; the lock is taken per step, so the caller's work between chunks never blocks writers
+        # sharing this connection.
+        with self._lock:
+            if self._db is None:
+                raise StorageUnavailable(f"{self.description} is not open")
+            cursor = self._db.execute(sql, params)
+        try:
+            while True:
+                with self._lock:
+                    rows = cursor.fetchmany(size)
+                if not rows:
+                    return
+                yield rows
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"{self.description}: {exc}") from exc
+        finally:
+            cursor.close()
 
     def close(self) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -26,6 +27,8 @@ from shared.mqtt.contract import MAX_PREDICTION_BATCH_BYTES, parse_timestamp
 # A dead letter keeps at most this much of its payload: every message the contract's size limits
 # allow fits whole; a bigger one is an attack or a bug, and its first MiB is enough to see which.
 DEAD_LETTER_MAX_BYTES = MAX_PREDICTION_BATCH_BYTES
+# Rows per chunk of `StorageReads.logged_prediction_chunks`: ~25 MB of posting text at ~5 KB each.
+LOGGED_CHUNK_ROWS = 5_000
 
 PREDICTION_COLUMNS = (
     "device_id",
@@ -143,6 +146,11 @@ class StorageReads:
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
         raise NotImplementedError
 
+    def _read_chunks(self, sql: str, params: tuple, size: int) -> Iterator[list[tuple]]:
+        """`_read`'s rows, `size` at a time, from one statement (one consistent snapshot): a large
+        result is never held whole."""
+        raise NotImplementedError
+
     def prediction_count(self) -> int:
         return self._read("SELECT count(*) FROM predictions")[0][0]
 
@@ -185,10 +193,16 @@ class StorageReads:
         return self._read(self.SCHEMA_VERSION_SQL)[0][0]
 
     def logged_predictions(self, texts_from: str | None = None) -> list[dict]:
-        """Every stored prediction with its shadow (if any), oldest first: what the monitoring job reads.
+        """Every stored prediction with its shadow (if any), oldest first (`logged_prediction_chunks`, whole)."""
+        return [row for chunk in self.logged_prediction_chunks(texts_from) for row in chunk]
+
+    def logged_prediction_chunks(self, texts_from: str | None = None, size: int | None = None) -> Iterator[list[dict]]:
+        """Every stored prediction with its shadow (if any), oldest first, `size` rows at a time: what the
+        monitoring job reads. Texts are most of the bytes (~5 KB a posting), so a caller that keeps only
+        what it derives from them holds one chunk of texts at a time.
 
         `texts_from` (an ISO timestamp): text and snippet only for rows received at or after it (the
-        job has projected the older ones already); None: for every row."""
+        job has projected the older ones already); None: for every row. `size`: LOGGED_CHUNK_ROWS if None."""
         text_columns = "p.text, p.snippet" if texts_from is None else (
             "CASE WHEN p.received_at >= %s THEN p.text END, CASE WHEN p.received_at >= %s THEN p.snippet END"
         )  # fmt: skip
@@ -198,15 +212,17 @@ class StorageReads:
             " ON s.device_id = p.device_id AND s.uuid = p.uuid ORDER BY p.created_at, p.device_id, p.uuid"
         )
         params = () if texts_from is None else (texts_from, texts_from)
-        rows = self._read(sql.replace("%s", self.PARAM) if texts_from is not None else sql, params)
-        return [
-            dict(
-                zip(
-                    LOGGED_COLUMNS, (*row[:2], iso_utc(utc_timestamp(row[2])), iso_utc(utc_timestamp(row[3])), *row[4:])
+        sql = sql.replace("%s", self.PARAM) if texts_from is not None else sql
+        for rows in self._read_chunks(sql, params, size or LOGGED_CHUNK_ROWS):
+            yield [
+                dict(
+                    zip(
+                        LOGGED_COLUMNS,
+                        (*row[:2], iso_utc(utc_timestamp(row[2])), iso_utc(utc_timestamp(row[3])), *row[4:]),
+                    )
                 )
-            )
-            for row in rows
-        ]
+                for row in rows
+            ]
 
     def device_skew(self) -> list[dict]:
         """The latest skew summary each device sent, per window."""

@@ -4,12 +4,14 @@ disagreements by skill).
 
 Projection (skill matching) is the costly step, ~1-3 ms per posting, so it runs once per logged
 prediction: the job keeps the projected rows in a cache file keyed by (device_id, uuid) and only
-projects rows it has not seen. A device in privacy mode "hash" sends no text: its rows are projected
+projects rows it has not seen. The store is read a chunk at a time and each chunk's texts are dropped
+once projected, so a first run over a large store holds one chunk of texts, not all of them. A device in privacy mode "hash" sends no text: its rows are projected
 from the snippet, which names fewer skills (their share is a lower bound).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,21 @@ class LoggedPredictions:
     received_at: list[str]
     shadow_model: list[str | None]
     shadow_p1: np.ndarray  # float, NaN when the row has no shadow prediction
+
+    @staticmethod
+    def concat(parts: list[LoggedPredictions]) -> LoggedPredictions:
+        """The parts' rows in order (their texts too: `without_texts` them first to keep memory down)."""
+        lists = ("keys", "texts", "model", "source", "created_at", "received_at", "shadow_model")
+        arrays = ("labels", "p1", "shadow_p1")
+        empty = LoggedPredictions.from_rows([])
+        return LoggedPredictions(
+            **{name: [v for part in parts for v in getattr(part, name)] for name in lists},
+            **{name: np.concatenate([getattr(p, name) for p in [empty, *parts]]) for name in arrays},
+        )
+
+    def without_texts(self) -> LoggedPredictions:
+        """The same rows with their texts dropped (projected already: the features hold what is needed)."""
+        return dataclasses.replace(self, texts=[""] * len(self.keys))
 
     @classmethod
     def from_rows(cls, rows: list[dict]) -> LoggedPredictions:
@@ -70,22 +87,21 @@ class ProjectionCache:
                     self.received_through = str(data["received_through"]) or None
             except (OSError, ValueError, KeyError):
                 self.keys, self.table = [], FeatureTable.empty()  # stale or unreadable: project again
+        # Fixed for this run: the store sends texts only for rows received from here on.
+        self.texts_from = self.received_through
+        self._index = {key: i for i, key in enumerate(self.keys)}
 
-    @property
-    def texts_from(self) -> str | None:
-        """Rows received from this moment on need their text (None: every row)."""
-        return self.received_through
-
-    def features(self, logged: LoggedPredictions, progress=None) -> tuple[FeatureTable, int]:
-        """Feature rows for `logged`, in its order; returns (table, rows projected now)."""
-        known = {key: i for i, key in enumerate(self.keys)}
+    def features(self, logged: LoggedPredictions) -> tuple[FeatureTable, int]:
+        """Feature rows for `logged` (the whole store, or one chunk of it in store order), in its order;
+        returns (table, rows projected now)."""
+        known = self._index
         missing = [i for i, key in enumerate(logged.keys) if key not in known]
-        if self.received_through is not None and any(
-            logged.received_at[i] < self.received_through for i in missing
+        if self.texts_from is not None and any(
+            logged.received_at[i] < self.texts_from for i in missing
         ):  # cannot happen with the store's clock moving forward; refuse rather than project empty text
             raise ValueError("rows older than the projection cache are missing from it; delete the cache file")
         if logged.received_at:
-            self.received_through = max(logged.received_at)
+            self.received_through = max(self.received_through or "", *logged.received_at)
         if missing:
             fresh = project(
                 [logged.texts[i] for i in missing],

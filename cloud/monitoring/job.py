@@ -140,20 +140,31 @@ def monitor_command(splits, store_url, normalized, params_path, out_file, trends
 
 
 def field_report(store_url: str, baseline: FeatureTable, settings: MonitoringSettings, cache_path: Path):
+    from tqdm.auto import tqdm
+
     from cloud.collector.storage import open_storage
 
     cache = ProjectionCache(cache_path)
     storage = open_storage(store_url, collector="monitor")
     storage.open()
+    parts, tables, projected = [], [], 0
     try:
-        rows, device_skew = storage.logged_predictions(cache.texts_from), storage.device_skew()
+        device_skew = storage.device_skew()
+        total = storage.prediction_count()
+        with tqdm(total=total, unit="prediction", desc="monitor: field rows", disable=total < 20_000) as bar:
+            for rows in storage.logged_prediction_chunks(cache.texts_from):
+                chunk = LoggedPredictions.from_rows(rows)
+                try:
+                    table, projected_now = cache.features(chunk)
+                except ValueError as exc:
+                    raise UserError(f"{cache_path}: {exc}") from None
+                parts.append(chunk.without_texts())  # projected: the texts are not needed again
+                tables.append(table)
+                projected += projected_now
+                bar.update(len(rows))
     finally:
         storage.close()
-    logged = LoggedPredictions.from_rows(rows)
-    try:
-        table, projected = cache.features(logged)
-    except ValueError as exc:
-        raise UserError(f"{cache_path}: {exc}") from None
+    logged, table = LoggedPredictions.concat(parts), FeatureTable.concat(tables)
     cache.save()
     report = {
         "predictions": len(table),
