@@ -33,6 +33,7 @@ from cloud.collector.storage_api import (
     utc_timestamp,
 )
 from shared.migrations import sqlite_statements
+from shared.sqlite_wal import enable_wal
 
 log = logging.getLogger("careeredge.collector")
 
@@ -80,7 +81,7 @@ class SqliteStorage(StorageReads):
                 db = sqlite3.connect(
                     self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
                 )
-                db.execute("PRAGMA journal_mode=WAL")
+                enable_wal(db, self.busy_timeout_s)
                 db.execute("PRAGMA synchronous=FULL")
                 self._migrate(db)
             except (sqlite3.Error, OSError) as exc:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from device.store.migrate import MIGRATIONS_DIR, migrate, schema_version
+from shared.sqlite_wal import enable_wal
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class PredictionStore:
                 self.path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            enable_wal(conn, busy_timeout_ms / 1000)
             conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             self.schema_version = migrate(conn, self.path, migrations_dir)
         except (sqlite3.Error, OSError) as exc:

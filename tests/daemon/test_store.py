@@ -170,3 +170,18 @@ def test_daemon_retention_thread_prunes_synced_rows_at_start(tmp_path):
         time.sleep(0.05)
     daemon.close()
     assert store.get(synced) is None and store.get(unsynced) is not None
+
+
+def test_opening_a_new_store_while_another_process_writes_waits_for_it(tmp_path):
+    """`careeredge predict` and the daemon may create the same store at once: switching the new file to
+    WAL waits for the other writer (SQLite itself would refuse at once) and then opens as usual."""
+    from tests.support.sqlite_writer import another_writer
+
+    path = tmp_path / "predictions.db"
+    with another_writer(path, holds_s=0.5):
+        began = time.monotonic()
+        store = PredictionStore(path)
+        assert time.monotonic() - began >= 0.4  # it waited for the writer instead of failing
+    store.insert(record())
+    assert store.count() == 1
+    store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import sqlite3
 import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from cloud.collector import schema
 from cloud.collector.schema import SchemaTooNew
 from cloud.collector.storage import open_storage
 from cloud.collector.storage_api import DeadLetter, StorageUnavailable, UnstorableMessage, redact_url
+from tests.support.sqlite_writer import another_writer
 from tests.sync.test_contract import valid_batch
 
 
@@ -230,3 +232,24 @@ def test_several_batches_commit_together_or_not_at_all(storage):
         storage.store_prediction_batches([batch("pi-3", "batch-d"), poisoned])
     assert storage.prediction_count() == 5
     assert sorted(storage.committed_batches()) == [("pi-1", "batch-a"), ("pi-2", "batch-b")]
+
+
+@pytest.mark.parametrize("writer_holds_s, busy_timeout_s", [(0.5, 30.0), (3.0, 0.3)])
+def test_opening_a_new_sqlite_store_waits_for_a_writer_up_to_the_busy_timeout(tmp_path, writer_holds_s, busy_timeout_s):
+    """Switching a new store to WAL needs an exclusive lock; while another connection writes (a second
+    collector creating the same store), SQLite refuses at once rather than wait. Opening waits for the
+    writer like any busy lock, and past the busy timeout says so in one line."""
+    from cloud.collector.sqlite_storage import SqliteStorage
+
+    path = tmp_path / "collector.sqlite"
+    with another_writer(path, writer_holds_s):
+        began = time.monotonic()
+        if writer_holds_s < busy_timeout_s:
+            store = SqliteStorage(path, busy_timeout_s=busy_timeout_s)
+            assert time.monotonic() - began >= writer_holds_s * 0.8  # it waited for the writer
+            assert store.prediction_count() == 0 and store.schema_version() == schema.latest_version("sqlite")
+            store.close()
+        else:
+            with pytest.raises(StorageUnavailable, match="database is locked"):
+                SqliteStorage(path, busy_timeout_s=busy_timeout_s)
+            assert time.monotonic() - began < writer_holds_s
