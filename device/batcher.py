@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 
+class BatcherClosed(RuntimeError):
+    """The batcher was closed (its model replaced or the daemon stopping) before this text was queued:
+    nothing will run it here. A caller submits again to the model that replaced it."""
+
+
 class MicroBatcher:
     def __init__(
         self,
@@ -41,6 +46,10 @@ class MicroBatcher:
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_ms / 1000
         self._queue: queue.Queue = queue.Queue()
+        # Taken to queue a text and to close: nothing is queued behind the stop marker, where no worker
+        # would ever take it (its caller would wait out its timeout).
+        self._state = threading.Lock()
+        self._closed = False
         self.batches = 0
         self.items = 0
         self._counts = threading.Lock()
@@ -55,19 +64,22 @@ class MicroBatcher:
             worker.start()
 
     def predict(self, text: str, timeout: float | None = 60.0):
-        """Block until the prediction for `text` is ready; model errors are re-raised here."""
-        future: Future = Future()
-        self._queue.put((text, future))
-        return future.result(timeout=timeout)
+        """Block until the prediction for `text` is ready; model errors are re-raised here, and
+        BatcherClosed when the batcher was closed before the text could be queued."""
+        return self._submit([text])[0].result(timeout=timeout)
 
     def predict_many(self, texts: Sequence[str], timeout: float | None = 60.0) -> list:
         """Queue several texts at once (they join batches with everyone else's); results in order."""
-        futures: list[Future] = []
-        for text in texts:
-            future: Future = Future()
-            self._queue.put((text, future))
-            futures.append(future)
-        return [future.result(timeout=timeout) for future in futures]
+        return [future.result(timeout=timeout) for future in self._submit(texts)]
+
+    def _submit(self, texts: Sequence[str]) -> list[Future]:
+        futures: list[Future] = [Future() for _ in texts]
+        with self._state:
+            if self._closed:
+                raise BatcherClosed("the model was replaced or is stopping; submit to the current one")
+            for text, future in zip(texts, futures):
+                self._queue.put((text, future))
+        return futures
 
     def alive(self, max_call_s: float) -> bool:
         """Every worker thread runs and no model call has lasted `max_call_s` or more (the systemd
@@ -77,8 +89,13 @@ class MicroBatcher:
         return all(worker.is_alive() for worker in self._workers) and not stuck
 
     def close(self) -> None:
-        """Stop after what is queued: each worker that meets the stop marker puts it back for the next."""
-        self._queue.put(_STOP)
+        """Stop after what is queued: each worker that meets the stop marker puts it back for the next.
+        Texts submitted from now on raise BatcherClosed."""
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
         deadline = time.monotonic() + 10
         for worker in self._workers:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from device.advice import DemandTable, advise
-from device.batcher import MicroBatcher
+from device.batcher import BatcherClosed, MicroBatcher
 from device.config import Config
 from device.heap import return_freed_memory
 from device.inputs import prepare_text
@@ -47,6 +47,9 @@ PRUNE_INTERVAL_S = 6 * 3600
 # are in the queue at once, so they cannot starve plain predictions; the rest wait up to
 # EXPLAIN_WAIT_S for a turn, then get "busy, retry" (429).
 MAX_CONCURRENT_EXPLAINS = 2
+# A request that meets a closed batcher (its model replaced as it queued) tries the current model again,
+# up to this many times in all; only a daemon reloading over and over sends it away with 429.
+MODEL_SWAP_RETRIES = 3
 EXPLAIN_WAIT_S = 10.0
 
 
@@ -276,13 +279,11 @@ class Daemon:
         profile_skills: list[str] | None = None,
     ) -> Classification:
         """Prepare, predict, store. Raises UserError for bad input, ModelUnavailable when degraded."""
-        with self._model_lock:
-            backend, batcher = self.backend, self.batcher
-        if backend is None:
+        if self.backend is None:
             raise ModelUnavailable(self.model_error or "no model loaded", self.model_fix or "")
         prepared = prepare_text(raw_text, source="text")
         with self._explain_turn() if explain else contextlib.nullcontext():  # before anything is stored
-            prediction = batcher.predict(backend.tokenize([model_input(prepared.text, backend.preprocessing)])[0])
+            backend, batcher, prediction = self._predict_on_current_model(prepared.text)
             result = Classification(
                 prediction=prediction, uuid=uuid or "", stored=False, text=prepared.text, notes=list(prepared.notes)
             )
@@ -290,7 +291,10 @@ class Daemon:
             if explain or with_advice:
                 result.skill_matches = find_skills(result.cleaned_text)
             if explain:
-                result.driving_terms = self._explain(backend, batcher, prepared.text)
+                try:
+                    result.driving_terms = self._explain(backend, batcher, prepared.text)
+                except BatcherClosed:  # the model was replaced meanwhile: its terms would explain another model
+                    result.notes.append("driving terms not computed: the model was replaced during the request")
         if self.shadow is not None and result.stored:
             # Queued only: the shadow scores it in its own thread, after this answer is on its way.
             self.shadow.submit(result.uuid, prepared.text)
@@ -305,6 +309,25 @@ class Daemon:
                 matches=result.skill_matches,
             )
         return result
+
+    def _predict_on_current_model(self, text: str) -> tuple[Any, MicroBatcher, Any]:
+        """(backend, batcher, Prediction) from the model loaded now. A reload swaps the model, then closes
+        the old batcher: a request that read the old pair just before the swap is refused by the closed
+        batcher (BatcherClosed) and runs again, tokenized for the new model."""
+        for _ in range(MODEL_SWAP_RETRIES):
+            with self._model_lock:
+                backend, batcher = self.backend, self.batcher
+            if backend is None:
+                raise ModelUnavailable(self.model_error or "no model loaded", self.model_fix or "")
+            try:
+                return (
+                    backend,
+                    batcher,
+                    batcher.predict(backend.tokenize([model_input(text, backend.preprocessing)])[0]),
+                )
+            except BatcherClosed:
+                continue
+        raise Busy("the model is being replaced; retry in a second", retry_after_s=1)
 
     @contextlib.contextmanager
     def _explain_turn(self):

@@ -113,3 +113,55 @@ def test_the_daemon_runs_the_configured_workers_and_one_where_calls_cannot_overl
         assert daemon.batcher.workers == 1
     finally:
         daemon.close()
+
+
+def test_a_closed_batcher_refuses_new_texts_at_once_and_answers_what_it_queued_first():
+    from device.batcher import BatcherClosed
+
+    release = threading.Event()
+
+    def model(texts):
+        release.wait(5)
+        return [t.upper() for t in texts]
+
+    batcher = MicroBatcher(model, max_batch=1, workers=2)
+    with ThreadPoolExecutor(4) as pool:
+        queued = [pool.submit(batcher.predict, f"text {i}") for i in range(4)]
+        time.sleep(0.1)  # all four are queued or running
+        closing = threading.Thread(target=batcher.close)  # waits for the workers, which wait for `release`
+        closing.start()
+        time.sleep(0.1)
+        began = time.monotonic()
+        with pytest.raises(BatcherClosed):
+            batcher.predict("too late")
+        assert time.monotonic() - began < 1  # refused, not left to wait out its timeout
+        release.set()
+        closing.join(10)
+        assert [f.result(timeout=5) for f in queued] == [f"TEXT {i}" for i in range(4)]
+
+
+def test_a_request_that_meets_a_model_swap_is_answered_by_the_new_model(tmp_path, tiny_bundle):
+    """A reload swaps the model and closes the old batcher; a request that read the old model just before
+    (here: the reload lands while it tokenizes) runs again on the new one: 200 and stored, not a hang."""
+    from device.config import EMBEDDED_BUNDLE, load_config
+    from device.daemon import Daemon
+
+    config = load_config(env={}).override("store", path=tmp_path / "predictions.db")
+    daemon = Daemon(config, bundle_dir=EMBEDDED_BUNDLE)
+    try:
+        old = daemon.backend
+        old_tokenize = old.tokenize
+
+        def tokenize_while_the_model_is_replaced(texts):
+            encodings = old_tokenize(texts)
+            old.tokenize = old_tokenize  # once
+            assert daemon.load_model(tiny_bundle)  # swaps, then closes the batcher this request holds
+            return encodings
+
+        old.tokenize = tokenize_while_the_model_is_replaced
+        result = daemon.classify("Data scientist: pandas, SQL and statistics", "api")
+        assert daemon.backend is not old
+        assert result.prediction.model_version == daemon.backend.model_version != old.model_version
+        assert result.stored and daemon.store.count() == 1
+    finally:
+        daemon.close()
