@@ -49,6 +49,7 @@ from tqdm import tqdm
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from cloud.cli_options import splits_option  # noqa: E402
 from cloud.data.splits import read_split  # noqa: E402
 
 WARMUP = 3
@@ -69,7 +70,7 @@ BATCH = 16
     default=None,
     help="The bundle's FP32 ONNX graph [default: artifacts/export/<bundle name>/model_fp32_fused.onnx].",
 )
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@splits_option()
 @click.option("--threads", default=2, show_default=True)
 @click.option("--limit", default=0, help="Use only the first N test postings for latency (0 = all).")
 @click.option("--cli-runs", default=5, show_default=True)

@@ -25,6 +25,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from cloud.cli_options import normalized_option, params_option  # noqa: E402
+
 BATCH = 16
 WARMUP = 3
 
@@ -39,10 +41,8 @@ WARMUP = 3
     help="A bundle to read with (repeat to compare; the first is the baseline of the ratios).",
 )
 @click.option("--json", "json_out", type=click.Path(path_type=Path), required=True, help="Write figures here.")
-@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@normalized_option()
+@params_option()
 @click.option(
     "--windows",
     "window_counts",

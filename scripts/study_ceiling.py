@@ -39,6 +39,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from cloud.cli_options import model_a_option, normalized_option, params_option, splits_option  # noqa: E402
 from cloud.training.baseline import fit_predict_window as fit_predict  # noqa: E402
 from cloud.training.stream_split import stable_unit  # noqa: E402
 
@@ -136,13 +137,11 @@ def plot(figures: dict, out: Path) -> None:
 @click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None)
 @click.option("--folds", default=5, show_default=True)
 @click.option("--repeats", default=5, show_default=True, help="Fold cuts (each with its own salt).")
-@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"), show_default=True)
+@model_a_option()
 @click.option("--model-b", type=click.Path(path_type=Path), default=Path("artifacts/model_b_v3"), show_default=True)
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
-@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@splits_option()
+@normalized_option()
+@params_option()
 def main(json_out, plot_out, folds, repeats, model_a, model_b, splits, normalized, params_path) -> None:
     from tqdm.auto import tqdm
 

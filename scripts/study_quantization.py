@@ -41,6 +41,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from cloud.cli_options import splits_option  # noqa: E402
+
 SMOOTHQUANT_ALPHAS = (0.5, 0.8)
 CALIBRATION_POSTINGS = 64
 
@@ -59,7 +61,7 @@ CALIBRATION_POSTINGS = 64
 @click.option(
     "--model-dir", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1/hf"), show_default=True
 )
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@splits_option()
 @click.option("--threads", default=2, show_default=True)
 @click.option("--latency-postings", default=30, show_default=True)
 @click.option("--skip-sensitivity", is_flag=True, help="Skip the 25 one-node-FP32 variants.")

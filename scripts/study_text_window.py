@@ -23,22 +23,16 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from cloud.cli_options import normalized_option, params_option, pseudo_labels_option, splits_option  # noqa: E402
+
 
 @click.command()
 @click.option("--json", "json_out", type=click.Path(path_type=Path), required=True)
 @click.option("--cut", "cuts", type=int, multiple=True, help="Characters kept (0 = whole) [default: 1200 2500 0].")
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
-@click.option(
-    "--pseudo-labels",
-    "pseudo_dir",
-    type=click.Path(path_type=Path),
-    default=Path("data/pseudo_labels"),
-    show_default=True,
-)
-@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@splits_option()
+@pseudo_labels_option()
+@normalized_option()
+@params_option()
 def main(json_out, cuts, splits, pseudo_dir, normalized, params_path) -> None:
     from cloud.data.splits import read_split
     from cloud.ingest.normalized import load_postings

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from cloud.broker_options import broker_options
 from cloud.collector.collector import Collector, RetryPolicy
 from cloud.collector.storage import open_storage
 from cloud.collector.storage_api import CollectorStorage, StorageUnavailable
@@ -68,8 +69,7 @@ def _open_with_retry(storage: CollectorStorage, retry: RetryPolicy, stop: thread
     default=None,
     help="SQLite file (the same as --store PATH).",
 )
-@click.option("--broker-host", default="127.0.0.1", show_default=True)
-@click.option("--broker-port", default=1883, show_default=True, type=int)
+@broker_options
 @click.option(
     "--group",
     default="collectors",
@@ -77,19 +77,6 @@ def _open_with_retry(storage: CollectorStorage, retry: RetryPolicy, stop: thread
     help="Shared-subscription group: collectors in one group split the fleet's traffic.",
 )
 @click.option("--client-id", default=None, help="Persistent-session id (default: collector-<hostname>-<group>).")
-@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--username", envvar="CAREEREDGE_MQTT_USERNAME", default=None)
-@click.option(
-    "--password",
-    envvar="CAREEREDGE_MQTT_PASSWORD",
-    default=None,
-    help="Better passed as CAREEREDGE_MQTT_PASSWORD than on the command line.",
-)
-@click.option(
-    "--allow-plaintext-password", is_flag=True, help="Send --password without TLS (refused otherwise; insecure)."
-)
 @click.option(
     "--store-retry-for",
     default=600.0,
@@ -108,16 +95,9 @@ def _open_with_retry(storage: CollectorStorage, retry: RetryPolicy, stop: thread
 def collect_command(
     store_url,
     db_path,
-    broker_host,
-    broker_port,
+    broker: BrokerSettings,
     group,
     client_id,
-    tls_ca,
-    tls_cert,
-    tls_key,
-    username,
-    password,
-    allow_plaintext_password,
     store_retry_for,
     stats_interval,
     duration,
@@ -125,16 +105,7 @@ def collect_command(
 ) -> None:
     """Collect prediction logs and OTA reports from the fleet (MQTT v5 shared subscription)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = BrokerSettings(
-        host=broker_host,
-        port=broker_port,
-        tls_ca=tls_ca,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        username=username,
-        password=password,
-        allow_plaintext_password=allow_plaintext_password,
-    )
+    settings = broker
     if store_url and db_path:
         raise click.UsageError("give either --store or --db, not both")
     check_transport_security(settings)  # a plaintext password is refused before anything starts

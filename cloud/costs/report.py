@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from cloud.artifacts import read_json, write_json_atomic
+from cloud.cli_options import splits_option
 from cloud.costs import model as cost_model
 from cloud.costs.inputs import (
     DEFAULT_DEPLOYMENT,
@@ -337,7 +338,7 @@ def read_texts(split_csv: Path) -> list[str]:
     required=True,
     help="A path one weekly snapshot stores in the DVC remote (repeatable).",
 )
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@splits_option()
 @click.option("--deployment", type=click.Path(path_type=Path), default=DEFAULT_DEPLOYMENT, show_default=True)
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"))
 @click.option(

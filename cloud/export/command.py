@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from cloud.cli_options import params_option, splits_option
 from cloud.export.quantize import DEFAULT_SCHEMES, SCHEMES
 from shared.errors import UserError
 
@@ -26,13 +27,7 @@ SPLIT_COLUMNS = ("id", "text", "label")
     show_default=True,
     help="Trained HF classifier (config.json, model.safetensors, tokenizer.json).",
 )
-@click.option(
-    "--splits",
-    type=click.Path(path_type=Path),
-    default=Path("data/processed/splits"),
-    show_default=True,
-    help="Directory with train.csv (hashed) and test.csv (parity gate).",
-)
+@splits_option(help="Directory with train.csv (hashed) and test.csv (parity gate).")
 @click.option("--name", default="model_a_v1", show_default=True, help="Bundle name.")
 @click.option("--version", "bundle_version", default="1", show_default=True, help="Bundle version.")
 @click.option(
@@ -44,14 +39,7 @@ SPLIT_COLUMNS = ("id", "text", "label")
     default=None,
     help="Where the FP32 ONNX graphs are kept for benchmarks [default: artifacts/export/NAME].",
 )
-@click.option(
-    "--params",
-    "params_path",
-    type=click.Path(path_type=Path),
-    default=Path("params.yaml"),
-    show_default=True,
-    help="Pipeline params (model.max_length, model.base).",
-)
+@params_option(help="Pipeline params (model.max_length, model.base).")
 @click.option(
     "--scheme",
     "schemes",

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from cloud.artifacts import MODEL_B_DIR, read_json
+from cloud.cli_options import normalized_option, params_option, splits_option
 from cloud.export.command import export_session
 from cloud.export.quantize import DEFAULT_SCHEMES, SCHEMES
 from cloud.params import load_params
@@ -144,17 +145,9 @@ def export_b(
     default=None,
     help="Bundle directory [default: artifacts/bundles/<model dir name>].",
 )
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
-@click.option(
-    "--normalized",
-    type=click.Path(path_type=Path),
-    default=Path("data/normalized"),
-    show_default=True,
-    help="The normalized stream: its 2026 evaluation split joins the parity gate's agreement check.",
-)
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@splits_option()
+@normalized_option(help="The normalized stream: its 2026 evaluation split joins the parity gate's agreement check.")
+@params_option()
 @click.option(
     "--scheme",
     "schemes",

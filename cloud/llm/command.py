@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from cloud.artifacts import write_json_atomic
+from cloud.cli_options import normalized_option, splits_option
 from cloud.costs.prices import DEFAULT_PRICES, ModelPrice, load_prices
 from cloud.llm.client import ENV_API_KEY, ENV_BASE_URL, ChatClient, Endpoint
 from cloud.llm.prompt import DEFAULT_PROMPT, Prompt, load_prompt
@@ -99,8 +100,8 @@ def llm_configured(base_url: str | None) -> bool:
 
 
 @click.command("compare-llm")
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
-@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
+@splits_option()
+@normalized_option()
 @click.option(
     "--bundle",
     "bundles",

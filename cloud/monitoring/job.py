@@ -23,6 +23,7 @@ import click
 import numpy as np
 
 from cloud.artifacts import write_json_atomic
+from cloud.cli_options import params_option, splits_option
 from cloud.monitoring.baseline import BASELINE_NAME, baseline_table
 from cloud.monitoring.field import LoggedPredictions, ProjectionCache, shadow_agreement
 from cloud.monitoring.settings import MonitoringSettings
@@ -74,12 +75,10 @@ def add_to_bundle(bundle: Path, trends: dict) -> None:
 
 
 @click.command("monitor")
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@splits_option()
 @click.option("--store", "store_url", default=None, help="The collector's store: a SQLite path or postgresql:// URL.")
 @click.option("--normalized", type=click.Path(path_type=Path), default=None, help="A normalized posting stream.")
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@params_option()
 @click.option(
     "--out",
     "out_file",

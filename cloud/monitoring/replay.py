@@ -33,6 +33,7 @@ import click
 import numpy as np
 
 from cloud.artifacts import atomic_directory, write_json_atomic
+from cloud.cli_options import model_a_option, params_option, splits_option
 from cloud.monitoring.baseline import BASELINE_NAME, baseline_table
 from cloud.monitoring.cost import CostMeter
 from cloud.monitoring.settings import MonitoringSettings
@@ -407,8 +408,8 @@ def replay_document(replay: Replay, entries_extras: list[tuple[dict, dict]], str
     default=None,
     help=f"The dated stream (default: $CAREEREDGE_SHARED_DATA or ../shared/data, then {STREAM_DIR}/{STREAM_FILE}).",
 )
-@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"), show_default=True)
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@model_a_option()
+@splits_option()
 @click.option(
     "--eval-normalized",
     type=click.Path(path_type=Path),
@@ -416,9 +417,7 @@ def replay_document(replay: Replay, entries_extras: list[tuple[dict, dict]], str
     show_default=True,
     help="The normalized 2026 stream whose hold-out is the 2026 evaluation split.",
 )
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@params_option()
 @click.option("--work", type=click.Path(path_type=Path), default=Path("artifacts/replay"), show_default=True)
 @click.option(
     "--out",

@@ -20,11 +20,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import click
 import numpy as np
 
+from cloud.cli_options import params_option, splits_option
 from cloud.monitoring.settings import MonitoringSettings
 from cloud.params import load_params
 from shared.errors import UserError
@@ -215,11 +215,9 @@ def export(settings: VertexSettings, objects: dict, baseline: list[dict], servin
 
 
 @click.command("vertex-export")
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
+@splits_option()
 @click.option("--store", "store_url", default=None, help="The collector's store (logged predictions).")
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@params_option()
 @click.option("--dry-run", is_flag=True, help="Print the spec and sample rows; send nothing.")
 @click.option("--sample", type=int, default=2, show_default=True, help="Rows of each table printed by --dry-run.")
 def vertex_export_command(splits, store_url, params_path, dry_run, sample) -> None:

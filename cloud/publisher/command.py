@@ -14,11 +14,12 @@ from pathlib import Path
 
 import click
 
+from cloud.broker_options import broker_options
 from cloud.publisher.packing import DEFAULT_CHUNK_SIZE, pack_bundle
 from cloud.publisher.publisher import ChannelPublisher
 from shared.errors import UserError
 from shared.files import atomic_write_json
-from shared.mqtt.client import BrokerSettings
+from shared.mqtt.client import BrokerSettings, check_transport_security
 from shared.mqtt.contract import ContractError, check_identifier
 from shared.signing import (
     Keyring,
@@ -43,16 +44,7 @@ from shared.signing import (
     type=click.Path(dir_okay=False, path_type=Path),
     help="ed25519 private key (PEM) whose public half the devices pin.",
 )
-@click.option("--broker-host", default="127.0.0.1", show_default=True)
-@click.option("--broker-port", default=1883, show_default=True, type=int)
-@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--username", envvar="CAREEREDGE_MQTT_USERNAME", default=None)
-@click.option("--password", envvar="CAREEREDGE_MQTT_PASSWORD", default=None)
-@click.option(
-    "--allow-plaintext-password", is_flag=True, help="Send --password without TLS (refused otherwise; insecure)."
-)
+@broker_options
 @click.option("--chunk-size", default=DEFAULT_CHUNK_SIZE, show_default=True, type=int, help="Bytes per chunk.")
 @click.option(
     "--sequence",
@@ -78,14 +70,7 @@ def publish_command(
     bundle,
     channel,
     key_path,
-    broker_host,
-    broker_port,
-    tls_ca,
-    tls_cert,
-    tls_key,
-    username,
-    password,
-    allow_plaintext_password,
+    broker: BrokerSettings,
     chunk_size,
     sequence,
     out_path,
@@ -99,19 +84,10 @@ def publish_command(
         raise UserError(exc.message) from None
     private_key = load_private_key(key_path)
     rotations = load_rotation_chain(rotation_paths, private_key)
-    settings = BrokerSettings(
-        host=broker_host,
-        port=broker_port,
-        tls_ca=tls_ca,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        username=username,
-        password=password,
-        allow_plaintext_password=allow_plaintext_password,
-    )
+    check_transport_security(broker)  # a plaintext password is refused before anything is packed
     with tempfile.TemporaryDirectory(prefix="careeredge-publish-") as tmp:
         packed = pack_bundle(bundle, out_path or Path(tmp) / "bundle.tar", private_key, chunk_size)
-        with ChannelPublisher(settings, channel) as publisher:
+        with ChannelPublisher(broker, channel) as publisher:
             manifest = publisher.publish(packed, private_key, sequence=sequence, key_rotations=rotations)
     click.echo(
         json.dumps(

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from cloud.artifacts import ensure_writable_dir, latest_model_b
+from cloud.cli_options import normalized_option, params_option, splits_option
 from cloud.training.distill import DistillConfig, Outcome, distill, gate, stream_gate
 from cloud.training.distill_io import read_log, save_student, transfer_texts
 from cloud.training.encoder_anatomy import encoder_layers
@@ -33,10 +34,8 @@ def _report_line(
 
 
 _COMMON = [
-    click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True),
-    click.option(
-        "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-    ),
+    splits_option(),
+    params_option(),
     click.option("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)."),
 ]
 
@@ -115,13 +114,7 @@ def distill_a_command(
     show_default=True,
     help="The student to start from: the device's Model A (distill-a's output).",
 )
-@click.option(
-    "--normalized",
-    type=click.Path(path_type=Path),
-    default=Path("data/normalized"),
-    show_default=True,
-    help="Normalized postings dir: its 2026 pool joins the transfer set, its evaluation split gates.",
-)
+@normalized_option(help="Normalized postings dir: its 2026 pool joins the transfer set, its evaluation split gates.")
 @click.option(
     "--out",
     "out_dir",

@@ -15,6 +15,7 @@ import click
 import numpy as np
 
 from cloud.artifacts import write_json_atomic
+from cloud.cli_options import model_a_option, normalized_option, params_option, splits_option
 from cloud.params import load_params
 from cloud.training.pseudo_label import pseudo_label_settings
 from cloud.training.stream_split import split_stream
@@ -214,13 +215,7 @@ def predict_all(classifiers: dict, splits_data: dict, shared_layers: int) -> dic
 
 
 @click.command("evaluate-b")
-@click.option(
-    "--model-a",
-    type=click.Path(path_type=Path),
-    default=Path("artifacts/model_a_v1"),
-    show_default=True,
-    help="Model A's directory (hf/ + train_log.json).",
-)
+@model_a_option(help="Model A's directory (hf/ + train_log.json).")
 @click.option(
     "--model-b",
     type=click.Path(path_type=Path),
@@ -228,11 +223,9 @@ def predict_all(classifiers: dict, splits_data: dict, shared_layers: int) -> dic
     help="A model_b_vN directory (default: the latest under --artifacts).",
 )
 @click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True)
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
-@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@splits_option()
+@normalized_option()
+@params_option()
 @click.option("--threads", type=int, default=None)
 @click.option(
     "--gate",

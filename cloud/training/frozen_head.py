@@ -25,6 +25,7 @@ import click
 import numpy as np
 
 from cloud.artifacts import atomic_directory, write_json_atomic
+from cloud.cli_options import normalized_option, params_option, splits_option
 from shared.errors import UserError
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -179,8 +180,8 @@ def build_frozen_head(
 
 
 @click.command("frozen-head")
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
-@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
+@splits_option()
+@normalized_option()
 @click.option(
     "--student",
     type=click.Path(path_type=Path),
@@ -198,9 +199,7 @@ def build_frozen_head(
     default=Path("artifacts/frozen_head/metrics.json"),
     show_default=True,
 )
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@params_option()
 @click.option("--threads", type=int, default=None, help="torch threads.")
 def frozen_head_command(splits, normalized, student, out, metrics_path, params_path, threads) -> None:
     """Train a head on frozen MiniLM-L6 features at 128 tokens (Hailo path (a)) and bundle it."""

@@ -25,6 +25,7 @@ import click
 import numpy as np
 
 from cloud.artifacts import atomic_directory, write_json_atomic
+from cloud.cli_options import model_a_option, normalized_option, params_option, splits_option
 from cloud.params import load_params
 from cloud.training.calibration import Calibration, calibrate
 from cloud.training.stream_split import EVAL_FRACTION, split_stream
@@ -181,27 +182,13 @@ def pseudo_label_settings(params: dict) -> dict:
 
 
 @click.command("pseudo-label")
-@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option(
-    "--model-a",
-    type=click.Path(path_type=Path),
-    default=Path("artifacts/model_a_v1"),
-    show_default=True,
-    help="Model A's directory (hf/ + train_log.json).",
-)
-@click.option(
-    "--splits",
-    type=click.Path(path_type=Path),
-    default=Path("data/processed/splits"),
-    show_default=True,
-    help="2025 splits; val.csv calibrates Model A.",
-)
+@normalized_option()
+@model_a_option(help="Model A's directory (hf/ + train_log.json).")
+@splits_option(help="2025 splits; val.csv calibrates Model A.")
 @click.option(
     "--out", "out_dir", type=click.Path(path_type=Path), default=Path("data/pseudo_labels"), show_default=True
 )
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@params_option()
 @click.option("--threshold", type=float, default=None, help="Override pseudo_label.threshold.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: all cores).")
 def pseudo_label_command(normalized, model_a, splits, out_dir, params_path, threshold, threads) -> None:

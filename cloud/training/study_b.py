@@ -33,6 +33,7 @@ from pathlib import Path
 import click
 
 from cloud.artifacts import write_json_atomic
+from cloud.cli_options import model_a_option, normalized_option, params_option, pseudo_labels_option, splits_option
 from cloud.params import load_params
 from cloud.training.interpolate import average, check_alpha, interpolate
 from cloud.training.pseudo_label import ARMS, pseudo_label_settings
@@ -126,19 +127,11 @@ def accuracy(labels, predicted) -> float:
     help="Where the dev slice starts in the stable-hash range [default: right after the evaluation "
     "split]; run the study with successive starts to score every pool posting once (folds).",
 )
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
-@click.option(
-    "--pseudo-labels",
-    "pseudo_dir",
-    type=click.Path(path_type=Path),
-    default=Path("data/pseudo_labels"),
-    show_default=True,
-)
-@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option("--model-a", type=click.Path(path_type=Path), default=Path("artifacts/model_a_v1"), show_default=True)
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@splits_option()
+@pseudo_labels_option()
+@normalized_option()
+@model_a_option()
+@params_option()
 @click.option(
     "--out",
     "out_path",

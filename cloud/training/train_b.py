@@ -26,6 +26,7 @@ from pathlib import Path
 import click
 
 from cloud.artifacts import atomic_directory, ensure_writable_dir, next_version, write_json_atomic
+from cloud.cli_options import model_a_option, normalized_option, params_option, pseudo_labels_option, splits_option
 from cloud.params import load_params
 from cloud.training.pseudo_label import ARMS, pseudo_label_settings
 from cloud.training.stream_split import split_stream
@@ -319,29 +320,15 @@ def train_arms(
 
 
 @click.command("train-b")
-@click.option("--splits", type=click.Path(path_type=Path), default=Path("data/processed/splits"), show_default=True)
-@click.option(
-    "--pseudo-labels",
-    "pseudo_dir",
-    type=click.Path(path_type=Path),
-    default=Path("data/pseudo_labels"),
-    show_default=True,
-)
-@click.option("--normalized", type=click.Path(path_type=Path), default=Path("data/normalized"), show_default=True)
-@click.option(
-    "--model-a",
-    type=click.Path(path_type=Path),
-    default=Path("artifacts/model_a_v1"),
-    show_default=True,
-    help="Model A's directory (hf/ + train_log.json); B starts from its weights.",
-)
+@splits_option()
+@pseudo_labels_option()
+@normalized_option()
+@model_a_option(help="Model A's directory (hf/ + train_log.json); B starts from its weights.")
 @click.option("--artifacts", type=click.Path(path_type=Path), default=Path("artifacts"), show_default=True)
 @click.option(
     "--version", "version", default="auto", show_default=True, help="N for model_b_vN, or 'auto' (next free)."
 )
-@click.option(
-    "--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"), show_default=True
-)
+@params_option()
 @click.option("--arm", "only_arms", multiple=True, type=click.Choice(ARMS), help="Train only these arms.")
 @click.option("--epochs", type=int, default=None, help="Override train_b.epochs.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: all cores).")
