@@ -177,3 +177,17 @@ def test_the_collector_refuses_a_plaintext_password_before_opening_its_store(tmp
         ["--db", str(tmp_path / "c.sqlite"), "--broker-host", "broker.lan", "--username", "c", "--password", "x"],
     )
     assert result.exit_code == 2 and "without TLS" in result.output and not (tmp_path / "c.sqlite").exists()
+
+
+def test_publish_refuses_a_plaintext_password_before_packing(tmp_path, tiny_bundle):
+    from click.testing import CliRunner
+
+    from cloud.publisher.command import keygen_command, publish_command
+
+    key = tmp_path / "signing.pem"
+    keys = ["--private", str(key), "--public", str(tmp_path / "signing.pub")]
+    assert CliRunner().invoke(keygen_command, keys).exit_code == 0
+    packed = tmp_path / "bundle.tar"
+    args = [str(tiny_bundle), "--key", str(key), "--out", str(packed), "--broker-host", "broker.lan"]
+    result = CliRunner().invoke(publish_command, [*args, "--username", "ci", "--password", "x"])
+    assert result.exit_code == 2 and "without TLS" in result.output and not packed.exists()
