@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from cloud.artifacts import write_json_atomic
-from cloud.cli_options import normalized_option, splits_option
+from cloud.cli_options import normalized_option, params_option, splits_option
 from cloud.costs.prices import DEFAULT_PRICES, ModelPrice, load_prices
 from cloud.llm.client import ENV_API_KEY, ENV_BASE_URL, ChatClient, Endpoint
 from cloud.llm.prompt import DEFAULT_PROMPT, Prompt, load_prompt
@@ -120,7 +120,7 @@ def llm_configured(base_url: str | None) -> bool:
 @click.option("--max-retries", type=click.IntRange(0, 10), default=4, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N postings of each split.")
 @click.option("--threads", type=int, default=None, help="ONNX Runtime threads for the bundles.")
-@click.option("--params", "params_path", type=click.Path(path_type=Path), default=Path("params.yaml"))
+@params_option()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("artifacts/llm/compare.json"), show_default=True)
 def compare_llm_command(
     splits, normalized, bundles, prices, prompt_path, base_url, model, price_id, concurrency, max_cost_usd,
