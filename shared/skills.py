@@ -253,14 +253,18 @@ class _AliasMatcher:
         self.words = [word for word in self.by_word if len(word) > 1]
         self.automaton = ahocorasick_rs.AhoCorasick(self.words)
 
-    def hits(self, text: str, line_ends: list[int] | None = None) -> Iterator[tuple[int, _AliasRule, re.Match]]:
+    def hits(
+        self, text: str, line_ends: list[int] | None = None, folded: str | None = None
+    ) -> Iterator[tuple[int, _AliasRule, re.Match]]:
         """(line, rule, match) for every rule matching at a token start of `text`, in reading order (overlaps
         included). With `line_ends` (the offsets of the text's line breaks, then its length) each match is
         kept inside its line, as if the line were the whole text, and `line` is its index; else 0."""
         ends = line_ends or [len(text)]
         candidates = [
             (start, self.words[index])
-            for index, start, _ in self.automaton.find_matches_as_indexes(fold(text), overlapping=True)
+            for index, start, _ in self.automaton.find_matches_as_indexes(
+                fold(text) if folded is None else folded, overlapping=True
+            )
         ]
         candidates += [(m.start(), m.group(0).lower()) for m in self.letter_tokens.finditer(text)]
         found = []
@@ -310,13 +314,13 @@ def mentions_skill(text: str) -> bool:
     return next(_alias_hits(text), None) is not None
 
 
-def lines_mentioning_skills(text: str) -> list[bool]:
+def lines_mentioning_skills(text: str, folded: str | None = None) -> list[bool]:
     """For each line of `text.split("\n")`, whether `mentions_skill(line)`, in one pass over the whole text
-    (`shared.text.skills_first` asks this of every posting)."""
+    (`shared.text.skills_first` asks this of every posting, with `fold(text)` it has already made)."""
     lines = text.split("\n")
     ends = [end - 1 for end in itertools.accumulate(len(line) + 1 for line in lines)]  # line breaks, then len
     flags = [False] * len(lines)
-    for line, _, _ in _matcher().hits(text, ends):
+    for line, _, _ in _matcher().hits(text, ends, folded):
         flags[line] = True
     return flags
 

@@ -185,20 +185,20 @@ def skills_first(text: str) -> str:
     """Lines naming a skill first, then the other lines, each group in original order; boilerplate dropped."""
     from shared.skills import lines_mentioning_skills  # shared.skills has no heavy imports; local: no cycle
 
-    lines = text.split("\n")
-    boilerplate = _boilerplate_lines(text, lines)
+    lines, folded = text.split("\n"), fold(text)  # one fold for both scans
+    boilerplate = _boilerplate_lines(lines, folded)
     with_skills, without = [], []
-    for index, (line, mentions) in enumerate(zip(lines, lines_mentioning_skills(text))):
+    for index, (line, mentions) in enumerate(zip(lines, lines_mentioning_skills(text, folded))):
         if line.strip() and index not in boilerplate:
             (with_skills if mentions else without).append(line)
     return "\n".join(with_skills + without)
 
 
-def _boilerplate_lines(text: str, lines: list[str]) -> set[int]:
-    """Indices of the lines holding a boilerplate phrase, from one Aho-Corasick scan of the folded text:
-    a phrase never spans a line break, so each line with one holds the start of a match."""
+def _boilerplate_lines(lines: list[str], folded: str) -> set[int]:
+    """Indices of the `lines` holding a boilerplate phrase, from one Aho-Corasick scan of their text folded
+    (`fold`): a phrase never spans a line break, so each line with one holds the start of a match."""
     starts = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
-    found = _boilerplate_automaton().find_matches_as_indexes(fold(text))
+    found = _boilerplate_automaton().find_matches_as_indexes(folded)
     return {bisect.bisect_right(starts, start) - 1 for _, start, _ in found}
 
 
