@@ -5,8 +5,9 @@ disagreements by skill).
 Projection (skill matching) is the costly step, ~1-3 ms per posting, so it runs once per logged
 prediction: the job keeps the projected rows in a cache file keyed by (device_id, uuid) and only
 projects rows it has not seen. The store is read a chunk at a time and each chunk's texts are dropped
-once projected, so a first run over a large store holds one chunk of texts, not all of them. A device in privacy mode "hash" sends no text: its rows are projected
-from the snippet, which names fewer skills (their share is a lower bound).
+once projected, so a first run over a large store holds one chunk of texts, not all of them. A device
+in privacy mode "hash" sends no text: its rows are projected from the snippet, which names fewer
+skills (their share is a lower bound).
 """
 
 from __future__ import annotations

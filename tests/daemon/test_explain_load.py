@@ -1,6 +1,7 @@
 """Explanations under load: their inferences go through the inference workers (at most [model]
-inference_workers model calls at a time, at most MAX_BATCH texts each), at most MAX_CONCURRENT_EXPLAINS run at once, and the daemon's RSS
-stays within its 250 MB budget when eight clients ask for explanations together."""
+inference_workers model calls at a time, at most MAX_BATCH texts each), at most MAX_CONCURRENT_EXPLAINS
+run at once, and the daemon's RSS stays within its 250 MB budget when eight clients ask for
+explanations together."""
 
 from __future__ import annotations
 
