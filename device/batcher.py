@@ -59,9 +59,12 @@ class MicroBatcher:
             threading.Thread(target=self._run, args=(index,), name=f"{name}-{index}", daemon=True)
             for index in range(max(1, workers))
         ]
-        self.workers = len(self._workers)
         for worker in self._workers:
             worker.start()
+
+    @property
+    def workers(self) -> int:
+        return len(self._workers)
 
     def predict(self, text: str, timeout: float | None = 60.0):
         """Block until the prediction for `text` is ready; model errors are re-raised here, and

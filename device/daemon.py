@@ -313,12 +313,11 @@ class Daemon:
     def _predict_on_current_model(self, text: str) -> tuple[Any, MicroBatcher, Any]:
         """(backend, batcher, Prediction) from the model loaded now. A reload swaps the model, then closes
         the old batcher: a request that read the old pair just before the swap is refused by the closed
-        batcher (BatcherClosed) and runs again, tokenized for the new model."""
+        batcher (BatcherClosed) and runs again, tokenized for the new model. Called once a model is loaded
+        (`classify` answers a degraded daemon first); a reload only ever swaps in another model."""
         for _ in range(MODEL_SWAP_RETRIES):
             with self._model_lock:
                 backend, batcher = self.backend, self.batcher
-            if backend is None:
-                raise ModelUnavailable(self.model_error or "no model loaded", self.model_fix or "")
             try:
                 return (
                     backend,
