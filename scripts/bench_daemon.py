@@ -182,67 +182,65 @@ def daemon_round(
         process.wait(timeout=30)
 
 
+def alternating(variants: list, rounds: int) -> list[list]:
+    """Each round's order of the variants: forward, then backward, so drifting load hits them alike."""
+    return [variants if number % 2 == 0 else list(reversed(variants)) for number in range(rounds)]
+
+
+def summary(tables: dict[str, dict], base) -> tuple[dict, dict]:
+    """Per figure (name -> {variant: values}): the medians, and each median's ratio to `base`'s."""
+    median = {
+        name: {v: round(statistics.median(values), 1) for v, values in table.items()} for name, table in tables.items()
+    }
+    ratio = {
+        name: {v: round(m / by_variant[base], 3) for v, m in by_variant.items()} for name, by_variant in median.items()
+    }
+    return median, ratio
+
+
 def compare_workers(bundle: Path, work: Path, postings: list[str], counts: list[int], rounds: int, args) -> dict:
     """The daemon under the same load with each [model] inference_workers count, alternating round by round."""
-    throughput: dict[int, list[float]] = {n: [] for n in counts}
-    p50: dict[int, list[float]] = {n: [] for n in counts}
-    rss: dict[int, list[float]] = {n: [] for n in counts}
-    for round_number in range(rounds):
-        for count in counts if round_number % 2 == 0 else list(reversed(counts)):
+    figures = ("throughput_per_s", "latency_p50_ms", "rss_mb")
+    tables: dict[str, dict[int, list[float]]] = {name: {n: [] for n in counts} for name in figures}
+    for round_number, order in enumerate(alternating(counts, rounds)):
+        for count in order:
             latencies, wall, rss_mb = daemon_round(bundle, work / f"workers-{count}-{round_number}", postings, args,
                                                    workers=count)  # fmt: skip
-            throughput[count].append(round(len(latencies) / wall, 1))
-            p50[count].append(round(statistics.median(latencies), 1))
-            rss[count].append(round(rss_mb, 1))
-    median = {
-        key: {n: round(statistics.median(v), 1) for n, v in table.items()}
-        for key, table in (("throughput_per_s", throughput), ("latency_p50_ms", p50), ("rss_mb", rss))
-    }
-    base = counts[0]
+            tables["throughput_per_s"][count].append(round(len(latencies) / wall, 1))
+            tables["latency_p50_ms"][count].append(round(statistics.median(latencies), 1))
+            tables["rss_mb"][count].append(round(rss_mb, 1))
+    median, ratio = summary(tables, counts[0])
     return {
         "counts": counts,
         "rounds": rounds,
-        "throughput_per_s": throughput,
-        "latency_p50_ms": p50,
-        "rss_mb": rss,
+        **tables,
         "median": median,
-        f"throughput_vs_{base}": {
-            n: round(median["throughput_per_s"][n] / median["throughput_per_s"][base], 3) for n in counts
-        },
+        f"throughput_vs_{counts[0]}": ratio["throughput_per_s"],
     }
 
 
 def compare_synchronous(bundle: Path, work: Path, postings: list[str], modes: list[str], rounds: int, args) -> dict:
     """The daemon under the same load with each [store] synchronous mode, alternating, and raw inserts."""
-    throughput: dict[str, list[float]] = {mode: [] for mode in modes}
-    p95: dict[str, list[float]] = {mode: [] for mode in modes}
-    inserts: dict[str, list[float]] = {mode: [] for mode in modes}
-    for round_number in range(rounds):
-        order = modes if round_number % 2 == 0 else list(reversed(modes))
+    figures = ("throughput_per_s", "latency_p95_ms", "store_inserts_per_s")
+    tables: dict[str, dict[str, list[float]]] = {name: {mode: [] for mode in modes} for name in figures}
+    for round_number, order in enumerate(alternating(modes, rounds)):
         for mode in order:
             latencies, wall, _ = daemon_round(bundle, work / f"{mode}-{round_number}", postings, args, mode)
-            throughput[mode].append(round(len(latencies) / wall, 1))
-            p95[mode].append(round(percentile(latencies, 0.95), 1))
+            tables["throughput_per_s"][mode].append(round(len(latencies) / wall, 1))
+            tables["latency_p95_ms"][mode].append(round(percentile(latencies, 0.95), 1))
         for mode in order:
-            inserts[mode].append(store_inserts_per_s(work / f"inserts-{mode}-{round_number}.db", mode))
-    median = {
-        key: {m: round(statistics.median(v), 1) for m, v in table.items()}
-        for key, table in (("throughput_per_s", throughput), ("latency_p95_ms", p95), ("store_inserts_per_s", inserts))
-    }
+            tables["store_inserts_per_s"][mode].append(
+                store_inserts_per_s(work / f"inserts-{mode}-{round_number}.db", mode)
+            )
     base = modes[-1]
+    median, ratio = summary(tables, base)
     return {
         "modes": modes,
         "rounds": rounds,
-        "throughput_per_s": throughput,
-        "latency_p95_ms": p95,
-        "store_inserts_per_s": inserts,
+        **tables,
         "median": median,
-        f"throughput_vs_{base}": {
-            m: round(median["throughput_per_s"][m] / median["throughput_per_s"][base], 3) for m in modes
-        },
-        f"store_inserts_vs_{base}": {
-            m: round(median["store_inserts_per_s"][m] / median["store_inserts_per_s"][base], 3) for m in modes
-        },
+        f"throughput_vs_{base}": ratio["throughput_per_s"],
+        f"store_inserts_vs_{base}": ratio["store_inserts_per_s"],
     }
 
 
