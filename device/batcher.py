@@ -50,9 +50,6 @@ class MicroBatcher:
         # would ever take it (its caller would wait out its timeout).
         self._state = threading.Lock()
         self._closed = False
-        self.batches = 0
-        self.items = 0
-        self._counts = threading.Lock()
         # Worker index -> monotonic start of its model call in progress (absent: not in a call).
         self._busy_since: dict[int, float] = {}
         self._workers = [
@@ -136,8 +133,5 @@ class MicroBatcher:
                 continue
             finally:
                 self._busy_since.pop(index, None)
-            with self._counts:
-                self.batches += 1
-                self.items += len(batch)
             for (_, future), prediction in zip(batch, predictions):
                 future.set_result(prediction)
