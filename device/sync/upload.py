@@ -320,8 +320,13 @@ class UploadPipeline:
                 records.append(row_to_record(row))
             except (KeyError, TypeError, ValueError) as exc:
                 self._mark_invalid(row.get("uuid"), exc)
+        if not records:
+            return []
+        # The skew summary is taken once per batch to send (taking it marks it sent), so it rides on the
+        # batch whether it goes whole, split for size, or again without a row that breaks the contract.
+        skew = self.skew_summary() if self.skew_summary is not None else None
         try:
-            return self._encode_batches(records) if records else []
+            return self._split_to_fit(records, skew)
         except ContractError:
             pass
         # Some row breaks the contract: find it, so one bad row never blocks the queue. It stays in
@@ -333,17 +338,12 @@ class UploadPipeline:
                 valid.append(record)
             except ContractError as exc:
                 self._mark_invalid(record["uuid"], exc)
-        return self._encode_batches(valid) if valid else []
+        return self._split_to_fit(valid, skew) if valid else []
 
     def _mark_invalid(self, row_uuid, exc: Exception) -> None:
         log.warning("not uploading prediction %s: %s", row_uuid, exc)
         self._invalid_uuids.add(row_uuid)
         self.counters.invalid_rows += 1
-
-    def _encode_batches(self, records: list[dict]) -> list[tuple[str, list[str], bytes, int]]:
-        # The skew summary is taken once per batch to send and rides on its first part if it must be split.
-        skew = self.skew_summary() if self.skew_summary is not None else None
-        return self._split_to_fit(records, skew)
 
     def _split_to_fit(self, records: list[dict], skew: dict | None) -> list[tuple[str, list[str], bytes, int]]:
         dropped = self.drops.take()

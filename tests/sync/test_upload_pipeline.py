@@ -193,3 +193,19 @@ def test_a_row_that_breaks_the_contract_is_skipped_not_blocking(store, transport
         pipeline.confirm(batch["batch_id"])
     assert [r["uuid"] for r in store.unsynced()] == [bad]  # kept on the device for inspection
     assert pipeline.step() == 0 and pipeline.counters.invalid_rows == 1
+
+
+def test_the_skew_summary_rides_on_the_batch_a_contract_breaking_row_was_dropped_from(store, transport, clock):
+    """The summary is taken once per batch to send (taking it marks it sent): a batch sent again without
+    a row that breaks the contract still carries it."""
+    from tests.monitoring.test_field import SKEW
+
+    good = fill_store(store.path, 3)
+    store.insert({**prediction_record(99), "model_version": "v" * 200})  # over the contract's 64
+    summaries = [SKEW]
+    pipeline = pipeline_for(store, transport, clock)
+    pipeline.skew_summary = lambda: summaries.pop() if summaries else None  # consumed when taken
+
+    assert pipeline.step() == 3
+    (batch,) = transport.sent
+    assert transport.uuids(batch) == good and batch["skew"] == SKEW
