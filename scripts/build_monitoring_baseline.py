@@ -13,7 +13,6 @@ CSV, the skills table, the taxonomy or the split change (a test fails while the 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -25,7 +24,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from cloud.data.prepare import run_label, run_prepare  # noqa: E402
 from cloud.monitoring.baseline import baseline_table  # noqa: E402
 from cloud.params import load_params  # noqa: E402
-from shared.files import atomic_write_json  # noqa: E402
+from shared.files import atomic_write_json, sha256_file  # noqa: E402
 from shared.monitoring.drift import Profile  # noqa: E402
 
 DEFAULT_CSV = REPO_ROOT / "data" / "raw" / "jobs_2025_kaggle.csv"
@@ -46,7 +45,7 @@ def build_profile(csv_path: Path, params_path: Path = REPO_ROOT / "params.yaml")
     return {
         "description": "Profile of the 2025 training split for monitoring (counts per feature). Generated, do not edit.",
         "generated_by": "python scripts/build_monitoring_baseline.py",
-        "source_sha256": hashlib.sha256(csv_path.read_bytes()).hexdigest(),
+        "source_sha256": sha256_file(csv_path),
         "name": "2025 train",
         "profile": profile.to_json(),
     }

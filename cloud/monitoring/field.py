@@ -82,10 +82,9 @@ class ProjectionCache:
         self.received_through: str | None = None  # every row received before this is projected
         if self.path and self.path.is_file():
             try:
-                self.table = FeatureTable.load(self.path)
-                with np.load(self.path, allow_pickle=False) as data:
-                    self.keys = data["keys"].tolist()
-                    self.received_through = str(data["received_through"]) or None
+                self.table, extra = FeatureTable.load(self.path, extra=("keys", "received_through"))
+                self.keys = extra["keys"].tolist()
+                self.received_through = str(extra["received_through"]) or None
             except (OSError, ValueError, KeyError):
                 self.keys, self.table = [], FeatureTable.empty()  # stale or unreadable: project again
         # Fixed for this run: the store sends texts only for rows received from here on.
@@ -125,12 +124,8 @@ class ProjectionCache:
         import io
 
         buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer,
-            skill_names=np.asarray(SKILL_NAMES),
-            keys=np.asarray(self.keys, dtype=str),
-            received_through=np.asarray(self.received_through or ""),
-            **self.table.__dict__,
+        self.table.save(
+            buffer, keys=np.asarray(self.keys, dtype=str), received_through=np.asarray(self.received_through or "")
         )
         atomic_write_bytes(self.path, buffer.getvalue())
 

@@ -41,7 +41,7 @@ from cloud.monitoring.windows import class_counts, comparison
 from cloud.params import load_params
 from shared.errors import UserError
 from shared.files import atomic_write_jsonl
-from shared.monitoring.features import FeatureTable, project
+from shared.monitoring.features import FeatureTable, iso_week_label, project
 from shared.monitoring.trends import skill_movement
 
 STREAM_DIR = "remote_apis_2026_EGG-ZERO_da-job-radar"
@@ -57,10 +57,9 @@ def default_stream() -> Path:
 
 def iso_week(day: str) -> str | None:
     try:
-        year, week, _ = date.fromisoformat(str(day)[:10]).isocalendar()
+        return iso_week_label(date.fromisoformat(str(day)[:10]))
     except ValueError:
         return None
-    return f"{year}-W{week:02d}"
 
 
 def weekly_drops(stream_file: Path, drops_dir: Path) -> dict[str, Path]:
@@ -151,7 +150,7 @@ def prepare(
     classifier = load_classifier(model_a)
     config = train_b.fine_tune_config(params, str(model_a / "hf"), recorded_config(model_a, A_CONFIG_HINT), threads)
     cache = new_prefix_cache(config)
-    val, test = read_split(splits / "val.csv"), read_split(splits / "test.csv")
+    val, test, train = (read_split(splits / f"{name}.csv") for name in ("val", "test", "train"))
     stream = load_stream(eval_normalized, params, " on the 2026 stream that holds the evaluation split")
     if len(set(stream.eval_labels)) < 2:
         raise UserError(f"{eval_normalized}: the 2026 evaluation split has fewer than two classes")
@@ -165,8 +164,8 @@ def prepare(
         config=config,
         pseudo=pseudo_label_settings(params),
         scorer=scorer,
-        baseline=baseline_table(splits),
-        train=replay_sample(*read_split(splits / "train.csv"), train_b.replay_2025, train_b.seed),
+        baseline=baseline_table(splits, train),
+        train=replay_sample(*train, train_b.replay_2025, train_b.seed),
         val=val,
         test=test,
         eval_2026=([p.description for p in stream.evaluation], stream.eval_labels),

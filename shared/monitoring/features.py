@@ -99,7 +99,7 @@ class FeatureTable:
         """ISO week label per row ("2026-W27"); one Python call per distinct day, not per row."""
         days = self.timestamp.astype("datetime64[D]")
         unique, inverse = np.unique(days, return_inverse=True)
-        labels = [_iso_week(day.astype(datetime)) for day in unique]
+        labels = [iso_week_label(day.astype(datetime)) for day in unique]
         return np.asarray(labels, dtype="U8")[inverse] if len(unique) else np.zeros(0, dtype="U8")
 
     @staticmethod
@@ -109,19 +109,22 @@ class FeatureTable:
             *(np.concatenate([getattr(t, name) for t in tables]) for name in FeatureTable.__dataclass_fields__)
         )
 
-    def save(self, path: str | Path) -> None:
-        """One .npz (the projection cache); written by the caller's atomic writer of choice."""
-        np.savez_compressed(path, skill_names=np.asarray(SKILL_NAMES), **self.__dict__)
+    def save(self, file, **extra: np.ndarray) -> None:
+        """One .npz (the projection cache) to a path or file object, with the caller's `extra` arrays beside
+        the columns; written by the caller's atomic writer of choice."""
+        np.savez_compressed(file, skill_names=np.asarray(SKILL_NAMES), **extra, **self.__dict__)
 
     @classmethod
-    def load(cls, path: str | Path) -> FeatureTable:
+    def load(cls, path: str | Path, extra: Sequence[str] = ()) -> tuple[FeatureTable, dict[str, np.ndarray]]:
+        """The table `save` wrote, and the `extra` arrays named (KeyError when one is missing)."""
         with np.load(path, allow_pickle=False) as data:
             if tuple(data["skill_names"].tolist()) != SKILL_NAMES:
                 raise ValueError(f"{path}: projected with another skills table; project again")
-            return cls(*(data[name] for name in cls.__dataclass_fields__))
+            return cls(*(data[name] for name in cls.__dataclass_fields__)), {name: data[name] for name in extra}
 
 
-def _iso_week(day) -> str:
+def iso_week_label(day) -> str:
+    """A date's (or datetime's) ISO week, as "2026-W27"."""
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
 
