@@ -33,7 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 from shared.labels import LABEL_NAMES
-from shared.monitoring.trends import TRENDS_IN_BUNDLE
+from shared.monitoring.trends import TRENDS_IN_BUNDLE, TrendsError, check_trends
 from shared.skills import SKILLS_BY_NAME, SkillMatch, canonical_skill, find_skills
 
 log = logging.getLogger(__name__)
@@ -156,8 +156,6 @@ class DemandTable:
 def _read_trends(path: Path) -> dict | None:
     """A trends file checked (shared.monitoring.trends): unknown skills and bad shares are dropped and
     logged; an unreadable file gives None, so advice falls back to the baseline, loudly."""
-    from shared.monitoring.trends import TrendsError, check_trends
-
     try:
         trends, problems = check_trends(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TrendsError) as exc:

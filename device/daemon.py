@@ -115,7 +115,7 @@ class Daemon:
         self.model_fix: str | None = None
         self.store: PredictionStore | None = None
         self.store_error: str | None = None
-        self.demand = DemandTable.load(config.profile.trends_file, self.bundle_dir)
+        self.demand: DemandTable | None = None  # loaded with the model (a bundle may bring trends)
         self.status_providers: dict[str, Callable[[], dict]] = {"sync": self._sync_state}
         self.shadow = None  # device.shadow.ShadowRunner when [model] shadow is set
         self.skew = None  # device.monitoring.SkewMonitor once the store is open
@@ -124,6 +124,8 @@ class Daemon:
         self._explain_slots = threading.BoundedSemaphore(MAX_CONCURRENT_EXPLAINS)
         if load_model:
             self.load_model(self.bundle_dir)
+        if self.demand is None:  # no model loaded: the trends file and the shipped 2025 baseline
+            self.demand = DemandTable.load(config.profile.trends_file, self.bundle_dir)
         if open_store:
             self._open_store()
         if load_model and self.store is not None and config.model.shadow is not None:

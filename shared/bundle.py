@@ -44,9 +44,13 @@ def read_manifest(bundle_dir: str | Path) -> dict[str, Any]:
     """Parse `manifest.json` and check it has the keys every consumer relies on (no hashing)."""
     bundle_dir = Path(bundle_dir)
     manifest_path = bundle_dir / MANIFEST_FILE
-    if not bundle_dir.is_dir():
+    try:
+        is_dir, has_manifest = bundle_dir.is_dir(), manifest_path.is_file()
+    except (OSError, ValueError) as exc:  # a path the OS refuses outright: too long, a NUL byte
+        raise BundleError(f"cannot read bundle {bundle_dir}: {exc}") from None
+    if not is_dir:
         raise BundleError(f"model bundle not found: {bundle_dir} is not a directory")
-    if not manifest_path.is_file():
+    if not has_manifest:
         raise BundleError(f"model bundle {bundle_dir} has no {MANIFEST_FILE}")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))

@@ -116,7 +116,6 @@ class ModelAScorer:
 class Replay:
     """Everything fixed for the whole replay (read and computed once)."""
 
-    params: dict
     settings: MonitoringSettings
     train_b: object  # TrainBSettings
     config: object  # FineTuneConfig
@@ -158,7 +157,6 @@ def prepare(
     click.echo(f"replay-weeks: calibrating Model A on {len(val[0])} 2025 validation postings", err=True)
     scorer.calibration = calibrate(scorer.logits(val[0]), np.asarray(val[1]))
     return Replay(
-        params=params,
         settings=settings,
         train_b=train_b,
         config=config,
