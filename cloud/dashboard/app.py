@@ -8,6 +8,7 @@ pages are rendered from, so a test can check every number shown against it.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from flask import Flask, abort, jsonify, render_template
@@ -62,19 +63,23 @@ def create_app(monitoring_json: Path, store_url: str | None = None, omit_text: b
     app = Flask(__name__)
     source = DocumentSource(monitoring_json)
 
+    opened: list = []  # the collector's store, opened on first use and kept (a pool, for PostgreSQL)
+    opening = threading.Lock()
+
     def live_count() -> int | None:
         if store_url is None:
             return None
         from cloud.collector.storage import open_storage
 
-        storage = open_storage(store_url, collector="dashboard")
-        try:
-            storage.open()
-            return storage.prediction_count()
-        except Exception:  # the store being down must not take the page down
+        try:  # the store being down must not take the page down; opening is tried again next time
+            with opening:
+                if not opened:
+                    storage = open_storage(store_url, collector="dashboard")
+                    storage.open()
+                    opened.append(storage)
+            return opened[0].prediction_count()
+        except Exception:
             return None
-        finally:
-            storage.close()
 
     def render(page: str, **context):
         document = source.get()
@@ -120,9 +125,11 @@ def create_app(monitoring_json: Path, store_url: str | None = None, omit_text: b
     @app.get("/hypotheses")
     def hypotheses():
         found = study.hypotheses(source.get())
-        for kind in ("a_wrong_b_right", "b_wrong_a_right"):
-            for row in found[kind]:
-                row["excerpt"] = None if omit_text else highlighted_excerpt(row["text"], row["rising_skills"])
+        for kind in ("a_wrong_b_right", "b_wrong_a_right"):  # copies: the cached document stays as read
+            found[kind] = [
+                {**row, "excerpt": None if omit_text else highlighted_excerpt(row["text"], row["rising_skills"])}
+                for row in found[kind]
+            ]
         return render("hypotheses", found=found, omit_text=omit_text)
 
     @app.get("/field")
