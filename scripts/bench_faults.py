@@ -25,6 +25,7 @@ Parts (all on loopback; the device model is the shipped Model A bundle, device/e
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -126,11 +127,17 @@ def run_http_fuzz(work: Path, bundle: Path, count: int) -> dict:
 # --- collector_poison --------------------------------------------------------------------------------
 
 
-def run_collector_poison(work: Path, good: int, poison: int) -> dict:
+@functools.cache
+def bench_fleet():
+    """scripts/bench_fleet.py as a module: its poison run and its wait are reused here."""
     spec = importlib.util.spec_from_file_location("bench_fleet", REPO_ROOT / "scripts" / "bench_fleet.py")
-    bench_fleet = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_fleet)
-    return bench_fleet.run_poison_mix(str(work / "poison.sqlite"), work / "poison", good=good, poison=poison)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_collector_poison(work: Path, good: int, poison: int) -> dict:
+    return bench_fleet().run_poison_mix(str(work / "poison.sqlite"), work / "poison", good=good, poison=poison)
 
 
 # --- collector_outage --------------------------------------------------------------------------------
@@ -183,7 +190,9 @@ def run_collector_outage(work: Path, rows: int, outage_s: float) -> dict:
         outage_published = agent.counters.published_rows
         collector.start()
         began = time.monotonic()
-        drained = wait(lambda: unsynced_rows(device_db) == 0, 900, "every row acknowledged after the outage")
+        drained = bench_fleet().wait_until(
+            lambda: unsynced_rows(device_db) == 0, 900, "every row acknowledged after the outage"
+        )
         agent.stop()
         collector.stop()
         dropped_by_broker = broker.log_path.read_text(errors="replace").count("Outgoing messages are being dropped")
@@ -211,15 +220,6 @@ def unsynced_rows(path: Path) -> int:
 
     with PredictionStore(path) as store:
         return store.count_unsynced()
-
-
-def wait(condition, timeout: float, what: str) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return time.monotonic()
-        time.sleep(0.2)
-    raise SystemExit(f"bench_faults: timed out after {timeout:.0f}s waiting for {what}")
 
 
 # --- ota_kill ------------------------------------------------------------------------------------------
