@@ -250,7 +250,8 @@ class SyncAgent:
     # --- state for the status page -----------------------------------------------------------------------
 
     def state(self) -> dict:
-        active = self.ota.slots.describe(self.ota.slots.active()) if self.ota else None
+        ota = self.ota.status() if self.ota else None
+        active = ota["active"] if ota else None
         return {
             "running": not self._stop.is_set(),
             "device_id": self.settings.device_id,
@@ -267,7 +268,7 @@ class SyncAgent:
             "last_ack_at": self.counters.last_ack_at,
             "upload": self.upload_health.as_dict(self._upload_thread),
             "active_model_version": active["version"] if active else None,
-            "ota": self.ota.status() if self.ota else None,
+            "ota": ota,
             "updated_at": now_iso(),
         }
 
