@@ -125,27 +125,25 @@ class PredictionStore:
         """One transaction for the group. A row that cannot be bound fails alone; a database error
         (full disk, I/O error, lock timeout) fails the whole group, which is rolled back."""
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            for item in group:
-                try:
-                    inserted = self._conn.execute(_insert_sql(tuple(item.row)), list(item.row.values())).rowcount
-                except UnicodeEncodeError as exc:  # text SQLite cannot hold (a lone surrogate)
-                    item.fail(StoreWriteError(f"could not store prediction {item.row['uuid']}: {exc}"))
-                    continue
-                if not inserted:
-                    stored = self._conn.execute(f"SELECT text_sha256 FROM {TABLE} WHERE uuid = ?", [item.row["uuid"]])
-                    existing = stored.fetchone()
-                    if existing is not None and existing[0] != item.row["text_sha256"]:
-                        item.fail(
-                            IdConflict(f"id {item.row['uuid']} was already used for a different text; use a new id")
-                        )
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            with self._write_transaction() as conn:
+                for item in group:
+                    try:
+                        inserted = conn.execute(_insert_sql(tuple(item.row)), list(item.row.values())).rowcount
+                    except UnicodeEncodeError as exc:  # text SQLite cannot hold (a lone surrogate)
+                        item.fail(StoreWriteError(f"could not store prediction {item.row['uuid']}: {exc}"))
+                        continue
+                    if not inserted:
+                        stored = conn.execute(f"SELECT text_sha256 FROM {TABLE} WHERE uuid = ?", [item.row["uuid"]])
+                        existing = stored.fetchone()
+                        if existing is not None and existing[0] != item.row["text_sha256"]:
+                            item.fail(
+                                IdConflict(f"id {item.row['uuid']} was already used for a different text; use a new id")
+                            )
+        except StoreWriteError as exc:  # BEGIN, a statement or COMMIT failed: rolled back, the whole group fails
+            cause = exc.__cause__ or exc
             for item in group:
                 if item.error is None:
-                    item.fail(StoreWriteError(f"could not store prediction {item.row['uuid']} in {self.path}: {exc}"))
+                    item.fail(StoreWriteError(f"could not store prediction {item.row['uuid']} in {self.path}: {cause}"))
         for item in group:
             item.done = True
 
@@ -365,12 +363,16 @@ class _ImmediateTransaction:
                 try:
                     self.conn.execute("COMMIT")
                 except sqlite3.Error as commit_error:
-                    self.conn.execute("ROLLBACK")
+                    self._rollback()
                     raise StoreWriteError(f"could not write to {self.path}: {commit_error}") from commit_error
             else:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 if isinstance(exc, sqlite3.Error):
                     raise StoreWriteError(f"could not write to {self.path}: {exc}") from exc
         finally:
             self.lock.release()
         return False
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:  # SQLite may have rolled back already (a full disk, an I/O error)
+            self.conn.execute("ROLLBACK")
