@@ -17,6 +17,7 @@ and the offline tests (tests/monitoring/test_vertex.py) have exercised it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -249,10 +250,13 @@ def serving_rows(store_url: str | None, limit: int | None) -> list[dict]:
 
     storage = open_storage(store_url, collector="vertex-export")
     storage.open()
-    try:
-        rows = storage.logged_predictions()
+    cache, tables = ProjectionCache(None), []
+    try:  # a chunk at a time, as the monitoring job reads it; a sample stops at its limit
+        with contextlib.closing(storage.logged_prediction_chunks(size=limit or None)) as chunks:
+            for rows in chunks:
+                tables.append(cache.features(LoggedPredictions.from_rows(rows))[0])
+                if limit:
+                    break  # closing the read ends its statement (or returns its pooled connection)
     finally:
         storage.close()
-    logged = LoggedPredictions.from_rows(rows[:limit] if limit else rows)
-    table, _ = ProjectionCache(None).features(logged)
-    return vertex_rows(table)
+    return vertex_rows(FeatureTable.concat(tables))

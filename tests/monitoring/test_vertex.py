@@ -107,3 +107,20 @@ def _splits(tmp_path):
         writer.writerow(["id", "title", "text", "label"])
         writer.writerows([(1, "Data Scientist", "Python, SQL and statistics", 1), (2, "Engineer", "Java and AWS", 0)])
     return splits
+
+
+def test_serving_rows_read_the_store_a_chunk_at_a_time_and_a_sample_stops_at_its_limit(store_url, kaggle_csv):
+    from cloud.collector.collector import Collector
+    from cloud.collector.storage import open_storage
+    from cloud.monitoring.vertex import serving_rows
+    from shared.mqtt.client import BrokerSettings
+    from tests.monitoring.fleet_traffic import batches, postings
+
+    storage = open_storage(store_url, collector="test")
+    storage.open()
+    collector = Collector(storage, BrokerSettings(host="127.0.0.1", port=1))
+    assert {collector.handle(topic, payload) for topic, payload in batches(postings(kaggle_csv, 60))} == {"stored"}
+    storage.close()
+    assert len(serving_rows(store_url, 2)) == 2
+    everything = serving_rows(store_url, None)
+    assert len(everything) == 60 and everything[:2] == serving_rows(store_url, 2)
