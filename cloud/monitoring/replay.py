@@ -37,7 +37,7 @@ from cloud.cli_options import model_a_option, params_option, splits_option
 from cloud.monitoring.baseline import BASELINE_NAME, baseline_table
 from cloud.monitoring.cost import CostMeter
 from cloud.monitoring.settings import MonitoringSettings
-from cloud.monitoring.windows import class_counts, comparison
+from cloud.monitoring.windows import class_counts, window_figures
 from cloud.params import load_params
 from shared.errors import UserError
 from shared.files import atomic_write_jsonl
@@ -257,12 +257,7 @@ def run_week(replay: Replay, week: str, drops: list[Path], work: Path, previous:
             source=[p.source for p in arrived],
             timestamp=[p.extra.get("first_seen") for p in arrived],
         )
-        monitoring = {
-            "class_counts": class_counts(table),
-            "skew": comparison(replay.baseline, table, replay.settings),
-            "drift": None if previous is None else comparison(previous, table, replay.settings),
-            "movement": skill_movement(replay.baseline, table, replay.settings.min_count, replay.settings.top_skills),
-        }
+        monitoring = window_figures(replay.baseline, previous, table, replay.settings)
     entry = {
         "week": week,
         "arrived": sum(1 for p in result.postings if week_of(p) == week),

@@ -29,14 +29,20 @@ def window_reports(
     for group in sorted(set(groups.tolist())):
         window = table.select(groups == group)
         reports.append(
-            {
-                "window": str(group),
-                "documents": len(window),
-                "class_counts": class_counts(window),
-                "skew": comparison(baseline, window, settings),
-                "drift": None if previous is None else comparison(previous, window, settings),
-                "movement": skill_movement(baseline, window, settings.min_count, settings.top_skills),
-            }
+            {"window": str(group), "documents": len(window), **window_figures(baseline, previous, window, settings)}
         )
         previous = window
     return reports
+
+
+def window_figures(
+    baseline: FeatureTable, previous: FeatureTable | None, window: FeatureTable, settings: MonitoringSettings
+) -> dict:
+    """One window's monitoring: its classes, skew against the baseline, drift against the previous window
+    (None for the first), and the skills rising / falling against the baseline."""
+    return {
+        "class_counts": class_counts(window),
+        "skew": comparison(baseline, window, settings),
+        "drift": None if previous is None else comparison(previous, window, settings),
+        "movement": skill_movement(baseline, window, settings.min_count, settings.top_skills),
+    }
