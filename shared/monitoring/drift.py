@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from shared.monitoring.features import (
+    CATEGORY_MATRIX,
     CLASS_FEATURE,
     NUMERIC_FEATURES,
     FeatureTable,
     categorical_features,
 )
-from shared.skills import CATEGORIES, SKILLS
 
 VERTEX_DEFAULT_THRESHOLD = 0.3
 PSI_FLOOR = 1e-4
@@ -228,12 +228,9 @@ def compare(
     return compare_profiles(ref_profile, Profile.of(window, edges_from=ref_profile), thresholds)
 
 
-_CATEGORY_MATRIX = np.array([[s.category == c for c in CATEGORIES] for s in SKILLS], dtype=bool)
-
-
 def _flag_columns(table: FeatureTable) -> np.ndarray:
     """int8 (n, skills + categories): the 0/1 flags in `categorical_features()` order."""
-    categories = (table.skills.astype(np.int32) @ _CATEGORY_MATRIX.astype(np.int32)) > 0
+    categories = (table.skills.astype(np.int32) @ CATEGORY_MATRIX.astype(np.int32)) > 0
     return np.concatenate([table.skills, categories], axis=1).astype(np.int8)
 
 

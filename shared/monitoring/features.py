@@ -29,9 +29,9 @@ from shared.skills import CATEGORIES, SKILLS, skill_names
 
 SKILL_NAMES: tuple[str, ...] = tuple(skill.name for skill in SKILLS)
 SKILL_INDEX = {name: i for i, name in enumerate(SKILL_NAMES)}
-_CATEGORY_MASKS = {
-    category: np.array([skill.category == category for skill in SKILLS], dtype=bool) for category in CATEGORIES
-}
+# bool (skills, categories): which category each skill is in, in SKILLS and CATEGORIES order.
+CATEGORY_MATRIX = np.array([[skill.category == category for category in CATEGORIES] for skill in SKILLS], dtype=bool)
+_CATEGORY_COLUMN = {category: i for i, category in enumerate(CATEGORIES)}
 NUMERIC_FEATURES = ("confidence", "text_length")
 CLASS_FEATURE = "predicted_class"
 
@@ -75,8 +75,8 @@ class FeatureTable:
         kind, _, name = feature.partition(":")
         if kind == "skill" and name in SKILL_INDEX:
             return self.skills[:, SKILL_INDEX[name]].astype(np.int64)
-        if kind == "category" and name in _CATEGORY_MASKS:
-            return self.skills[:, _CATEGORY_MASKS[name]].any(axis=1).astype(np.int64)
+        if kind == "category" and name in _CATEGORY_COLUMN:
+            return self.skills[:, CATEGORY_MATRIX[:, _CATEGORY_COLUMN[name]]].any(axis=1).astype(np.int64)
         raise KeyError(f"unknown categorical feature {feature!r}")
 
     def numeric(self, feature: str) -> np.ndarray:
