@@ -11,7 +11,6 @@ POST /api/v1/admin/rollback                            (same token) swap back to
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -24,6 +23,7 @@ from device.daemon import Busy, ModelUnavailable
 from device.store import IdConflict, StoreWriteError
 from device.web.context import config, daemon
 from device.web.errors import ApiError
+from device.web.security import bearer_matches
 from shared.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -160,10 +160,7 @@ def _require_admin() -> None:
     token = config().admin.token
     if not token:
         raise ApiError(403, "admin endpoints are disabled: set [admin] token in the config")
-    header = request.headers.get("Authorization", "")
-    scheme, _, presented = header.partition(" ")
-    # Constant-time comparison: response timing must not reveal how much of a guess was right.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+    if not bearer_matches([token]):
         log.warning("admin.denied", extra={"fields": {"path": request.path, "remote": request.remote_addr}})
         raise ApiError(401, "missing or wrong admin token (Authorization: Bearer <token>)")
 

@@ -103,8 +103,7 @@ def _is_ip_literal(host: str) -> bool:
 
 def check_read_token(tokens: list[str]):
     """None when the request carries a read token; a redirect that trades ?token= for a cookie; else 401."""
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and _matches(presented.strip(), tokens):
+    if bearer_matches(tokens):
         return None
     if _matches(request.cookies.get(READ_COOKIE, ""), tokens):
         return None
@@ -136,6 +135,13 @@ def _same_origin(origin: str | None) -> bool:
 
 def _sign(secret: bytes, nonce: str) -> str:
     return hmac.new(secret, nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def bearer_matches(tokens: list[str]) -> bool:
+    """Whether the request's `Authorization: Bearer <token>` is one of `tokens` (compared in constant time:
+    response timing must not reveal how much of a guess was right)."""
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and _matches(presented.strip(), tokens)
 
 
 def _matches(presented: str, tokens: list[str]) -> bool:
