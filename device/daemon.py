@@ -182,9 +182,7 @@ class Daemon:
 
     def _open_store(self) -> None:
         try:
-            self.store = PredictionStore(
-                self.config.store.path, privacy=self.config.store.privacy, synchronous=self.config.store.synchronous
-            )
+            self.store = PredictionStore.from_config(self.config.store)
             log.info(
                 "store.opened",
                 extra={"fields": {"path": str(self.store.path), "schema_version": self.store.schema_version}},

@@ -147,9 +147,7 @@ class PredictionRecorder:
         try:
             from device.store import PredictionStore
 
-            self.store = PredictionStore(
-                config.store.path, privacy=config.store.privacy, synchronous=config.store.synchronous
-            )
+            self.store = PredictionStore.from_config(config.store)
         except Exception as exc:  # noqa: BLE001 -- any store failure must not cost the prediction
             problems.report(f"predictions not stored: cannot open {config.store.path}: {exc}", kind="Note")
 

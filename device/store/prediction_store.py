@@ -96,6 +96,11 @@ class PredictionStore:
         self._queue: list[_PendingInsert] = []  # inserts waiting for the next group commit
         self._queue_lock = threading.Lock()
 
+    @classmethod
+    def from_config(cls, store: Any) -> PredictionStore:
+        """The store a `[store]` config section (device.config.StoreConfig) describes."""
+        return cls(store.path, privacy=store.privacy, synchronous=store.synchronous)
+
     # --- writing -----------------------------------------------------------------------------
     def insert(self, record: dict[str, Any]) -> str:
         """Store one prediction, committed before it returns. Returns its uuid. A uuid stored before with

@@ -38,9 +38,7 @@ def sync(config_path: Path | None, duration: float, verbose: bool) -> None:
     settings = SyncSettings.from_config(config)
     agent = SyncAgent(
         settings,
-        store_factory=lambda: PredictionStore(
-            config.store.path, privacy=config.store.privacy, synchronous=config.store.synchronous
-        ),
+        store_factory=lambda: PredictionStore.from_config(config.store),
         close_store=True,
     )
     stop = threading.Event()
