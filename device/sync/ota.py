@@ -284,7 +284,7 @@ class OtaUpdater:
             )
             self._unsubscribe_requested()
             self._download.discard()
-        self._discard_stale_partials(keep=manifest["sha256"])
+        self._discard_partials(lambda name: not name.startswith(manifest["sha256"]))  # other releases' partials
         self._download = download = ChunkedDownload(self.models_dir / DOWNLOADS, manifest)
         self._requested.clear()
         self._bad_copies.clear()
@@ -326,21 +326,19 @@ class OtaUpdater:
             self.transport.unsubscribe([f"{prefix}/{i}" for i in sorted(self._requested)])
         self._requested.clear()
 
-    def _discard_stale_partials(self, keep: str) -> None:
+    def _discard_partials(self, discard: Callable[[str], bool]) -> None:
+        """Delete the partial downloads whose file name `discard` picks."""
         downloads = self.models_dir / DOWNLOADS
         if downloads.is_dir():
             for path in downloads.iterdir():
-                if not path.name.startswith(keep):
+                if discard(path.name):
                     path.unlink(missing_ok=True)
 
     def _discard_installed_partials(self) -> None:
         """A kill between confirming a release and deleting its download leaves the file behind."""
         accepted = self.state.get("accepted_sha256")
-        downloads = self.models_dir / DOWNLOADS
-        if accepted and downloads.is_dir():
-            for path in downloads.iterdir():
-                if path.name.startswith(accepted):
-                    path.unlink(missing_ok=True)
+        if accepted:
+            self._discard_partials(lambda name: name.startswith(accepted))
 
     def _fail_download(self, exc: TransferRejected) -> None:
         download, self._download = self._download, None
