@@ -59,6 +59,29 @@ class DocumentSource:
         return self._document
 
 
+def page_context(page: str, document: dict, monitoring_json: Path) -> dict:
+    """What every page's template reads: the page list, the document, where it came from."""
+    return {
+        "page": page,
+        "pages": PAGES,
+        "document": document,
+        "missing": not document,
+        "path": str(monitoring_json),
+        "labels": LABEL_NAMES,
+    }
+
+
+def overview_context(document: dict) -> dict:
+    """The overview page's own figures (the served page and `report`'s static copy)."""
+    rows = study.week_rows(document)
+    return {
+        "rows": rows,
+        "headline": study.headline_accuracy(document),
+        "accuracy_chart": accuracy_by_week_chart(rows) if rows else None,
+        "movement": study.movement(document),
+    }
+
+
 def create_app(monitoring_json: Path, store_url: str | None = None, omit_text: bool = False) -> Flask:
     app = Flask(__name__)
     source = DocumentSource(monitoring_json)
@@ -82,30 +105,11 @@ def create_app(monitoring_json: Path, store_url: str | None = None, omit_text: b
             return None
 
     def render(page: str, **context):
-        document = source.get()
-        return render_template(
-            f"{page}.html",
-            page=page,
-            pages=PAGES,
-            document=document,
-            missing=not document,
-            path=str(monitoring_json),
-            labels=LABEL_NAMES,
-            **context,
-        )
+        return render_template(f"{page}.html", **page_context(page, source.get(), monitoring_json), **context)
 
     @app.get("/")
     def overview():
-        document = source.get()
-        rows = study.week_rows(document)
-        return render(
-            "overview",
-            rows=rows,
-            headline=study.headline_accuracy(document),
-            accuracy_chart=accuracy_by_week_chart(rows) if rows else None,
-            movement=study.movement(document),
-            live_predictions=live_count(),
-        )
+        return render("overview", **overview_context(source.get()), live_predictions=live_count())
 
     @app.get("/skew")
     def skew():

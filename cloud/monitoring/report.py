@@ -121,21 +121,13 @@ def render_html(document: dict, monitoring_json: Path) -> str:
     with app.test_request_context("/"):
         from flask import render_template
 
-        from cloud.dashboard.app import PAGES, accuracy_by_week_chart
+        from cloud.dashboard.app import overview_context, page_context
 
-        rows = study.week_rows(document)
         return render_template(
             "overview.html",
-            page="overview",
-            pages=PAGES,
-            document=document,
-            missing=not document,
-            path=str(monitoring_json),
+            **page_context("overview", document, monitoring_json),
+            **overview_context(document),
             inline_css=css,
-            rows=rows,
-            headline=study.headline_accuracy(document),
-            accuracy_chart=accuracy_by_week_chart(rows) if rows else None,
-            movement=study.movement(document),
             live_predictions=None,
         )
 
